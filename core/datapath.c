@@ -1,0 +1,890 @@
+/* remap: the data path: reads, writes, zero, trim, flush, and every way a
+ * unit moves to the spare.
+ *
+ * A request is split at unit boundaries and walked in windows of up to
+ * WINDOW units: the window's mappings are looked up under one shared hold
+ * of tab_lock, then consecutive units with the same destination are merged
+ * into one backend call (a 1 MiB read of a healthy region is one pread).
+ * When the table is empty (nindexed == 0) the whole request goes to the
+ * origin with no lookup at all.
+ *
+ *   request   |----|=========|=========|=========|--|
+ *   units       u0     u1        u2        u3     u4
+ *   mapping   origin origin    SPARE     origin  origin
+ *   calls     [ origin pread u0..u1 ][spare s][ origin pread u3..u4 ]
+ *
+ * Error policy (SPEC 3.2-3.5).  A failed origin call is retried unit by
+ * unit so that only the units that really fail are acted on.  A unit that
+ * fails a write moves to the spare (relocate), and the caller sees success.
+ * A unit that fails every read attempt becomes pending and the caller gets
+ * -EIO.  relocate() builds the whole unit in memory (the caller's bytes, the
+ * rest read from where the unit lived, granules that cannot be read marked
+ * lost), writes it to a fresh spare unit, flushes the spare, commits the
+ * mapping, and only then returns: nothing is acknowledged before it is
+ * durable, and no mapping ever points at data that was not written.
+ *
+ * Locks: see engine.h.  Every function here that ends in _locked expects the
+ * unit's stripe held exclusive (shared for the read path's pending marks).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+#define WINDOW 64u
+#define RELOCATE_ATTEMPTS 8
+
+static const uint8_t zeros[REMAP_MAX_UNIT];
+
+enum source { SRC_ORIGIN, SRC_SPARE, SRC_NONE };
+
+/* ---- locking --------------------------------------------------------- */
+
+static void
+stripes (uint64_t first, uint64_t last, unsigned *a0, unsigned *a1,
+         unsigned *b0, unsigned *b1)
+{
+  uint64_t g0 = first >> STRIPE_SHIFT, g1 = last >> STRIPE_SHIFT;
+  if (g1 - g0 + 1 >= NSTRIPES) {
+    *a0 = 0, *a1 = NSTRIPES - 1, *b0 = 1, *b1 = 0;
+    return;
+  }
+  unsigned s0 = (unsigned) (g0 % NSTRIPES), s1 = (unsigned) (g1 % NSTRIPES);
+  if (s0 <= s1)
+    *a0 = s0, *a1 = s1, *b0 = 1, *b1 = 0;
+  else                          /* wrapped: [0, s1] then [s0, end] */
+    *a0 = 0, *a1 = s1, *b0 = s0, *b1 = NSTRIPES - 1;
+}
+
+void
+lock_units (struct remap_engine *e, uint64_t first, uint64_t last, bool excl)
+{
+  unsigned a0, a1, b0, b1;
+  stripes (first, last, &a0, &a1, &b0, &b1);
+  for (unsigned i = a0; i <= a1; i++)
+    (excl ? pthread_rwlock_wrlock : pthread_rwlock_rdlock) (&e->stripe[i]);
+  for (unsigned i = b0; i <= b1; i++)
+    (excl ? pthread_rwlock_wrlock : pthread_rwlock_rdlock) (&e->stripe[i]);
+}
+
+void
+unlock_units (struct remap_engine *e, uint64_t first, uint64_t last)
+{
+  unsigned a0, a1, b0, b1;
+  stripes (first, last, &a0, &a1, &b0, &b1);
+  for (unsigned i = a0; i <= a1; i++)
+    pthread_rwlock_unlock (&e->stripe[i]);
+  for (unsigned i = b0; i <= b1; i++)
+    pthread_rwlock_unlock (&e->stripe[i]);
+}
+
+/* ---- lookups --------------------------------------------------------- */
+
+struct map {
+  uint64_t slot, word, lost;
+};
+
+static void
+lookup_locked_tab (struct remap_engine *e, uint64_t u, struct map *m)
+{
+  uint32_t s = table_find (&e->t, u);
+  if (s == SLOT_NONE) {
+    m->slot = m->word = m->lost = 0;
+    return;
+  }
+  m->slot = s;
+  m->word = e->t.slot[s];
+  m->lost = table_lost (&e->t, s);
+}
+
+void
+lookup_unit (struct remap_engine *e, uint64_t u, uint64_t *slot,
+             uint64_t *word, uint64_t *lost)
+{
+  struct map m;
+  pthread_rwlock_rdlock (&e->tab_lock);
+  lookup_locked_tab (e, u, &m);
+  pthread_rwlock_unlock (&e->tab_lock);
+  *slot = m.slot, *word = m.word, *lost = m.lost;
+}
+
+static void
+lookup_window (struct remap_engine *e, uint64_t u0, unsigned n, struct map *m)
+{
+  pthread_rwlock_rdlock (&e->tab_lock);
+  for (unsigned i = 0; i < n; i++)
+    lookup_locked_tab (e, u0 + i, &m[i]);
+  pthread_rwlock_unlock (&e->tab_lock);
+}
+
+/* ---- granules -------------------------------------------------------- */
+
+/* Granules touched by [a, b) of a unit (b > a). */
+static uint64_t
+granules_touched (struct remap_engine *e, uint64_t a, uint64_t b)
+{
+  uint64_t g0 = a / e->granule, g1 = (b - 1) / e->granule;
+  uint64_t m = 0;
+  for (uint64_t g = g0; g <= g1; g++)
+    m |= UINT64_C (1) << g;
+  return m;
+}
+
+/* Granules wholly inside [a, b), counting a granule that reaches past the
+ * end of the origin (valid) as wholly inside if [a, valid) covers its part. */
+static uint64_t
+granules_covered (struct remap_engine *e, uint64_t a, uint64_t b,
+                  uint64_t valid)
+{
+  uint64_t m = 0;
+  for (uint64_t g = 0; g < e->granules; g++) {
+    uint64_t gs = g * e->granule, ge = gs + e->granule;
+    if (ge > valid)
+      ge = valid;
+    if (gs >= ge)
+      break;
+    if (gs >= a && ge <= b)
+      m |= UINT64_C (1) << g;
+  }
+  return m;
+}
+
+/* Bytes of unit u that lie inside the origin. */
+static uint64_t
+unit_valid (struct remap_engine *e, uint64_t u)
+{
+  uint64_t start = u * e->unit;
+  uint64_t left = e->origin_size - start;
+  return left < e->unit ? left : e->unit;
+}
+
+/* ---- origin reads with retries ---------------------------------------- */
+
+static int
+origin_read_retry (struct remap_engine *e, void *buf, size_t len,
+                   uint64_t off)
+{
+  int r = remap_backend_pread (e->origin, buf, len, off);
+  unsigned delay = e->opts.retry_delay_us;
+  for (unsigned i = 0; r && i < e->opts.read_retries; i++) {
+    atomic_fetch_add (&e->c_retries, 1);
+    if (delay && e->opts.sleep_us)
+      e->opts.sleep_us (delay);
+    delay = delay ? delay * 2 : 0;
+    r = remap_backend_pread (e->origin, buf, len, off);
+  }
+  return r;
+}
+
+/* Record u as pending (a read failed).  Stripe held (shared or exclusive). */
+static int
+mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
+{
+  uint64_t s;
+  int r = 0;
+
+  pthread_mutex_lock (&e->meta_lock);
+  pthread_rwlock_rdlock (&e->tab_lock);
+  bool known = table_find (&e->t, u) != SLOT_NONE;
+  pthread_rwlock_unlock (&e->tab_lock);
+  if (known)
+    goto out;
+  if (table_alloc (&e->t, &e->cursor, &s) != 0) {
+    /* Full: the unit stays unreadable, counted but not persisted. */
+    e->n_unpersisted_pending++;
+    eng_log (e, REMAP_LOG_WARN, "unit %llu is pending, but the spare is "
+             "full: not recorded on disk", (unsigned long long) u);
+    goto out;
+  }
+  struct change c = { s, make_word (REMAP_SLOT_PENDING, u), 0 };
+  r = commit_locked (e, &c, 1, err);
+  if (r)
+    table_unalloc (&e->t, s);
+ out:
+  pthread_mutex_unlock (&e->meta_lock);
+  return r;
+}
+
+/* Read [off, off+len) of the origin, all of it inside locked units.  On
+ * failure isolate the failing units, mark them pending, and fail -EIO. */
+static int
+read_origin (struct remap_engine *e, uint8_t *buf, size_t len, uint64_t off,
+             struct remap_error *err)
+{
+  if (remap_backend_pread (e->origin, buf, len, off) == 0)
+    return 0;
+
+  int ret = 0;
+  uint64_t end = off + len;
+  for (uint64_t pos = off; pos < end;) {
+    uint64_t u = pos / e->unit;
+    uint64_t pend = (u + 1) * e->unit < end ? (u + 1) * e->unit : end;
+    int r = origin_read_retry (e, buf + (pos - off), pend - pos, pos);
+    if (r) {
+      atomic_fetch_add (&e->c_read_errors, 1);
+      eng_log (e, REMAP_LOG_WARN, "origin %s: read error in unit %llu "
+               "(bytes %llu..%llu): %s; unit marked pending",
+               e->origin->name, (unsigned long long) u,
+               (unsigned long long) pos, (unsigned long long) pend - 1,
+               strerror (-r));
+      mark_pending_unit (e, u, NULL);
+      if (!ret)
+        ret = remap_set_error (err, -EIO,
+                               "origin %s: cannot read unit %llu (byte "
+                               "%llu): %s; the unit is now pending and will "
+                               "be remapped when it is rewritten",
+                               e->origin->name, (unsigned long long) u,
+                               (unsigned long long) pos, strerror (-r));
+    }
+    pos = pend;
+  }
+  return ret;
+}
+
+/* ---- relocation ------------------------------------------------------ */
+
+/* Fill ubuf[a, b) from backend b at base; unreadable granules -> *lost. */
+static void
+fill_from (struct remap_engine *e, enum source src, uint64_t base,
+           uint8_t *ubuf, uint64_t a, uint64_t b, uint64_t *lost)
+{
+  if (a >= b)
+    return;
+  if (src == SRC_NONE) {
+    memset (ubuf + a, 0, b - a);
+    *lost |= granules_touched (e, a, b);
+    return;
+  }
+  struct remap_backend *be = src == SRC_ORIGIN ? e->origin : e->spare;
+  if (remap_backend_pread (be, ubuf + a, b - a, base + a) == 0)
+    return;
+  for (uint64_t g = a / e->granule; g * e->granule < b; g++) {
+    uint64_t ga = g * e->granule > a ? g * e->granule : a;
+    uint64_t gb = (g + 1) * e->granule < b ? (g + 1) * e->granule : b;
+    int r = src == SRC_ORIGIN
+      ? origin_read_retry (e, ubuf + ga, gb - ga, base + ga)
+      : remap_backend_pread (be, ubuf + ga, gb - ga, base + ga);
+    if (r) {
+      memset (ubuf + ga, 0, gb - ga);
+      *lost |= UINT64_C (1) << g;
+      atomic_fetch_add (src == SRC_ORIGIN ? &e->c_read_errors
+                        : &e->c_spare_errors, 1);
+    }
+  }
+}
+
+struct reloc {
+  uint64_t u;
+  enum source src;              /* where the rest of the unit lives */
+  struct map old;               /* current mapping (word 0 = none) */
+  const uint8_t *data;          /* new bytes for [doff, doff+dlen), or NULL */
+  uint64_t doff, dlen;
+  uint64_t extra_lost;          /* granules to record lost anyway */
+};
+
+static int
+enospc (struct remap_engine *e, int r)
+{
+  return r == -ENOSPC && e->opts.enospc_as_eio ? -EIO : r;
+}
+
+/* Write ubuf to a spare unit and commit u -> it (meta_lock held).  Spare
+ * units that fail the write are marked bad and another is tried. */
+static int
+place_locked (struct remap_engine *e, struct reloc *rl, const uint8_t *ubuf,
+              uint64_t lost, struct remap_error *err)
+{
+  enum remap_slot_state ost = word_state (rl->old.word);
+  bool reuse = ost == REMAP_SLOT_PENDING;
+
+  for (int attempt = 0; attempt < RELOCATE_ATTEMPTS; attempt++) {
+    uint64_t s;
+    int r;
+    if (reuse)
+      s = rl->old.slot;
+    else if ((r = alloc_locked (e, &s, err)) != 0)
+      return r;
+    if (bit_test (e->t.rsv, s))  /* can't happen: rsv is always busy */
+      return remap_set_error (err, -EUCLEAN, "internal error: allocator "
+                              "returned metadata unit %llu",
+                              (unsigned long long) s);
+    r = remap_backend_pwrite (e->spare, ubuf, e->unit, s * e->unit);
+    if (r == 0)
+      r = remap_backend_flush (e->spare);
+    if (r) {
+      atomic_fetch_add (&e->c_spare_errors, 1);
+      eng_log (e, REMAP_LOG_WARN, "spare %s: write to unit %llu failed "
+               "(%s); marking it bad", e->spare->name,
+               (unsigned long long) s, strerror (-r));
+      struct change bad = { s, make_word (REMAP_SLOT_BAD, 0), 0 };
+      if ((r = commit_locked (e, &bad, 1, err)) != 0)
+        return r;
+      if (reuse)
+        rl->old.word = 0;         /* the pending slot is gone */
+      reuse = false;
+      continue;
+    }
+    struct change c[2] = { { s, make_word (REMAP_SLOT_MAPPED, rl->u), lost } };
+    size_t n = 1;
+    if (ost == REMAP_SLOT_MAPPED && rl->old.slot != s)
+      c[n++] = (struct change) { rl->old.slot, make_word (REMAP_SLOT_BAD, 0),
+                                 0 };
+    if ((r = commit_locked (e, c, n, err)) != 0) {
+      if (!reuse)
+        table_unalloc (&e->t, s);
+      return r;
+    }
+    atomic_fetch_add (&e->c_events, 1);
+    eng_log (e, REMAP_LOG_DEBUG, "unit %llu -> spare unit %llu%s",
+             (unsigned long long) rl->u, (unsigned long long) s,
+             lost ? " (with lost data)" : "");
+    return 0;
+  }
+  return remap_set_error (err, -EIO, "spare %s: %d spare units failed in a "
+                          "row while remapping unit %llu; the spare is "
+                          "failing", e->spare->name, RELOCATE_ATTEMPTS,
+                          (unsigned long long) rl->u);
+}
+
+/* Move unit rl->u to a fresh spare unit (or its pending slot).  Stripe of
+ * u held exclusive. */
+static int
+relocate (struct remap_engine *e, struct reloc *rl, struct remap_error *err)
+{
+  uint64_t valid = unit_valid (e, rl->u);
+  uint64_t base = rl->src == SRC_SPARE ? rl->old.slot * e->unit
+    : rl->u * e->unit;
+  uint64_t a = rl->data ? rl->doff : valid, b = rl->data ? rl->doff + rl->dlen
+    : valid;
+  uint64_t lost = 0;
+  uint8_t *ubuf = eng_alloc_buf (e->unit);
+  int r;
+
+  if (!ubuf)
+    return remap_set_error (err, -ENOMEM, "out of memory");
+  if (!rl->data)
+    a = b = 0;
+  fill_from (e, rl->src, base, ubuf, 0, a, &lost);
+  fill_from (e, rl->src, base, ubuf, b, valid, &lost);
+  memset (ubuf + valid, 0, e->unit - valid);
+  if (rl->data)
+    memcpy (ubuf + a, rl->data, b - a);
+  uint64_t covered = b > a ? granules_covered (e, a, b, valid) : 0;
+  if (rl->src == SRC_SPARE)
+    lost |= rl->old.lost;
+  lost = (lost | rl->extra_lost) & ~covered;
+
+  pthread_mutex_lock (&e->meta_lock);
+  r = place_locked (e, rl, ubuf, lost, err);
+  pthread_mutex_unlock (&e->meta_lock);
+  free (ubuf);
+  return enospc (e, r);
+}
+
+/* ---- writes ---------------------------------------------------------- */
+
+/* Write [off, off+len) of the origin (units locked exclusive); a unit that
+ * fails moves to the spare with the caller's bytes. */
+static int
+write_origin (struct remap_engine *e, const uint8_t *buf, size_t len,
+              uint64_t off, struct remap_error *err)
+{
+  if (remap_backend_pwrite (e->origin, buf, len, off) == 0)
+    return 0;
+
+  uint64_t end = off + len;
+  for (uint64_t pos = off; pos < end;) {
+    uint64_t u = pos / e->unit;
+    uint64_t pend = (u + 1) * e->unit < end ? (u + 1) * e->unit : end;
+    int r = remap_backend_pwrite (e->origin, buf + (pos - off), pend - pos,
+                                  pos);
+    if (r) {
+      atomic_fetch_add (&e->c_write_errors, 1);
+      eng_log (e, REMAP_LOG_INFO, "origin %s: write error in unit %llu: %s;"
+               " remapping it", e->origin->name, (unsigned long long) u,
+               strerror (-r));
+      struct reloc rl = {
+        .u = u, .src = SRC_ORIGIN, .data = buf + (pos - off),
+        .doff = pos - u * e->unit, .dlen = pend - pos,
+      };
+      lookup_unit (e, u, &rl.old.slot, &rl.old.word, &rl.old.lost);
+      if ((r = relocate (e, &rl, err)) != 0)
+        return r;
+    }
+    pos = pend;
+  }
+  return 0;
+}
+
+/* Write a piece of a mapped unit to its spare unit. */
+static int
+write_mapped (struct remap_engine *e, uint64_t u, const struct map *m,
+              const uint8_t *data, uint64_t doff, uint64_t dlen,
+              struct remap_error *err)
+{
+  int r = remap_backend_pwrite (e->spare, data, dlen,
+                                m->slot * e->unit + doff);
+  if (r) {
+    atomic_fetch_add (&e->c_spare_errors, 1);
+    struct reloc rl = { .u = u, .src = SRC_SPARE, .old = *m, .data = data,
+                        .doff = doff, .dlen = dlen };
+    return relocate (e, &rl, err);
+  }
+  uint64_t cov = granules_covered (e, doff, doff + dlen, unit_valid (e, u));
+  if (m->lost & cov) {
+    /* Lost data rewritten: the bytes must be durable before the mapping
+     * stops calling them lost. */
+    if ((r = remap_backend_flush (e->spare)) != 0)
+      return remap_set_error (err, -EIO, "spare %s: flush failed: %s",
+                              e->spare->name, strerror (-r));
+    struct change c = { m->slot, m->word, m->lost & ~cov };
+    pthread_mutex_lock (&e->meta_lock);
+    r = commit_locked (e, &c, 1, err);
+    pthread_mutex_unlock (&e->meta_lock);
+  }
+  return r;
+}
+
+/* Source of write data: a buffer, or zeroes. */
+static const uint8_t *
+src_at (const uint8_t *buf, uint64_t rel)
+{
+  return buf ? buf + rel : zeros;
+}
+
+/* Write the pieces of one locked range; buf NULL means zeroes (then
+ * origin runs are zeroed with the backend's zero, may_trim as given). */
+static int
+write_range (struct remap_engine *e, const uint8_t *buf, uint64_t len,
+             uint64_t off, bool may_trim, bool *touched_spare,
+             struct remap_error *err)
+{
+  uint64_t end = off + len;
+  struct map m[WINDOW];
+
+  for (uint64_t pos = off; pos < end;) {
+    uint64_t u0 = pos / e->unit;
+    uint64_t ulast = (end - 1) / e->unit;
+    unsigned n = ulast - u0 + 1 < WINDOW ? (unsigned) (ulast - u0 + 1)
+      : WINDOW;
+    if (atomic_load (&e->nindexed) == 0)
+      memset (m, 0, n * sizeof m[0]);
+    else
+      lookup_window (e, u0, n, m);
+    for (unsigned i = 0; i < n && pos < end;) {
+      uint64_t u = u0 + i;
+      uint64_t uend = (u + 1) * e->unit < end ? (u + 1) * e->unit : end;
+      enum remap_slot_state st = word_state (m[i].word);
+      int r;
+      if (st == REMAP_SLOT_FREE) {
+        unsigned j = i + 1;     /* merge a run of origin units */
+        while (j < n && word_state (m[j].word) == REMAP_SLOT_FREE)
+          j++;
+        uint64_t rend = (u0 + j) * e->unit < end ? (u0 + j) * e->unit : end;
+        if (buf)
+          r = write_origin (e, buf + (pos - off), rend - pos, pos, err);
+        else {
+          r = remap_backend_zero (e->origin, rend - pos, pos, may_trim);
+          if (r) {              /* zero failed: write zeroes, remapping */
+            r = 0;
+            for (uint64_t p = pos; p < rend && !r;) {
+              uint64_t q = p + e->unit - p % e->unit;
+              q = q < rend ? q : rend;
+              r = write_origin (e, zeros, q - p, p, err);
+              p = q;
+            }
+          }
+        }
+        pos = rend;
+        i = j;
+      }
+      else {
+        uint64_t doff = pos - u * e->unit, dlen = uend - pos;
+        if (st == REMAP_SLOT_MAPPED)
+          r = write_mapped (e, u, &m[i], src_at (buf, pos - off), doff, dlen,
+                            err);
+        else {
+          struct reloc rl = { .u = u, .src = SRC_ORIGIN, .old = m[i],
+                              .data = src_at (buf, pos - off), .doff = doff,
+                              .dlen = dlen };
+          r = relocate (e, &rl, err);
+        }
+        *touched_spare = true;
+        pos = uend;
+        i++;
+      }
+      if (r)
+        return r;
+    }
+  }
+  return 0;
+}
+
+static int
+check_range (struct remap_engine *e, uint64_t len, uint64_t off,
+             struct remap_error *err)
+{
+  if (off > e->origin_size || len > e->origin_size - off)
+    return remap_set_error (err, -EINVAL, "request of %llu bytes at offset "
+                            "%llu is past the end of the disk (%llu bytes)",
+                            (unsigned long long) len,
+                            (unsigned long long) off,
+                            (unsigned long long) e->origin_size);
+  if (e->opts.readonly)
+    return remap_set_error (err, -EROFS, "the engine is open read-only");
+  return 0;
+}
+
+static int
+fua (struct remap_engine *e, bool spare, struct remap_error *err)
+{
+  int r = remap_backend_flush (e->origin);
+  if (r == 0 && spare)
+    r = remap_backend_flush (e->spare);
+  if (r)
+    return remap_set_error (err, -EIO, "flush failed: %s", strerror (-r));
+  return 0;
+}
+
+int
+remap_pwrite (struct remap_engine *e, const void *buf, size_t len,
+              uint64_t off, unsigned flags, struct remap_error *err)
+{
+  int r = check_range (e, len, off, err);
+  if (r || len == 0)
+    return r;
+  uint64_t first = off / e->unit, last = (off + len - 1) / e->unit;
+  bool spare = false;
+  lock_units (e, first, last, true);
+  r = write_range (e, buf, len, off, false, &spare, err);
+  unlock_units (e, first, last);
+  if (r == 0 && (flags & REMAP_FUA))
+    r = fua (e, spare, err);
+  return r;
+}
+
+#define ZERO_CHUNK (64u << 20)
+
+int
+remap_zero (struct remap_engine *e, uint64_t len, uint64_t off,
+            unsigned flags, struct remap_error *err)
+{
+  int r = check_range (e, len, off, err);
+  bool spare = false;
+  for (uint64_t pos = off; r == 0 && pos < off + len;) {
+    uint64_t n = off + len - pos < ZERO_CHUNK ? off + len - pos : ZERO_CHUNK;
+    uint64_t first = pos / e->unit, last = (pos + n - 1) / e->unit;
+    lock_units (e, first, last, true);
+    r = write_range (e, NULL, n, pos, flags & REMAP_MAY_TRIM, &spare, err);
+    unlock_units (e, first, last);
+    pos += n;
+  }
+  if (r == 0 && (flags & REMAP_FUA))
+    r = fua (e, spare, err);
+  return r;
+}
+
+int
+remap_trim (struct remap_engine *e, uint64_t len, uint64_t off,
+            unsigned flags, struct remap_error *err)
+{
+  int r = check_range (e, len, off, err);
+  struct map m[WINDOW];
+  for (uint64_t pos = off; r == 0 && pos < off + len;) {
+    uint64_t end = off + len;
+    uint64_t u0 = pos / e->unit, ulast = (end - 1) / e->unit;
+    unsigned n = ulast - u0 + 1 < WINDOW ? (unsigned) (ulast - u0 + 1)
+      : WINDOW;
+    uint64_t wend = (u0 + n) * e->unit < end ? (u0 + n) * e->unit : end;
+    lock_units (e, u0, u0 + n - 1, true);
+    lookup_window (e, u0, n, m);
+    /* Trim is advisory: only origin units are discarded; the data of a
+     * remapped unit stays where it is.  Errors are ignored. */
+    for (unsigned i = 0; i < n; i++) {
+      uint64_t a = (u0 + i) * e->unit > pos ? (u0 + i) * e->unit : pos;
+      uint64_t b = (u0 + i + 1) * e->unit < wend ? (u0 + i + 1) * e->unit
+        : wend;
+      if (a < b && word_state (m[i].word) == REMAP_SLOT_FREE)
+        remap_backend_trim (e->origin, b - a, a);
+    }
+    unlock_units (e, u0, u0 + n - 1);
+    pos = wend;
+  }
+  if (r == 0 && (flags & REMAP_FUA))
+    r = fua (e, false, err);
+  return r;
+}
+
+int
+remap_flush (struct remap_engine *e, struct remap_error *err)
+{
+  int r = remap_backend_flush (e->origin);
+  if (r)
+    return remap_set_error (err, -EIO, "origin %s: flush failed: %s",
+                            e->origin->name, strerror (-r));
+  r = remap_backend_flush (e->spare);
+  if (r)
+    return remap_set_error (err, -EIO, "spare %s: flush failed: %s",
+                            e->spare->name, strerror (-r));
+  return 0;
+}
+
+/* ---- reads ----------------------------------------------------------- */
+
+static int
+read_mapped (struct remap_engine *e, uint64_t u, const struct map *m,
+             uint8_t *buf, uint64_t doff, uint64_t dlen,
+             struct remap_error *err)
+{
+  if (m->lost & granules_touched (e, doff, doff + dlen))
+    return remap_set_error (err, -EIO, "unit %llu (byte %llu) holds data "
+                            "that was lost when the origin failed; it reads "
+                            "as an error until it is rewritten",
+                            (unsigned long long) u,
+                            (unsigned long long) (u * e->unit + doff));
+  int r = remap_backend_pread (e->spare, buf, dlen, m->slot * e->unit + doff);
+  if (r) {
+    atomic_fetch_add (&e->c_spare_errors, 1);
+    return remap_set_error (err, -EIO, "spare %s: cannot read spare unit "
+                            "%llu (data of unit %llu): %s", e->spare->name,
+                            (unsigned long long) m->slot,
+                            (unsigned long long) u, strerror (-r));
+  }
+  return 0;
+}
+
+int
+remap_pread (struct remap_engine *e, void *vbuf, size_t len, uint64_t off,
+             struct remap_error *err)
+{
+  uint8_t *buf = vbuf;
+  if (off > e->origin_size || len > e->origin_size - off)
+    return remap_set_error (err, -EINVAL, "read of %zu bytes at offset %llu "
+                            "is past the end of the disk", len,
+                            (unsigned long long) off);
+  if (len == 0)
+    return 0;
+  uint64_t end = off + len;
+  uint64_t first = off / e->unit, last = (end - 1) / e->unit;
+  int ret = 0;
+  struct map m[WINDOW];
+
+  lock_units (e, first, last, false);
+  if (atomic_load (&e->nindexed) == 0) {
+    ret = read_origin (e, buf, len, off, err);
+    goto out;
+  }
+  for (uint64_t pos = off; pos < end;) {
+    uint64_t u0 = pos / e->unit;
+    unsigned n = last - u0 + 1 < WINDOW ? (unsigned) (last - u0 + 1) : WINDOW;
+    lookup_window (e, u0, n, m);
+    for (unsigned i = 0; i < n && pos < end;) {
+      uint64_t u = u0 + i;
+      uint64_t uend = (u + 1) * e->unit < end ? (u + 1) * e->unit : end;
+      int r;
+      if (word_state (m[i].word) == REMAP_SLOT_MAPPED) {
+        r = read_mapped (e, u, &m[i], buf + (pos - off), pos - u * e->unit,
+                         uend - pos, err);
+        pos = uend;
+        i++;
+      }
+      else {                    /* origin: free or pending units */
+        unsigned j = i + 1;
+        while (j < n && word_state (m[j].word) != REMAP_SLOT_MAPPED)
+          j++;
+        uint64_t rend = (u0 + j) * e->unit < end ? (u0 + j) * e->unit : end;
+        r = read_origin (e, buf + (pos - off), rend - pos, pos, err);
+        pos = rend;
+        i = j;
+      }
+      if (r && !ret)
+        ret = r;                /* keep going: find every failing unit */
+    }
+  }
+ out:
+  unlock_units (e, first, last);
+  return ret;
+}
+
+/* ---- table operations of the API --------------------------------------- */
+
+static int
+check_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
+{
+  if (u >= e->sb.origin_units)
+    return remap_set_error (err, -EINVAL, "unit %llu is past the end of the "
+                            "origin (%llu units)", (unsigned long long) u,
+                            (unsigned long long) e->sb.origin_units);
+  if (e->opts.readonly)
+    return remap_set_error (err, -EROFS, "the engine is open read-only");
+  return 0;
+}
+
+int
+remap_lookup (struct remap_engine *e, uint64_t u, struct remap_mapping *mp)
+{
+  if (u >= e->sb.origin_units)
+    return -EINVAL;
+  struct map m;
+  lookup_unit (e, u, &m.slot, &m.word, &m.lost);
+  mp->origin_unit = u;
+  mp->state = word_state (m.word);
+  mp->spare_unit = m.slot;
+  mp->lost = m.lost;
+  return 0;
+}
+
+int
+remap_remap (struct remap_engine *e, uint64_t u, unsigned flags,
+             struct remap_error *err)
+{
+  int r = check_unit (e, u, err);
+  if (r)
+    return r;
+  lock_units (e, u, u, true);
+  struct reloc rl = { .u = u,
+                      .src = flags & REMAP_REMAP_NOCOPY ? SRC_NONE
+                      : SRC_ORIGIN };
+  lookup_unit (e, u, &rl.old.slot, &rl.old.word, &rl.old.lost);
+  if (word_state (rl.old.word) != REMAP_SLOT_MAPPED)
+    r = relocate (e, &rl, err);
+  unlock_units (e, u, u);
+  return r;
+}
+
+int
+remap_mark_pending (struct remap_engine *e, uint64_t u,
+                    struct remap_error *err)
+{
+  int r = check_unit (e, u, err);
+  if (r)
+    return r;
+  lock_units (e, u, u, true);
+  r = mark_pending_unit (e, u, err);
+  unlock_units (e, u, u);
+  return r;
+}
+
+int
+remap_mark_lost (struct remap_engine *e, uint64_t u, uint64_t mask,
+                 struct remap_error *err)
+{
+  int r = check_unit (e, u, err);
+  if (r)
+    return r;
+  uint64_t valid = unit_valid (e, u);
+  mask &= granules_touched (e, 0, valid);
+  lock_units (e, u, u, true);
+  struct reloc rl = { .u = u, .src = SRC_ORIGIN, .extra_lost = mask };
+  lookup_unit (e, u, &rl.old.slot, &rl.old.word, &rl.old.lost);
+  if (word_state (rl.old.word) == REMAP_SLOT_MAPPED) {
+    if ((rl.old.lost | mask) != rl.old.lost) {
+      struct change c = { rl.old.slot, rl.old.word, rl.old.lost | mask };
+      pthread_mutex_lock (&e->meta_lock);
+      r = commit_locked (e, &c, 1, err);
+      pthread_mutex_unlock (&e->meta_lock);
+    }
+  }
+  else
+    r = relocate (e, &rl, err);
+  unlock_units (e, u, u);
+  return r;
+}
+
+int
+remap_mark_spare_bad (struct remap_engine *e, uint64_t s,
+                      struct remap_error *err)
+{
+  if (s >= e->L->spare_units)
+    return remap_set_error (err, -EINVAL, "spare unit %llu is past the end "
+                            "of the spare (%llu units)",
+                            (unsigned long long) s,
+                            (unsigned long long) e->L->spare_units);
+  if (bit_test (e->t.rsv, s))
+    return remap_set_error (err, -EINVAL, "spare unit %llu holds metadata; "
+                            "a damaged metadata copy is repaired, not marked "
+                            "bad", (unsigned long long) s);
+  if (e->opts.readonly)
+    return remap_set_error (err, -EROFS, "the engine is open read-only");
+
+  pthread_mutex_lock (&e->meta_lock);
+  uint64_t w = e->t.slot[s];
+  int r = 0;
+  if (word_state (w) == REMAP_SLOT_FREE) {
+    struct change c = { s, make_word (REMAP_SLOT_BAD, 0), 0 };
+    r = commit_locked (e, &c, 1, err);
+  }
+  pthread_mutex_unlock (&e->meta_lock);
+  if (word_state (w) != REMAP_SLOT_MAPPED
+      && word_state (w) != REMAP_SLOT_PENDING)
+    return r;
+
+  uint64_t u = word_origin (w);
+  lock_units (e, u, u, true);
+  struct reloc rl = { .u = u };
+  lookup_unit (e, u, &rl.old.slot, &rl.old.word, &rl.old.lost);
+  if (rl.old.slot == s && word_state (rl.old.word) == REMAP_SLOT_MAPPED) {
+    rl.src = SRC_SPARE;
+    r = relocate (e, &rl, err);
+  }
+  else if (rl.old.slot == s) {  /* pending: move the hold elsewhere */
+    struct change c = { s, make_word (REMAP_SLOT_BAD, 0), 0 };
+    pthread_mutex_lock (&e->meta_lock);
+    r = commit_locked (e, &c, 1, err);
+    pthread_mutex_unlock (&e->meta_lock);
+    if (r == 0)
+      r = mark_pending_unit (e, u, err);
+  }
+  unlock_units (e, u, u);
+  return r;
+}
+
+int
+remap_unmap (struct remap_engine *e, uint64_t u, unsigned flags,
+             struct remap_error *err)
+{
+  int r = check_unit (e, u, err);
+  if (r)
+    return r;
+  lock_units (e, u, u, true);
+  struct map m;
+  lookup_unit (e, u, &m.slot, &m.word, &m.lost);
+  enum remap_slot_state st = word_state (m.word);
+  if (st == REMAP_SLOT_FREE)
+    goto out;
+  if (st == REMAP_SLOT_MAPPED && !(flags & REMAP_UNMAP_DISCARD)) {
+    if (m.lost) {
+      r = remap_set_error (err, -EBUSY, "unit %llu has lost data; unmapping "
+                           "it would turn the loss into stale origin bytes. "
+                           "Rewrite the unit first, or discard its data",
+                           (unsigned long long) u);
+      goto out;
+    }
+    uint64_t valid = unit_valid (e, u);
+    uint8_t *ubuf = eng_alloc_buf (e->unit);
+    if (!ubuf) {
+      r = remap_set_error (err, -ENOMEM, "out of memory");
+      goto out;
+    }
+    r = remap_backend_pread (e->spare, ubuf, valid, m.slot * e->unit);
+    if (r == 0)
+      r = remap_backend_pwrite (e->origin, ubuf, valid, u * e->unit);
+    if (r == 0)
+      r = remap_backend_flush (e->origin);
+    free (ubuf);
+    if (r) {
+      r = remap_set_error (err, -EIO, "unit %llu: copying its data back to "
+                           "the origin failed (%s); it stays remapped",
+                           (unsigned long long) u, strerror (-r));
+      goto out;
+    }
+  }
+  struct change c = { m.slot, 0, 0 };
+  pthread_mutex_lock (&e->meta_lock);
+  r = commit_locked (e, &c, 1, err);
+  pthread_mutex_unlock (&e->meta_lock);
+ out:
+  unlock_units (e, u, u);
+  return r;
+}

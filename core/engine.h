@@ -1,0 +1,98 @@
+/* remap: engine internals shared by core/engine.c (open, format, commit,
+ * recovery) and core/datapath.c (reads, writes, remaps).
+ *
+ * Locking, in the order they are taken:
+ *
+ *   stripe[]    rwlocks over groups of 16 origin units (hashed onto
+ *               NSTRIPES).  Reads hold their units' stripes shared; writes,
+ *               remaps and unmaps hold them exclusive.  A request takes its
+ *               stripes in ascending index order, so requests never
+ *               deadlock.  This is what makes a remap atomic for readers:
+ *               they see the old data or the new, never a mix.
+ *   meta_lock   mutex: the allocator, the commit writer, the counters of the
+ *               table.  One commit at a time.
+ *   tab_lock    rwlock over struct table: lookups shared, table_set
+ *               exclusive.  Held only for memory operations, never for I/O.
+ *
+ * A mapping becomes visible (table_set) only after the commit that makes
+ * it durable has returned; the unit's stripe is held exclusive across both,
+ * so nobody can observe the gap.
+ */
+#ifndef REMAP_CORE_ENGINE_H
+#define REMAP_CORE_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "remap/meta.h"
+#include "remap/remap.h"
+#include "table.h"
+
+#define NSTRIPES     1024u
+#define STRIPE_SHIFT 4u
+
+struct remap_engine {
+  struct remap_backend *origin, *spare;
+  struct remap_open_opts opts;
+  struct remap_sb sb;           /* copy_index is set per write */
+  const struct remap_layout *L; /* = &sb.layout */
+  uint64_t origin_size;
+  uint32_t unit, granule, granules;
+
+  bool locks_ready;
+  pthread_rwlock_t stripe[NSTRIPES];
+  pthread_mutex_t meta_lock;
+  pthread_rwlock_t tab_lock;
+
+  /* Under meta_lock (written), tab_lock (read by lookups). */
+  struct table t;
+  uint64_t cursor;
+  uint64_t generation;
+  uint64_t *block_gen;          /* [T]: generation of each table block */
+  bool copy_ok[REMAP_MAX_COPIES];
+  uint8_t *meta_buf;            /* one unit, aligned, for commits */
+  struct remap_entry *ent_buf;  /* E entries, for encoding (meta_lock) */
+  uint64_t n_mapped, n_pending, n_bad, n_lost_units, n_lost_granules;
+  uint64_t n_unpersisted_pending;
+
+  /* Lock-free fast path: number of indexed slots.  Read with the unit's
+   * stripe held, so a remap of that unit cannot be in flight. */
+  atomic_uint_fast64_t nindexed;
+
+  atomic_uint_fast64_t c_events, c_read_errors, c_write_errors,
+    c_spare_errors, c_retries, c_enospc, c_meta_units, c_repaired;
+};
+
+/* ---- engine.c ---- */
+void eng_log (struct remap_engine *e, enum remap_log_level lvl,
+              const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
+
+/* One change of a commit: slot s gets word w and lost mask. */
+struct change {
+  uint64_t slot, word, lost;
+};
+
+/* Write the table blocks holding the changed slots (in the order given, one
+ * generation each) to every healthy copy, one copy after another with a
+ * flush after each, then apply the changes to the in-memory table.
+ * meta_lock held.  0, or -EIO if no copy could be written (nothing applied). */
+int commit_locked (struct remap_engine *e, const struct change *c, size_t n,
+                   struct remap_error *err);
+
+/* Allocate a spare unit (meta_lock held).  -ENOSPC with a message. */
+int alloc_locked (struct remap_engine *e, uint64_t *slot,
+                  struct remap_error *err);
+
+/* Aligned buffer of n bytes (free with free()).  NULL on ENOMEM. */
+void *eng_alloc_buf (size_t n);
+
+/* ---- datapath.c ---- */
+void lock_units (struct remap_engine *e, uint64_t first, uint64_t last,
+                 bool excl);
+void unlock_units (struct remap_engine *e, uint64_t first, uint64_t last);
+
+/* Snapshot of one unit's mapping (takes tab_lock shared). */
+void lookup_unit (struct remap_engine *e, uint64_t u, uint64_t *slot,
+                  uint64_t *word, uint64_t *lost);
+
+#endif /* REMAP_CORE_ENGINE_H */

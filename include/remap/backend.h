@@ -1,0 +1,145 @@
+/* remap: storage backends.
+ *
+ * Every byte the engine reads or writes goes through a struct remap_backend:
+ * a small vtable in the spirit of nbdcopy's `struct rw'.  A concrete backend
+ * embeds `struct remap_backend' as its first member and casts back.
+ *
+ * Contract of every operation: transfer exactly `len' bytes or fail; return 0
+ * on success and a negative errno on failure (-EIO for a media error, whatever
+ * the OS said otherwise); never print; never set errno.  Operations may be
+ * called from several threads at once; a backend that is not thread-safe must
+ * lock internally.  Offsets and lengths need not be aligned: a backend that
+ * needs alignment (O_DIRECT) bounces internally, and `align' tells the engine
+ * which alignment avoids the bounce.
+ */
+#ifndef REMAP_BACKEND_H
+#define REMAP_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "remap/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct remap_backend;
+
+struct remap_backend_ops {
+  const char *kind;             /* "file", "mem", "fault", "nbd" */
+  int (*pread) (struct remap_backend *b, void *buf, size_t len, uint64_t off);
+  int (*pwrite) (struct remap_backend *b, const void *buf, size_t len,
+                 uint64_t off);
+  /* Make every completed write durable (fdatasync). */
+  int (*flush) (struct remap_backend *b);
+  /* Optional (NULL: not supported).  Write zeroes; may deallocate only if
+   * may_trim.  -EOPNOTSUPP lets the caller fall back to pwrite of zeroes. */
+  int (*zero) (struct remap_backend *b, uint64_t len, uint64_t off,
+               bool may_trim);
+  /* Optional.  Advisory discard. */
+  int (*trim) (struct remap_backend *b, uint64_t len, uint64_t off);
+  /* Optional.  Take (exclusive) an advisory lock that conflicts with any
+   * other process holding one on the same file; -EWOULDBLOCK if held. */
+  int (*lock) (struct remap_backend *b, struct remap_error *err);
+  /* Release everything; b is invalid afterwards. */
+  void (*close) (struct remap_backend *b);
+};
+
+struct remap_backend {
+  const struct remap_backend_ops *ops;
+  uint64_t size;                /* bytes */
+  uint32_t align;               /* preferred alignment of offset/len/buf (1 = any) */
+  uint32_t logical_block;       /* smallest writable unit of the medium (512 for files) */
+  bool is_block_device;
+  bool direct;                  /* I/O bypasses the page cache */
+  char name[256];               /* for messages: path, URI or "mem" */
+};
+
+/* Thin wrappers that also check the vtable; they never print. */
+int remap_backend_pread (struct remap_backend *b, void *buf, size_t len,
+                         uint64_t off);
+int remap_backend_pwrite (struct remap_backend *b, const void *buf,
+                          size_t len, uint64_t off);
+int remap_backend_flush (struct remap_backend *b);
+/* Zero [off, off+len): uses ops->zero when present, else writes zeroes in
+ * bounded chunks. */
+int remap_backend_zero (struct remap_backend *b, uint64_t len, uint64_t off,
+                        bool may_trim);
+int remap_backend_trim (struct remap_backend *b, uint64_t len, uint64_t off);
+int remap_backend_lock (struct remap_backend *b, struct remap_error *err);
+/* NULL is accepted. */
+void remap_backend_close (struct remap_backend *b);
+
+/* ---- mem: a resizable in-memory disk, for tests ---------------------- */
+
+/* Create a zero-filled memory backend of `size' bytes.  0 or -ENOMEM. */
+int remap_mem_create (uint64_t size, struct remap_backend **out);
+/* Direct access to the bytes (tests compare and damage them). */
+uint8_t *remap_mem_data (struct remap_backend *b);
+/* A second backend sharing the same bytes (to "reopen" after a crash);
+ * the bytes live until the last sharer is closed. */
+int remap_mem_share (struct remap_backend *b, struct remap_backend **out);
+
+/* ---- file: regular files and block devices --------------------------- */
+
+#define REMAP_FILE_READONLY  0x1u
+#define REMAP_FILE_DIRECT    0x2u   /* O_DIRECT (aligned bounce buffers) */
+#define REMAP_FILE_NODIRECT  0x4u   /* never O_DIRECT, even on a block device */
+#define REMAP_FILE_CREATE    0x8u   /* create if missing (with create_size) */
+
+/* Open `path'.  Block devices use O_DIRECT unless NODIRECT is given
+ * (SPEC 3.9).  0 or -errno with a message in err. */
+int remap_file_open (const char *path, unsigned flags,
+                     struct remap_backend **out, struct remap_error *err);
+
+/* ---- fault: a fault injector stacked on another backend -------------- */
+
+#define REMAP_FAULT_READ   0x1u
+#define REMAP_FAULT_WRITE  0x2u
+#define REMAP_FAULT_FLUSH  0x4u
+
+struct remap_fault_rule {
+  uint64_t off, len;       /* byte range; an access fails if it overlaps */
+  unsigned ops;            /* REMAP_FAULT_* mask */
+  int err;                 /* negative errno to return, usually -EIO */
+  uint64_t after;          /* let this many matching accesses pass first */
+  uint64_t times;          /* fail this many times, then pass (0 = forever) */
+};
+
+enum remap_crash_mode {
+  REMAP_CRASH_DROP_ALL,    /* every unflushed write is lost */
+  REMAP_CRASH_KEEP_SOME,   /* a seeded random subset of them survives */
+  REMAP_CRASH_TEAR_ONE,    /* like KEEP_SOME, and one write is torn */
+};
+
+/* Stack a fault injector on `inner'; inner is closed with it if own_inner.
+ * 0 or -ENOMEM. */
+int remap_fault_create (struct remap_backend *inner, bool own_inner,
+                        struct remap_backend **out);
+/* Add a rule; 0, -EINVAL (bad rule), -ENOSPC (too many rules). */
+int remap_fault_add_rule (struct remap_backend *b,
+                          const struct remap_fault_rule *rule);
+void remap_fault_clear_rules (struct remap_backend *b);
+/* Volatile mode: writes are held in memory (visible to reads) until flush;
+ * a crash loses them as `mode' says. */
+void remap_fault_set_volatile (struct remap_backend *b, bool on);
+/* Crash when the write with 0-based index `write_index' (counted since
+ * create) arrives: that write and every later operation fail with -EIO and
+ * the held writes meet `mode', seeded by `seed'.  UINT64_MAX disarms. */
+void remap_fault_crash_at (struct remap_backend *b, uint64_t write_index,
+                           enum remap_crash_mode mode, uint64_t seed);
+/* Crash now (as if the next write were the crash point). */
+void remap_fault_crash_now (struct remap_backend *b,
+                            enum remap_crash_mode mode, uint64_t seed);
+bool remap_fault_crashed (const struct remap_backend *b);
+uint64_t remap_fault_writes (const struct remap_backend *b);
+uint64_t remap_fault_flushes (const struct remap_backend *b);
+uint64_t remap_fault_injected (const struct remap_backend *b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REMAP_BACKEND_H */

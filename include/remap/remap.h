@@ -1,0 +1,218 @@
+/* remap: the remap engine.
+ *
+ * The engine presents an origin disk whose bad units are redirected to a
+ * spare.  It knows nothing of nbdkit: the plugin, remapctl, the tests and the
+ * fuzzer all link it the same way.  It owns the two backends it is given and
+ * closes them in remap_close.
+ *
+ * Thread safety: every function taking a struct remap_engine may be called
+ * from several threads at once, except remap_close.  Each call takes its own
+ * error context (may be NULL).
+ */
+#ifndef REMAP_REMAP_H
+#define REMAP_REMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "remap/backend.h"
+#include "remap/error.h"
+#include "remap/format.h"
+#include "remap/layout.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define REMAP_VERSION_STRING "0.1.0"
+
+struct remap_engine;
+
+/* ---- formatting ------------------------------------------------------ */
+
+struct remap_format_opts {
+  uint32_t unit;                /* 0 = REMAP_DEFAULT_UNIT */
+  enum remap_strategy strategy; /* AUTO = by size */
+  uint32_t copies;              /* 0 = default for the strategy */
+  bool force;                   /* overwrite existing remap metadata */
+  uint8_t uuid[16];             /* all zero = the caller forgot: -EINVAL */
+  uint64_t format_time;         /* seconds since the epoch */
+  const char *origin_label;     /* recorded for messages; may be NULL */
+};
+
+/* Fill opts with defaults, a random uuid and the current time (io layer). */
+void remap_format_opts_init (struct remap_format_opts *opts);
+
+/* Write fresh metadata (every copy: superblock and empty table) to spare for
+ * origin, then flush.  Refuses with -EEXIST if the spare already holds a
+ * valid remap superblock and !force.  Does not take ownership of the
+ * backends. */
+int remap_format (struct remap_backend *origin, struct remap_backend *spare,
+                  const struct remap_format_opts *opts,
+                  struct remap_error *err);
+
+/* True if some candidate location of the spare holds a valid superblock
+ * (used to decide between "format" and "open"). */
+bool remap_spare_has_metadata (struct remap_backend *spare);
+
+/* ---- opening --------------------------------------------------------- */
+
+enum remap_log_level { REMAP_LOG_DEBUG, REMAP_LOG_INFO, REMAP_LOG_WARN,
+                       REMAP_LOG_ERROR };
+
+typedef void (*remap_log_fn) (void *opaque, enum remap_log_level level,
+                              const char *msg);
+
+struct remap_open_opts {
+  bool readonly;                /* no writes at all, no repair */
+  bool no_repair;               /* open, but leave damaged copies alone */
+  bool no_lock;                 /* skip the exclusive locks (tests only) */
+  bool enospc_as_eio;           /* exhaustion reported as -EIO (SPEC 3.6) */
+  bool ignore_origin_size;      /* accept an origin whose size changed */
+  unsigned read_retries;        /* extra origin read attempts (SPEC 3.3) */
+  unsigned retry_delay_us;      /* first back-off; doubles each retry */
+  void (*sleep_us) (unsigned us); /* how to wait (NULL: no wait) */
+  remap_log_fn log;             /* may be NULL */
+  void *log_opaque;
+};
+
+/* Open an engine over origin and spare (ownership passes to the engine, also
+ * on failure).  Locks both, loads the newest valid generation of every table
+ * block, repairs stale or damaged copies (unless readonly/no_repair), and
+ * checks the identity.  -EUCLEAN: no valid copy; -ENODEV: identity mismatch;
+ * -EWOULDBLOCK: held by another process; -ENOMEDIUM: no remap metadata. */
+int remap_open (struct remap_backend *origin, struct remap_backend *spare,
+                const struct remap_open_opts *opts, struct remap_engine **out,
+                struct remap_error *err);
+
+/* Flush and free.  Returns the flush result.  NULL is accepted. */
+int remap_close (struct remap_engine *e);
+
+/* ---- data path ------------------------------------------------------- */
+
+#define REMAP_FUA       0x1u    /* durable before return */
+#define REMAP_MAY_TRIM  0x2u    /* zero may deallocate */
+
+/* Size of the exported disk (= origin size). */
+uint64_t remap_size (const struct remap_engine *e);
+uint32_t remap_unit (const struct remap_engine *e);
+
+/* Read/write any byte range inside the disk.  0 or -errno (-EIO for media
+ * errors and lost data, -ENOSPC when a remap was needed and the spare is
+ * full).  The request is split at unit boundaries. */
+int remap_pread (struct remap_engine *e, void *buf, size_t len, uint64_t off,
+                 struct remap_error *err);
+int remap_pwrite (struct remap_engine *e, const void *buf, size_t len,
+                  uint64_t off, unsigned flags, struct remap_error *err);
+/* Write zeroes; remapped units are zeroed on the spare. */
+int remap_zero (struct remap_engine *e, uint64_t len, uint64_t off,
+                unsigned flags, struct remap_error *err);
+/* Advisory discard; remapped units and reserved spare units are left alone
+ * (the data of a remapped unit is kept).  */
+int remap_trim (struct remap_engine *e, uint64_t len, uint64_t off,
+                unsigned flags, struct remap_error *err);
+/* Make origin, spare and metadata durable. */
+int remap_flush (struct remap_engine *e, struct remap_error *err);
+
+/* ---- the table ------------------------------------------------------- */
+
+struct remap_mapping {
+  uint64_t origin_unit;
+  enum remap_slot_state state;  /* FREE: not remapped, data on the origin */
+  uint64_t spare_unit;          /* valid unless FREE */
+  uint64_t lost;                /* lost granules (MAPPED only) */
+};
+
+/* Look up one origin unit.  0, or -EINVAL if out of range. */
+int remap_lookup (struct remap_engine *e, uint64_t unit,
+                  struct remap_mapping *m);
+
+#define REMAP_REMAP_NOCOPY 0x1u /* do not copy origin data (it is lost) */
+
+/* Remap origin unit `unit' to a fresh spare unit: copy its data from the
+ * origin (granules that cannot be read are recorded as lost), write it to
+ * the spare, flush, commit the mapping, return.  Already mapped: 0.
+ * A pending unit becomes mapped.  -ENOSPC when the spare is full. */
+int remap_remap (struct remap_engine *e, uint64_t unit, unsigned flags,
+                 struct remap_error *err);
+
+/* Record `unit' as pending (a read failed).  Holds a spare unit for it so
+ * the next write can remap it without allocating.  Already mapped: 0. */
+int remap_mark_pending (struct remap_engine *e, uint64_t unit,
+                        struct remap_error *err);
+
+/* Record granules of a mapped unit as lost (reads of them fail with EIO
+ * until rewritten).  An unmapped unit is remapped first (REMAP_REMAP_NOCOPY
+ * for the lost granules). */
+int remap_mark_lost (struct remap_engine *e, uint64_t unit, uint64_t mask,
+                     struct remap_error *err);
+
+/* Record spare unit `spare_unit' as bad.  If it holds data, the data moves to
+ * another spare unit first.  Reserved (metadata) units: -EINVAL. */
+int remap_mark_spare_bad (struct remap_engine *e, uint64_t spare_unit,
+                          struct remap_error *err);
+
+#define REMAP_UNMAP_DISCARD 0x1u /* drop the spare's data instead of copying */
+
+/* Return a unit to the origin: copy its data back (unless DISCARD), flush,
+ * then free the spare unit.  Refuses with -EIO if the copy back fails, and
+ * with -EBUSY when data would be lost (lost granules) without DISCARD. */
+int remap_unmap (struct remap_engine *e, uint64_t unit, unsigned flags,
+                 struct remap_error *err);
+
+/* Call fn for every non-free slot in spare-unit order (snapshot taken under
+ * the lock, callback called without it).  Stops early if fn returns != 0
+ * and returns that value. */
+int remap_foreach (struct remap_engine *e,
+                   int (*fn) (void *opaque, const struct remap_mapping *m),
+                   void *opaque);
+
+/* ---- status ---------------------------------------------------------- */
+
+struct remap_counters {
+  uint64_t reallocated_units;   /* MAPPED slots (SMART 5) */
+  uint64_t reallocation_events; /* remap commits since open (SMART 196) */
+  uint64_t pending_units;       /* PENDING slots + unpersisted (SMART 197) */
+  uint64_t uncorrectable_units; /* mapped units with lost granules (198) */
+  uint64_t lost_granules;
+  uint64_t spare_bad_units;
+  uint64_t spare_free_units;
+  uint64_t spare_usable_units;  /* N - reserved */
+  uint64_t spare_total_units;   /* N */
+  uint64_t read_errors;         /* origin read errors seen */
+  uint64_t write_errors;        /* origin write errors seen */
+  uint64_t spare_errors;        /* spare data I/O errors seen */
+  uint64_t retries;             /* origin read retries made */
+  uint64_t enospc_events;       /* remaps refused for lack of space */
+  uint32_t copies_valid;
+  uint32_t copies_total;
+  uint64_t generation;          /* newest committed table generation */
+  uint64_t meta_write_units;    /* metadata units written since open */
+  uint64_t repaired_blocks;     /* table blocks/superblocks rewritten at open */
+};
+
+void remap_get_counters (struct remap_engine *e, struct remap_counters *c);
+
+struct remap_info {
+  struct remap_layout layout;
+  uint8_t uuid[16];
+  uint64_t origin_size;
+  uint64_t spare_size;
+  uint32_t lost_granule;
+  uint64_t format_time;
+  char origin_label[REMAP_LABEL_SIZE + 1];
+  char origin_name[256];
+  char spare_name[256];
+};
+
+void remap_get_info (const struct remap_engine *e, struct remap_info *info);
+
+/* Format a uuid as 36 characters + NUL. */
+void remap_uuid_format (const uint8_t uuid[16], char out[37]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REMAP_REMAP_H */
