@@ -94,6 +94,22 @@ int remap_mem_share (struct remap_backend *b, struct remap_backend **out);
 int remap_file_open (const char *path, unsigned flags,
                      struct remap_backend **out, struct remap_error *err);
 
+/* ---- nbd: an export of any NBD server, through libnbd ----------------- */
+
+/* True if spec looks like an NBD URI (nbd://, nbds://, nbd+unix://, ...). */
+bool remap_is_nbd_uri (const char *spec);
+
+/* Connect to the NBD URI (flags: REMAP_FILE_READONLY).  Up to 4
+ * connections when the server allows multi-conn, else one.  -ENOTSUP
+ * with a message if remap was built without libnbd. */
+int remap_nbd_open (const char *uri, unsigned flags,
+                    struct remap_backend **out, struct remap_error *err);
+
+/* Open `spec': an NBD URI with remap_nbd_open, anything else with
+ * remap_file_open. */
+int remap_backend_open (const char *spec, unsigned flags,
+                        struct remap_backend **out, struct remap_error *err);
+
 /* ---- fault: a fault injector stacked on another backend -------------- */
 
 #define REMAP_FAULT_READ   0x1u

@@ -1,0 +1,617 @@
+/* remap: the file backend, for regular files and block devices.
+ *
+ * Plain pread/pwrite on one file descriptor, looped until the whole request
+ * is transferred (EINTR retried, short transfers continued).  A read that
+ * meets end of file before `len' bytes is -EIO: the file shrank under us.
+ * Media errors (EIO, ENODATA, EBADMSG, EREMOTEIO) all become -EIO.
+ *
+ * O_DIRECT (SPEC 3.9).  Block devices use it unless NODIRECT; regular files
+ * only with DIRECT.  The kernel then wants buffer, offset and length aligned
+ * to `dio' (the logical block of a device; 4096 for files, which is safe on
+ * every common file system).  A request that is not aligned goes through a
+ * posix_memalign bounce buffer covering the enclosing aligned range, in
+ * chunks of at most 1 MiB:
+ *
+ *        a0        off                      off+len       a1
+ *        |  head   |======= user data ========|    tail    |
+ *        |<- dio ->|                          |<-  dio   ->|
+ *
+ * A write whose head or tail is partial reads those blocks first
+ * (read-modify-write).  rmw_lock serialises every read-modify-write so two
+ * sub-block writes to disjoint bytes of one block cannot undo each other.
+ * It does not order an aligned write against a concurrent read-modify-write
+ * of the same block: those overlap, and NBD leaves their result open.
+ *
+ * A regular file opened with DIRECT whose size is not a multiple of dio has
+ * a partial last block that O_DIRECT cannot write without growing the file;
+ * bytes from direct_end (size rounded down) up go through a second,
+ * buffered descriptor (tail_fd).  fdatasync on either descriptor syncs the
+ * inode, so flush covers both.
+ *
+ * Locking: pread/pwrite on one descriptor are thread-safe; only
+ * read-modify-write takes rmw_lock.  The exclusive lock (flock) belongs to
+ * the open file description of fd, so two opens of one path conflict even
+ * inside one process, and closing tail_fd never drops it.
+ *
+ * Not done here: io_uring (a later file), growing a file on CREATE (the
+ * header has no size for it: CREATE just creates an empty file).
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "remap/backend.h"
+
+#define BOUNCE_CHUNK (1024u * 1024u)
+#define FILE_DIO_ALIGN 4096u
+#define KNOWN_FLAGS                                                            \
+  (REMAP_FILE_READONLY | REMAP_FILE_DIRECT | REMAP_FILE_NODIRECT |             \
+   REMAP_FILE_CREATE)
+
+struct file {
+  struct remap_backend base; /* first: the vtable base */
+  int fd;                    /* O_DIRECT iff base.direct */
+  int tail_fd;               /* buffered, for [direct_end, size); or -1 */
+  bool readonly;
+  uint32_t dio;        /* alignment fd needs (1 if not direct) */
+  uint64_t direct_end; /* bytes below go through fd */
+  pthread_mutex_t rmw_lock;
+  bool no_punch; /* fallocate modes found unsupported */
+  bool no_zero_range;
+  bool no_zeroout;
+};
+
+static const struct remap_backend_ops file_ops;
+
+static int
+media_errno (int e)
+{
+  switch (e) {
+  case EIO:
+  case ENODATA:
+  case EBADMSG:
+  case EREMOTEIO:
+    return -EIO;
+  default:
+    return -e;
+  }
+}
+
+/* Transfer buf[0..len) at off.  A read may stop at end of file once `need'
+ * bytes are in; before that, end of file is -EIO. */
+static int
+full_read (int fd, void *buf, size_t len, uint64_t off, size_t need)
+{
+  size_t done = 0;
+
+  while (done < len) {
+    ssize_t r = pread (fd, (char *) buf + done, len - done, off + done);
+
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      return media_errno (errno);
+    }
+    if (r == 0)
+      return done >= need ? 0 : -EIO; /* unexpected end of file */
+    done += r;
+  }
+  return 0;
+}
+
+static int
+full_write (int fd, const void *buf, size_t len, uint64_t off)
+{
+  size_t done = 0;
+
+  while (done < len) {
+    ssize_t r = pwrite (fd, (const char *) buf + done, len - done, off + done);
+
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      return media_errno (errno);
+    }
+    if (r == 0)
+      return -EIO;
+    done += r;
+  }
+  return 0;
+}
+
+static uint64_t
+round_down (uint64_t x, uint32_t a)
+{
+  return x & ~(uint64_t) (a - 1);
+}
+
+static uint64_t
+round_up (uint64_t x, uint32_t a)
+{
+  return round_down (x + a - 1, a);
+}
+
+static bool
+is_aligned (const struct file *f, const void *buf, size_t len, uint64_t off)
+{
+  return (((uintptr_t) buf | len | off) & (f->dio - 1)) == 0;
+}
+
+static void *
+bounce_alloc (const struct file *f, size_t len)
+{
+  void *p = NULL;
+  size_t a = f->dio > 4096 ? f->dio : 4096;
+
+  if (posix_memalign (&p, a, len) != 0)
+    return NULL;
+  return p;
+}
+
+/* ---- O_DIRECT: one chunk at a time through a bounce buffer ------------ */
+
+static int
+bounce_read (struct file *f, void *buf, size_t len, uint64_t off)
+{
+  uint64_t a0 = round_down (off, f->dio);
+  uint64_t a1 = round_up (off + len, f->dio);
+  uint8_t *b = bounce_alloc (f, a1 - a0);
+  int r;
+
+  if (b == NULL)
+    return -ENOMEM;
+  r = full_read (f->fd, b, a1 - a0, a0, a1 - a0);
+  if (r == 0)
+    memcpy (buf, b + (off - a0), len);
+  free (b);
+  return r;
+}
+
+static int
+bounce_write (struct file *f, const void *buf, size_t len, uint64_t off)
+{
+  uint64_t a0 = round_down (off, f->dio);
+  uint64_t a1 = round_up (off + len, f->dio);
+  size_t n = a1 - a0;
+  bool head = off != a0, tail = off + len != a1;
+  uint8_t *b = bounce_alloc (f, n);
+  int r = 0;
+
+  if (b == NULL)
+    return -ENOMEM;
+  if (head || tail)
+    pthread_mutex_lock (&f->rmw_lock);
+  if (head)
+    r = full_read (f->fd, b, f->dio, a0, f->dio);
+  /* The tail block is the head block when n == dio: read once. */
+  if (r == 0 && tail && !(head && n == f->dio))
+    r = full_read (f->fd, b + n - f->dio, f->dio, a1 - f->dio, f->dio);
+  if (r == 0) {
+    memcpy (b + (off - a0), buf, len);
+    r = full_write (f->fd, b, n, a0);
+  }
+  if (head || tail)
+    pthread_mutex_unlock (&f->rmw_lock);
+  free (b);
+  return r;
+}
+
+/* Split [off, off+len) into chunks whose inner boundaries are multiples of
+ * BOUNCE_CHUNK (so aligned), and run fn on each. */
+static int
+by_chunks (struct file *f, char *buf, size_t len, uint64_t off, bool write)
+{
+  while (len > 0) {
+    size_t n = BOUNCE_CHUNK - off % BOUNCE_CHUNK;
+    int r;
+
+    if (n > len)
+      n = len;
+    r = write ? bounce_write (f, buf, n, off) : bounce_read (f, buf, n, off);
+    if (r < 0)
+      return r;
+    buf += n;
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+/* ---- the vtable ------------------------------------------------------ */
+
+/* Run one request: the part below direct_end through fd (bounced if
+ * needed), the rest through the buffered tail_fd. */
+static int
+file_io (struct file *f, char *buf, size_t len, uint64_t off, bool write)
+{
+  size_t head_len;
+  int r;
+
+  if (!f->base.direct)
+    return write ? full_write (f->fd, buf, len, off)
+                 : full_read (f->fd, buf, len, off, len);
+
+  head_len = off >= f->direct_end
+    ? 0
+    : (f->direct_end - off < len ? f->direct_end - off : len);
+  if (head_len > 0) {
+    if (is_aligned (f, buf, head_len, off))
+      r = write ? full_write (f->fd, buf, head_len, off)
+                : full_read (f->fd, buf, head_len, off, head_len);
+    else
+      r = by_chunks (f, buf, head_len, off, write);
+    if (r < 0)
+      return r;
+  }
+  if (head_len == len)
+    return 0;
+  if (f->tail_fd < 0) /* the file grew past its size at open */
+    return -EIO;
+  buf += head_len;
+  off += head_len;
+  len -= head_len;
+  return write ? full_write (f->tail_fd, buf, len, off)
+               : full_read (f->tail_fd, buf, len, off, len);
+}
+
+static int
+file_pread (struct remap_backend *b, void *buf, size_t len, uint64_t off)
+{
+  return file_io ((struct file *) b, buf, len, off, false);
+}
+
+static int
+file_pwrite (struct remap_backend *b, const void *buf, size_t len, uint64_t off)
+{
+  struct file *f = (struct file *) b;
+
+  if (f->readonly)
+    return -EROFS;
+  /* file_io only reads from buf when writing. */
+  return file_io (f, (char *) buf, len, off, true);
+}
+
+static int
+file_flush (struct remap_backend *b)
+{
+  struct file *f = (struct file *) b;
+
+  if (f->readonly)
+    return 0;
+  if (fdatasync (f->fd) == -1)
+    return media_errno (errno);
+  return 0;
+}
+
+/* fallocate(mode); -EOPNOTSUPP (remembered in *unsupported) if the file
+ * system cannot. */
+static int
+try_fallocate (struct file *f, int mode, uint64_t len, uint64_t off,
+               bool *unsupported)
+{
+  if (__atomic_load_n (unsupported, __ATOMIC_RELAXED))
+    return -EOPNOTSUPP;
+  if (fallocate (f->fd, mode, off, len) == 0)
+    return 0;
+  switch (errno) {
+  case EOPNOTSUPP:
+  case ENOSYS:
+  case ENODEV:
+    __atomic_store_n (unsupported, true, __ATOMIC_RELAXED);
+    return -EOPNOTSUPP;
+  default:
+    return media_errno (errno);
+  }
+}
+
+static int
+file_zero (struct remap_backend *b, uint64_t len, uint64_t off, bool may_trim)
+{
+  struct file *f = (struct file *) b;
+  uint64_t range[2] = { off, len };
+  int r;
+
+  if (f->readonly)
+    return -EROFS;
+  if (!b->is_block_device) {
+    if (may_trim) {
+      r = try_fallocate (f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, len,
+                         off, &f->no_punch);
+      if (r != -EOPNOTSUPP)
+        return r;
+    }
+    return try_fallocate (f, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, len,
+                          off, &f->no_zero_range);
+  }
+
+  if (((off | len) & (b->logical_block - 1)) != 0 ||
+      __atomic_load_n (&f->no_zeroout, __ATOMIC_RELAXED))
+    return -EOPNOTSUPP;
+  if (ioctl (f->fd, BLKZEROOUT, range) == 0)
+    return 0;
+  if (errno == EIO || errno == ENODATA || errno == EREMOTEIO)
+    return -EIO;
+  __atomic_store_n (&f->no_zeroout, true, __ATOMIC_RELAXED);
+  return -EOPNOTSUPP;
+}
+
+static int
+file_trim (struct remap_backend *b, uint64_t len, uint64_t off)
+{
+  struct file *f = (struct file *) b;
+  int r;
+
+  if (f->readonly)
+    return -EROFS;
+  if (!b->is_block_device)
+    r = fallocate (f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
+  else {
+    /* Discard only the whole logical blocks inside the range. */
+    uint64_t a0 = round_up (off, b->logical_block);
+    uint64_t a1 = round_down (off + len, b->logical_block);
+    uint64_t range[2] = { a0, a1 - a0 };
+
+    if (a1 <= a0)
+      return 0;
+    r = ioctl (f->fd, BLKDISCARD, range);
+  }
+  /* Advisory: only a media error is worth reporting. */
+  if (r == -1 && media_errno (errno) == -EIO)
+    return -EIO;
+  return 0;
+}
+
+static int
+file_lock (struct remap_backend *b, struct remap_error *err)
+{
+  struct file *f = (struct file *) b;
+  char buf[128];
+  int e;
+
+  do {
+    if (flock (f->fd, LOCK_EX | LOCK_NB) == 0)
+      return 0;
+    e = errno;
+  } while (e == EINTR);
+  if (e == EWOULDBLOCK)
+    return remap_set_error (err, -EWOULDBLOCK,
+                            "%s is in use by another process (another nbdkit "
+                            "or remapctl holds its lock); stop it first",
+                            b->name);
+  return remap_set_error (err, -e, "cannot lock %s: %s", b->name,
+                          strerror_r (e, buf, sizeof buf));
+}
+
+static void
+file_close (struct remap_backend *b)
+{
+  struct file *f = (struct file *) b;
+
+  if (f->tail_fd >= 0)
+    close (f->tail_fd);
+  if (f->fd >= 0)
+    close (f->fd);
+  pthread_mutex_destroy (&f->rmw_lock);
+  free (f);
+}
+
+static const struct remap_backend_ops file_ops = {
+  .kind = "file",
+  .pread = file_pread,
+  .pwrite = file_pwrite,
+  .flush = file_flush,
+  .zero = file_zero,
+  .trim = file_trim,
+  .lock = file_lock,
+  .close = file_close,
+};
+
+/* ---- opening --------------------------------------------------------- */
+
+static int
+open_error (const char *path, int e, bool readonly, struct remap_error *err)
+{
+  char buf[128];
+  const char *text = strerror_r (e, buf, sizeof buf);
+
+  switch (e) {
+  case ENOENT:
+    return remap_set_error (err, -e,
+                            "cannot open %s: no such file or "
+                            "directory (check the path)",
+                            path);
+  case EACCES:
+  case EPERM:
+    return remap_set_error (err, -e,
+                            "cannot open %s%s: permission denied "
+                            "(check its permissions, or run as a user "
+                            "allowed to %s it; block devices usually need "
+                            "root or the disk group)",
+                            path, readonly ? "" : " for writing",
+                            readonly ? "read" : "write");
+  case EROFS:
+    return remap_set_error (err, -e,
+                            "cannot open %s for writing: read-only "
+                            "file system (open it read-only, or remount "
+                            "it read-write)",
+                            path);
+  case EBUSY:
+    return remap_set_error (err, -e,
+                            "cannot open %s: device or resource "
+                            "busy (is it mounted or claimed by another "
+                            "program?)",
+                            path);
+  case EISDIR:
+    return remap_set_error (err, -e,
+                            "cannot open %s: it is a directory "
+                            "(give a file or a block device)",
+                            path);
+  default:
+    return remap_set_error (err, -e, "cannot open %s: %s", path, text);
+  }
+}
+
+/* Fill size/logical_block from the open descriptor. */
+static int
+probe (struct file *f, const char *path, const struct stat *st,
+       struct remap_error *err)
+{
+  if (S_ISREG (st->st_mode)) {
+    f->base.size = st->st_size;
+    f->base.logical_block = 512;
+    return 0;
+  }
+  if (S_ISBLK (st->st_mode)) {
+    char buf[128];
+    uint64_t size;
+    int lb, e;
+
+    if (ioctl (f->fd, BLKGETSIZE64, &size) == -1) {
+      e = errno;
+      return remap_set_error (err, -e,
+                              "%s: cannot get the size of the "
+                              "block device: %s",
+                              path, strerror_r (e, buf, sizeof buf));
+    }
+    if (ioctl (f->fd, BLKSSZGET, &lb) == -1) {
+      e = errno;
+      return remap_set_error (err, -e,
+                              "%s: cannot get the logical "
+                              "block size: %s",
+                              path, strerror_r (e, buf, sizeof buf));
+    }
+    if (lb < 512 || lb > 65536 || (lb & (lb - 1)) != 0)
+      return remap_set_error (err, -EINVAL,
+                              "%s: unsupported logical block "
+                              "size %d",
+                              path, lb);
+    f->base.size = size;
+    f->base.logical_block = lb;
+    f->base.is_block_device = true;
+    return 0;
+  }
+  return remap_set_error (err, -EINVAL,
+                          "%s is not a regular file or a "
+                          "block device",
+                          path);
+}
+
+/* Turn on O_DIRECT for fd, opening the buffered tail descriptor first if
+ * the size is not a multiple of the alignment. */
+static int
+setup_direct (struct file *f, const char *path, int oflags,
+              const struct stat *st, struct remap_error *err)
+{
+  char buf[128];
+  int fl, e;
+
+  f->base.direct = true;
+  f->dio = f->base.is_block_device ? f->base.logical_block : FILE_DIO_ALIGN;
+  f->base.align = f->base.logical_block > 4096 ? f->base.logical_block : 4096;
+  f->direct_end = round_down (f->base.size, f->dio);
+
+  if (f->direct_end < f->base.size) {
+    struct stat st2;
+
+    f->tail_fd = open (path, oflags & ~O_CREAT);
+    if (f->tail_fd == -1)
+      return open_error (path, errno, f->readonly, err);
+    if (fstat (f->tail_fd, &st2) == -1 || st2.st_dev != st->st_dev ||
+        st2.st_ino != st->st_ino)
+      return remap_set_error (err, -ESTALE,
+                              "%s changed while it was being "
+                              "opened",
+                              path);
+  }
+
+  fl = fcntl (f->fd, F_GETFL);
+  if (fl == -1 || fcntl (f->fd, F_SETFL, fl | O_DIRECT) == -1) {
+    e = errno;
+    if (e == EINVAL)
+      return remap_set_error (err, -EINVAL,
+                              "%s: the file system does not "
+                              "support O_DIRECT (tmpfs?); use direct=false "
+                              "or put the file elsewhere",
+                              path);
+    return remap_set_error (err, -e, "%s: cannot enable O_DIRECT: %s", path,
+                            strerror_r (e, buf, sizeof buf));
+  }
+  return 0;
+}
+
+int
+remap_file_open (const char *path, unsigned flags, struct remap_backend **out,
+                 struct remap_error *err)
+{
+  struct file *f;
+  struct stat st;
+  int oflags, r;
+
+  *out = NULL;
+  if (path == NULL || path[0] == '\0')
+    return remap_set_error (err, -EINVAL, "no file name given");
+  if ((flags & ~KNOWN_FLAGS) != 0 ||
+      ((flags & REMAP_FILE_DIRECT) && (flags & REMAP_FILE_NODIRECT)) ||
+      ((flags & REMAP_FILE_READONLY) && (flags & REMAP_FILE_CREATE)))
+    return remap_set_error (err, -EINVAL, "%s: invalid open flags 0x%x", path,
+                            flags);
+
+  f = calloc (1, sizeof *f);
+  if (f == NULL)
+    return remap_set_error (err, -ENOMEM, "%s: out of memory", path);
+  f->fd = f->tail_fd = -1;
+  f->dio = 1;
+  f->base.ops = &file_ops;
+  f->base.align = 1;
+  f->readonly = flags & REMAP_FILE_READONLY;
+  pthread_mutex_init (&f->rmw_lock, NULL);
+  snprintf (f->base.name, sizeof f->base.name, "%.*s",
+            (int) sizeof f->base.name - 1, path);
+
+  oflags = (f->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+  if (flags & REMAP_FILE_CREATE)
+    oflags |= O_CREAT;
+  f->fd = open (path, oflags, 0644);
+  if (f->fd == -1) {
+    r = open_error (path, errno, f->readonly, err);
+    goto err;
+  }
+  if (fstat (f->fd, &st) == -1) {
+    char buf[128];
+    int e = errno;
+
+    r = remap_set_error (err, -e, "%s: stat: %s", path,
+                         strerror_r (e, buf, sizeof buf));
+    goto err;
+  }
+  r = probe (f, path, &st, err);
+  if (r < 0)
+    goto err;
+
+  if ((flags & REMAP_FILE_DIRECT) ||
+      (f->base.is_block_device && !(flags & REMAP_FILE_NODIRECT))) {
+    r = setup_direct (f, path, oflags, &st, err);
+    if (r < 0)
+      goto err;
+  }
+
+  *out = &f->base;
+  return 0;
+
+err:
+  file_close (&f->base);
+  return r;
+}
