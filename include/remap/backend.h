@@ -57,7 +57,9 @@ struct remap_backend {
   char name[256];               /* for messages: path, URI or "mem" */
 };
 
-/* Thin wrappers that also check the vtable; they never print. */
+/* Thin wrappers that also check the vtable and the range (-EINVAL past
+ * size; 0 for a zero-length request); they never print.  `align', not
+ * `logical_block', is what avoids a bounce buffer. */
 int remap_backend_pread (struct remap_backend *b, void *buf, size_t len,
                          uint64_t off);
 int remap_backend_pwrite (struct remap_backend *b, const void *buf,
@@ -72,7 +74,7 @@ int remap_backend_lock (struct remap_backend *b, struct remap_error *err);
 /* NULL is accepted. */
 void remap_backend_close (struct remap_backend *b);
 
-/* ---- mem: a resizable in-memory disk, for tests ---------------------- */
+/* ---- mem: an in-memory disk, for tests ---------------------- */
 
 /* Create a zero-filled memory backend of `size' bytes.  0 or -ENOMEM. */
 int remap_mem_create (uint64_t size, struct remap_backend **out);
@@ -87,7 +89,7 @@ int remap_mem_share (struct remap_backend *b, struct remap_backend **out);
 #define REMAP_FILE_READONLY  0x1u
 #define REMAP_FILE_DIRECT    0x2u   /* O_DIRECT (aligned bounce buffers) */
 #define REMAP_FILE_NODIRECT  0x4u   /* never O_DIRECT, even on a block device */
-#define REMAP_FILE_CREATE    0x8u   /* create if missing (with create_size) */
+#define REMAP_FILE_CREATE    0x8u   /* create an empty file if missing */
 
 /* Open `path'.  Block devices use O_DIRECT unless NODIRECT is given
  * (SPEC 3.9).  0 or -errno with a message in err. */
