@@ -945,3 +945,97 @@ remap_foreach (struct remap_engine *e,
   free (snap);
   return r;
 }
+
+/* ---- inspection ------------------------------------------------------ */
+
+int
+remap_inspect (struct remap_backend *spare, struct remap_inspect *out,
+               struct remap_error *err)
+{
+  struct remap_engine *e = calloc (1, sizeof *e);
+  struct scan sc = { 0 };
+  struct remap_error derr = { 0 };
+  int r;
+
+  memset (out, 0, sizeof *out);
+  if (!e)
+    return remap_set_error (err, -ENOMEM, "out of memory");
+  e->spare = spare;
+  e->L = &e->sb.layout;
+  r = discover (spare, &e->sb, &derr);
+  if (r == -ENOMEDIUM || r == -EUCLEAN) {
+    out->verdict = REMAP_UNUSABLE;
+    snprintf (out->reason, sizeof out->reason, "%s", derr.msg);
+    free (e);
+    return 0;
+  }
+  if (r) {
+    free (e);
+    return remap_set_error (err, r, "%s", derr.msg);
+  }
+  out->found = true;
+  const struct remap_layout *l = e->L;
+  e->block_gen = calloc (l->table_blocks, sizeof *e->block_gen);
+  if (!e->block_gen || (r = scan_copies (e, &sc, err)) != 0) {
+    free (e->block_gen);
+    free (sc.gen);
+    free (e);
+    return r ? r : remap_set_error (err, -ENOMEM, "out of memory");
+  }
+
+  out->info.layout = *l;
+  memcpy (out->info.uuid, e->sb.uuid, 16);
+  out->info.origin_size = e->sb.origin_size;
+  out->info.spare_size = e->sb.spare_size;
+  out->info.lost_granule = e->sb.lost_granule;
+  out->info.format_time = e->sb.format_time;
+  memcpy (out->info.origin_label, e->sb.origin_label,
+          sizeof out->info.origin_label);
+  snprintf (out->info.spare_name, sizeof out->info.spare_name, "%s",
+            spare->name);
+
+  for (uint64_t k = 0; k < l->table_blocks; k++) {
+    uint64_t best = 0;
+    for (uint32_t i = 0; i < l->copies; i++) {
+      uint64_t g = sc.gen[(size_t) i * l->table_blocks + k];
+      best = g > best ? g : best;
+    }
+    e->block_gen[k] = best;
+    out->blocks_lost += best == 0;
+    out->generation = best > out->generation ? best : out->generation;
+  }
+  bool damaged = false;
+  for (uint32_t i = 0; i < l->copies; i++) {
+    struct remap_copy_status *c = &out->copy[i];
+    c->first_unit = l->copy_offset[i];
+    c->sb_valid = sc.sb_ok[i];
+    damaged |= !c->sb_valid;
+    for (uint64_t k = 0; k < l->table_blocks; k++) {
+      uint64_t g = sc.gen[(size_t) i * l->table_blocks + k];
+      if (g == 0)
+        c->blocks_damaged++;
+      else if (g == e->block_gen[k])
+        c->blocks_current++;
+      else
+        c->blocks_stale++;
+      c->max_generation = g > c->max_generation ? g : c->max_generation;
+    }
+    damaged |= c->blocks_damaged || c->blocks_stale;
+  }
+  if (out->blocks_lost) {
+    out->verdict = REMAP_UNUSABLE;
+    snprintf (out->reason, sizeof out->reason,
+              "%llu table block(s) are damaged in every copy",
+              (unsigned long long) out->blocks_lost);
+  }
+  else if (damaged) {
+    out->verdict = REMAP_REPAIRABLE;
+    snprintf (out->reason, sizeof out->reason,
+              "some copies are damaged or stale; every block still has a "
+              "valid copy");
+  }
+  free (e->block_gen);
+  free (sc.gen);
+  free (e);
+  return 0;
+}

@@ -208,6 +208,38 @@ struct remap_info {
 
 void remap_get_info (const struct remap_engine *e, struct remap_info *info);
 
+/* ---- offline inspection (remapctl dump / check) ----------------------- */
+
+struct remap_copy_status {
+  uint64_t first_unit;          /* where the copy's extent starts */
+  bool sb_valid;                /* superblock decodes and matches */
+  uint64_t blocks_current;      /* valid, newest generation */
+  uint64_t blocks_stale;        /* valid, older generation */
+  uint64_t blocks_damaged;      /* unreadable or invalid */
+  uint64_t max_generation;      /* highest valid block generation */
+};
+
+enum remap_verdict {
+  REMAP_CLEAN = 0,              /* every copy valid and current */
+  REMAP_REPAIRABLE = 1,         /* damage, but every block has a valid copy */
+  REMAP_UNUSABLE = 2,           /* no superblock, or a block lost in all */
+};
+
+struct remap_inspect {
+  struct remap_info info;       /* valid if verdict != UNUSABLE or found */
+  bool found;                   /* a valid superblock was found */
+  uint64_t generation;          /* newest valid block generation */
+  uint64_t blocks_lost;         /* blocks with no valid version anywhere */
+  struct remap_copy_status copy[REMAP_MAX_COPIES];
+  enum remap_verdict verdict;
+  char reason[REMAP_ERROR_MSG_MAX]; /* why not clean ("" if clean) */
+};
+
+/* Read every metadata copy of spare without changing anything and without
+ * locking.  0 (see out->verdict), or -errno for I/O failures / ENOMEM. */
+int remap_inspect (struct remap_backend *spare, struct remap_inspect *out,
+                   struct remap_error *err);
+
 /* Format a uuid as 36 characters + NUL. */
 void remap_uuid_format (const uint8_t uuid[16], char out[37]);
 
