@@ -633,25 +633,89 @@ remap_flush (struct remap_engine *e, struct remap_error *err)
 /* ---- reads ----------------------------------------------------------- */
 
 static int
-read_mapped (struct remap_engine *e, uint64_t u, const struct map *m,
-             uint8_t *buf, uint64_t doff, uint64_t dlen,
+lost_error (struct remap_engine *e, uint64_t u, uint64_t doff,
+            struct remap_error *err)
+{
+  return remap_set_error (err, -EIO, "unit %llu (byte %llu) holds data "
+                          "that was lost when the origin failed; it reads "
+                          "as an error until it is rewritten",
+                          (unsigned long long) u,
+                          (unsigned long long) (u * e->unit + doff));
+}
+
+/* One piece of a read window: where it goes and which unit it starts at. */
+struct rpiece {
+  uint64_t u;
+  bool spare;
+  uint64_t slot;
+};
+
+/* Read the pieces of one window: build the batch (spare pieces and merged
+ * origin runs), submit it in one go, then redo failed origin pieces through
+ * read_origin, which retries unit by unit and records pending units. */
+static int
+read_window (struct remap_engine *e, uint8_t *buf, uint64_t off,
+             uint64_t end, uint64_t *pos, uint64_t last,
              struct remap_error *err)
 {
-  if (m->lost & granules_touched (e, doff, doff + dlen))
-    return remap_set_error (err, -EIO, "unit %llu (byte %llu) holds data "
-                            "that was lost when the origin failed; it reads "
-                            "as an error until it is rewritten",
-                            (unsigned long long) u,
-                            (unsigned long long) (u * e->unit + doff));
-  int r = remap_backend_pread (e->spare, buf, dlen, m->slot * e->unit + doff);
-  if (r) {
-    atomic_fetch_add (&e->c_spare_errors, 1);
-    return remap_set_error (err, -EIO, "spare %s: cannot read spare unit "
-                            "%llu (data of unit %llu): %s", e->spare->name,
-                            (unsigned long long) m->slot,
-                            (unsigned long long) u, strerror (-r));
+  struct map m[WINDOW];
+  struct remap_io io[WINDOW];
+  struct rpiece pc[WINDOW];
+  size_t n_io = 0;
+  int ret = 0;
+  uint64_t u0 = *pos / e->unit;
+  unsigned n = last - u0 + 1 < WINDOW ? (unsigned) (last - u0 + 1) : WINDOW;
+
+  lookup_window (e, u0, n, m);
+  for (unsigned i = 0; i < n && *pos < end;) {
+    uint64_t u = u0 + i, p = *pos;
+    uint64_t uend = (u + 1) * e->unit < end ? (u + 1) * e->unit : end;
+    if (word_state (m[i].word) == REMAP_SLOT_MAPPED) {
+      uint64_t doff = p - u * e->unit;
+      if (m[i].lost & granules_touched (e, doff, uend - u * e->unit)) {
+        if (!ret)
+          ret = lost_error (e, u, doff, err);
+      }
+      else {
+        io[n_io] = (struct remap_io) { e->spare, buf + (p - off), uend - p,
+                                       m[i].slot * e->unit + doff, false, 0 };
+        pc[n_io++] = (struct rpiece) { u, true, m[i].slot };
+      }
+      *pos = uend;
+      i++;
+    }
+    else {                      /* origin: free or pending units */
+      unsigned j = i + 1;
+      while (j < n && word_state (m[j].word) != REMAP_SLOT_MAPPED)
+        j++;
+      uint64_t rend = (u0 + j) * e->unit < end ? (u0 + j) * e->unit : end;
+      io[n_io] = (struct remap_io) { e->origin, buf + (p - off), rend - p, p,
+                                     false, 0 };
+      pc[n_io++] = (struct rpiece) { u, false, 0 };
+      *pos = rend;
+      i = j;
+    }
   }
-  return 0;
+  if (remap_backend_submit (io, n_io) == 0)
+    return ret;
+  for (size_t k = 0; k < n_io; k++) {
+    int r = 0;
+    if (io[k].result == 0)
+      continue;
+    if (!pc[k].spare)
+      r = read_origin (e, io[k].buf, io[k].len, io[k].off, err);
+    else {
+      atomic_fetch_add (&e->c_spare_errors, 1);
+      r = remap_set_error (err, -EIO, "spare %s: cannot read spare unit "
+                           "%llu (data of unit %llu): %s", e->spare->name,
+                           (unsigned long long) pc[k].slot,
+                           (unsigned long long) pc[k].u,
+                           strerror (-io[k].result));
+    }
+    if (r && !ret)
+      ret = r;                  /* keep going: find every failing unit */
+  }
+  return ret;
 }
 
 int
@@ -668,41 +732,16 @@ remap_pread (struct remap_engine *e, void *vbuf, size_t len, uint64_t off,
   uint64_t end = off + len;
   uint64_t first = off / e->unit, last = (end - 1) / e->unit;
   int ret = 0;
-  struct map m[WINDOW];
 
   lock_units (e, first, last, false);
-  if (atomic_load (&e->nindexed) == 0) {
+  if (atomic_load (&e->nindexed) == 0)
     ret = read_origin (e, buf, len, off, err);
-    goto out;
-  }
-  for (uint64_t pos = off; pos < end;) {
-    uint64_t u0 = pos / e->unit;
-    unsigned n = last - u0 + 1 < WINDOW ? (unsigned) (last - u0 + 1) : WINDOW;
-    lookup_window (e, u0, n, m);
-    for (unsigned i = 0; i < n && pos < end;) {
-      uint64_t u = u0 + i;
-      uint64_t uend = (u + 1) * e->unit < end ? (u + 1) * e->unit : end;
-      int r;
-      if (word_state (m[i].word) == REMAP_SLOT_MAPPED) {
-        r = read_mapped (e, u, &m[i], buf + (pos - off), pos - u * e->unit,
-                         uend - pos, err);
-        pos = uend;
-        i++;
-      }
-      else {                    /* origin: free or pending units */
-        unsigned j = i + 1;
-        while (j < n && word_state (m[j].word) != REMAP_SLOT_MAPPED)
-          j++;
-        uint64_t rend = (u0 + j) * e->unit < end ? (u0 + j) * e->unit : end;
-        r = read_origin (e, buf + (pos - off), rend - pos, pos, err);
-        pos = rend;
-        i = j;
-      }
+  else
+    for (uint64_t pos = off; pos < end;) {
+      int r = read_window (e, buf, off, end, &pos, last, err);
       if (r && !ret)
-        ret = r;                /* keep going: find every failing unit */
+        ret = r;
     }
-  }
- out:
   unlock_units (e, first, last);
   return ret;
 }

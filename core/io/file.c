@@ -33,7 +33,8 @@
  * the open file description of fd, so two opens of one path conflict even
  * inside one process, and closing tail_fd never drops it.
  *
- * Not done here: io_uring (a later file), growing a file on CREATE (the
+ * io_uring is in uring.c: file_raw_fd tells it which transfers it may
+ * issue on fd as they are.  Not done here: growing a file on CREATE (the
  * header has no size for it: CREATE just creates an empty file).
  */
 
@@ -408,8 +409,26 @@ file_close (struct remap_backend *b)
   free (f);
 }
 
+/* A transfer that can go to the kernel as it is: buffered, or direct and
+ * aligned below direct_end. */
+static int
+file_raw_fd (struct remap_backend *b, const void *buf, size_t len,
+             uint64_t off, bool write)
+{
+  struct file *f = (struct file *) b;
+
+  if (write && f->readonly)
+    return -1;
+  if (!f->base.direct)
+    return f->fd;
+  if (off + len <= f->direct_end && is_aligned (f, buf, len, off))
+    return f->fd;
+  return -1;
+}
+
 static const struct remap_backend_ops file_ops = {
   .kind = "file",
+  .raw_fd = file_raw_fd,
   .pread = file_pread,
   .pwrite = file_pwrite,
   .flush = file_flush,

@@ -45,6 +45,11 @@ struct remap_backend_ops {
   int (*lock) (struct remap_backend *b, struct remap_error *err);
   /* Release everything; b is invalid afterwards. */
   void (*close) (struct remap_backend *b);
+  /* Optional.  The file descriptor on which this transfer can be issued
+   * as it is (no bounce, no split), or -1.  Lets remap_backend_submit
+   * hand transfers of several backends to one io_uring. */
+  int (*raw_fd) (struct remap_backend *b, const void *buf, size_t len,
+                 uint64_t off, bool write);
 };
 
 struct remap_backend {
@@ -73,6 +78,27 @@ int remap_backend_trim (struct remap_backend *b, uint64_t len, uint64_t off);
 int remap_backend_lock (struct remap_backend *b, struct remap_error *err);
 /* NULL is accepted. */
 void remap_backend_close (struct remap_backend *b);
+
+/* One transfer of a batch. */
+struct remap_io {
+  struct remap_backend *b;
+  void *buf;
+  size_t len;
+  uint64_t off;
+  bool write;
+  int result;                   /* out: 0 or a negative errno */
+};
+
+/* Run n independent transfers, possibly on different backends, and set
+ * every ios[i].result.  Transfers that a backend can issue as they are
+ * (raw_fd) go to the kernel together through a per-thread io_uring when
+ * there are two or more of them; the rest run one after another.  Returns
+ * 0 if all succeeded, else the first failure's result. */
+int remap_backend_submit (struct remap_io *ios, size_t n);
+
+/* How remap_backend_submit issues batches here: "io_uring", or
+ * "pread/pwrite (io_uring unavailable: REASON)". */
+const char *remap_backend_uring_status (void);
 
 /* ---- mem: an in-memory disk, for tests ---------------------- */
 

@@ -1,0 +1,229 @@
+/* remap: batches of transfers through io_uring (SPEC 3.1).
+ *
+ * A request that the engine splits into pieces (origin runs, spare units)
+ * is handed here as one batch.  Pieces whose backend can issue them as they
+ * are (ops->raw_fd: buffered files, aligned O_DIRECT) go to the kernel
+ * together in one io_uring_submit_and_wait on a ring owned by the calling
+ * thread; the rest, and every piece when io_uring is unavailable, run one
+ * after another through the backend's own pread/pwrite.  A batch of one
+ * piece never touches the ring: for a single transfer pread is as cheap
+ * and keeps the common path identical to nbdkit's file plugin.
+ *
+ * Rings: one per thread, created on first use (64 entries) and destroyed
+ * by a thread-specific-data destructor when the thread exits.  A ring is
+ * tied to the process that made it: after fork (nbdkit daemonizes after
+ * .get_ready) a child that finds a ring of its parent makes its own.
+ * If io_uring_queue_init fails once (old kernel, seccomp, io_uring
+ * disabled), io_uring is given up for the life of the process and
+ * remap_backend_uring_status says why.
+ *
+ * Completion: a short transfer is finished synchronously (the kernel may
+ * return less than asked at end of file or on signals); errors are mapped
+ * like the file backend maps them (media errors -> -EIO).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "remap/backend.h"
+
+static int
+run_sync (struct remap_io *io)
+{
+  return io->write ? remap_backend_pwrite (io->b, io->buf, io->len, io->off)
+    : remap_backend_pread (io->b, io->buf, io->len, io->off);
+}
+
+static int
+run_all_sync (struct remap_io *ios, size_t n)
+{
+  int first = 0;
+  for (size_t i = 0; i < n; i++) {
+    ios[i].result = run_sync (&ios[i]);
+    if (ios[i].result && !first)
+      first = ios[i].result;
+  }
+  return first;
+}
+
+#ifndef REMAP_HAVE_LIBURING
+
+const char *
+remap_backend_uring_status (void)
+{
+  return "pread/pwrite (io_uring unavailable: built without liburing)";
+}
+
+int
+remap_backend_submit (struct remap_io *ios, size_t n)
+{
+  return run_all_sync (ios, n);
+}
+
+#else
+
+#include <liburing.h>
+
+#define RING_ENTRIES 64u
+
+struct ring {
+  struct io_uring ring;
+  pid_t pid;
+};
+
+static pthread_key_t ring_key;
+static pthread_once_t ring_once = PTHREAD_ONCE_INIT;
+static int ring_failed;         /* errno of the first failed init, or 0 */
+static char status[160] = "io_uring";
+
+static void
+ring_destroy (void *p)
+{
+  struct ring *r = p;
+  if (r->pid == getpid ())
+    io_uring_queue_exit (&r->ring);
+  free (r);
+}
+
+static void
+ring_key_init (void)
+{
+  pthread_key_create (&ring_key, ring_destroy);
+}
+
+static struct io_uring *
+thread_ring (void)
+{
+  if (__atomic_load_n (&ring_failed, __ATOMIC_RELAXED))
+    return NULL;
+  pthread_once (&ring_once, ring_key_init);
+  struct ring *r = pthread_getspecific (ring_key);
+  if (r && r->pid == getpid ())
+    return &r->ring;
+  if (r) {                      /* inherited across fork: not ours */
+    free (r);
+    pthread_setspecific (ring_key, NULL);
+  }
+  r = calloc (1, sizeof *r);
+  if (!r)
+    return NULL;
+  int e = io_uring_queue_init (RING_ENTRIES, &r->ring, 0);
+  if (e < 0) {
+    free (r);
+    if (__atomic_exchange_n (&ring_failed, -e, __ATOMIC_RELAXED) == 0)
+      snprintf (status, sizeof status,
+                "pread/pwrite (io_uring unavailable: %s)", strerror (-e));
+    return NULL;
+  }
+  r->pid = getpid ();
+  pthread_setspecific (ring_key, r);
+  return &r->ring;
+}
+
+const char *
+remap_backend_uring_status (void)
+{
+  thread_ring ();
+  return status;
+}
+
+static int
+media (int res)
+{
+  switch (-res) {
+  case EIO: case ENODATA: case EBADMSG: case EREMOTEIO:
+    return -EIO;
+  default:
+    return res;
+  }
+}
+
+/* Issue ios[idx[0..m)] on the ring and wait for all of them. */
+static void
+ring_batch (struct io_uring *ring, struct remap_io *ios, const size_t *idx,
+            const int *fd, size_t m)
+{
+  for (size_t j = 0; j < m; j++) {
+    struct remap_io *io = &ios[idx[j]];
+    struct io_uring_sqe *sqe = io_uring_get_sqe (ring);
+    if (io->write)
+      io_uring_prep_write (sqe, fd[j], io->buf, io->len, io->off);
+    else
+      io_uring_prep_read (sqe, fd[j], io->buf, io->len, io->off);
+    io_uring_sqe_set_data64 (sqe, idx[j]);
+  }
+  int e = io_uring_submit_and_wait (ring, m);
+  size_t got = 0;
+  while (e >= 0 && got < m) {
+    struct io_uring_cqe *cqe;
+    e = io_uring_wait_cqe (ring, &cqe);
+    if (e < 0)
+      break;
+    struct remap_io *io = &ios[io_uring_cqe_get_data64 (cqe)];
+    int res = cqe->res;
+    io_uring_cqe_seen (ring, cqe);
+    got++;
+    if (res < 0)
+      io->result = media (res);
+    else if ((size_t) res < io->len) {
+      /* Finish a short transfer the ordinary way. */
+      struct remap_io rest = *io;
+      rest.buf = (char *) io->buf + res;
+      rest.len -= res;
+      rest.off += res;
+      io->result = run_sync (&rest);
+    }
+    else
+      io->result = 0;
+  }
+  if (got < m) {
+    /* The ring failed under us (cannot happen short of a kernel bug):
+     * drop it for this thread and redo the unreaped transfers. */
+    for (size_t j = 0; j < m; j++)
+      if (ios[idx[j]].result == 1)
+        ios[idx[j]].result = run_sync (&ios[idx[j]]);
+  }
+}
+
+int
+remap_backend_submit (struct remap_io *ios, size_t n)
+{
+  if (n < 2)
+    return run_all_sync (ios, n);
+
+  struct io_uring *ring = thread_ring ();
+  size_t idx[RING_ENTRIES];
+  int fd[RING_ENTRIES];
+  size_t m = 0;
+
+  for (size_t i = 0; i < n; i++) {
+    struct remap_io *io = &ios[i];
+    int f = ring && io->b->ops->raw_fd
+      ? io->b->ops->raw_fd (io->b, io->buf, io->len, io->off, io->write) : -1;
+    if (f < 0 || io->len == 0) {
+      io->result = run_sync (io);
+      continue;
+    }
+    io->result = 1;             /* in flight */
+    idx[m] = i;
+    fd[m++] = f;
+    if (m == RING_ENTRIES) {
+      ring_batch (ring, ios, idx, fd, m);
+      m = 0;
+    }
+  }
+  if (m == 1)
+    ios[idx[0]].result = run_sync (&ios[idx[0]]);
+  else if (m > 1)
+    ring_batch (ring, ios, idx, fd, m);
+
+  int first = 0;
+  for (size_t i = 0; i < n && !first; i++)
+    first = ios[i].result;
+  return first;
+}
+
+#endif /* REMAP_HAVE_LIBURING */
