@@ -27,7 +27,10 @@
  * later operations fail.
  *
  * Locking: one mutex serialises everything, including the calls to the
- * inner backend.  Slow, simple and deterministic, which is what tests want.
+ * inner backend, while volatile mode or a crash point is set: slow, simple
+ * and deterministic, which is what crash tests want.  Otherwise (rules
+ * only, as in the plugin's rehearsal mode) the rules are checked under the
+ * mutex and the inner call is made without it.
  *
  * Counters: writes counts every pwrite that arrived before the crash (the
  * crashing one included), flushes every flush call before the crash,
@@ -160,6 +163,31 @@ remap_fault_add_rule (struct remap_backend *b,
   }
   pthread_mutex_unlock (&f->lock);
   return r;
+}
+
+int
+remap_fault_set_rules (struct remap_backend *b,
+                       const struct remap_fault_rule *rules, size_t n)
+{
+  struct fault *f = to_fault (b);
+
+  if (n > MAX_RULES)
+    return -ENOSPC;
+  for (size_t i = 0; i < n; i++)
+    if (rules[i].ops == 0
+        || (rules[i].ops & ~(REMAP_FAULT_READ | REMAP_FAULT_WRITE
+                             | REMAP_FAULT_FLUSH)) != 0
+        || rules[i].err >= 0
+        || (rules[i].len == 0
+            && (rules[i].ops & (REMAP_FAULT_READ | REMAP_FAULT_WRITE))))
+      return -EINVAL;
+  pthread_mutex_lock (&f->lock);
+  memset (f->rules, 0, sizeof f->rules);
+  for (size_t i = 0; i < n; i++)
+    f->rules[i].r = rules[i];
+  f->nrules = n;
+  pthread_mutex_unlock (&f->lock);
+  return 0;
 }
 
 void
@@ -329,6 +357,14 @@ remap_fault_set_volatile (struct remap_backend *b, bool on)
 
 /* ---- the vtable ------------------------------------------------------ */
 
+/* Neither volatile nor armed for a crash: the inner call needs no lock, so
+ * a rehearsal origin (the plugin's fail= rules) keeps its parallelism. */
+static bool
+passthrough_locked (const struct fault *f)
+{
+  return !f->volatile_mode && f->crash_at == UINT64_MAX && !f->crashed;
+}
+
 static int
 fault_pread (struct remap_backend *b, void *buf, size_t len, uint64_t off)
 {
@@ -339,6 +375,10 @@ fault_pread (struct remap_backend *b, void *buf, size_t len, uint64_t off)
   if (f->crashed)
     r = -EIO;
   else if ((r = check_rules_locked (f, REMAP_FAULT_READ, len, off)) == 0) {
+    if (passthrough_locked (f)) {
+      pthread_mutex_unlock (&f->lock);
+      return remap_backend_pread (f->inner, buf, len, off);
+    }
     r = remap_backend_pread (f->inner, buf, len, off);
     if (r == 0)
       overlay_locked (f, buf, len, off);
@@ -362,6 +402,10 @@ fault_pwrite (struct remap_backend *b, const void *buf, size_t len,
     r = -EIO;
   }
   else if ((r = check_rules_locked (f, REMAP_FAULT_WRITE, len, off)) == 0) {
+    if (passthrough_locked (f)) {
+      pthread_mutex_unlock (&f->lock);
+      return remap_backend_pwrite (f->inner, buf, len, off);
+    }
     if (f->volatile_mode)
       r = hold_locked (f, buf, len, off);
     else

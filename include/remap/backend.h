@@ -166,6 +166,29 @@ int remap_fault_create (struct remap_backend *inner, bool own_inner,
 int remap_fault_add_rule (struct remap_backend *b,
                           const struct remap_fault_rule *rule);
 void remap_fault_clear_rules (struct remap_backend *b);
+/* Replace every rule at once (counts restart).  0, -EINVAL, -ENOSPC. */
+int remap_fault_set_rules (struct remap_backend *b,
+                           const struct remap_fault_rule *rules, size_t n);
+
+#define REMAP_FAULT_MAX_RULES 64
+
+/* Parse one rehearsal rule (SPEC 4.4), as the plugin's fail= takes it:
+ *
+ *   OPS:OFFSET[+LENGTH][,after=N][,times=N][,error=EIO|ENOSPC|EPERM]
+ *
+ * OPS is read, write, rw (both) or flush.  OFFSET and LENGTH are bytes,
+ * with an optional suffix s (512-byte sectors), k, m, g or t (powers of
+ * 1024); LENGTH defaults to 512.  after=N lets N matching accesses pass
+ * first ("fail from the N+1-th access"); times=N fails N accesses and then
+ * heals (default 0: forever).  0 or -EINVAL with a message. */
+int remap_fault_parse_rule (const char *spec, struct remap_fault_rule *out,
+                            struct remap_error *err);
+
+/* Parse a rule file: one rule per line, blank lines and '#' comments
+ * ignored.  Errors name the line.  *n receives the rule count. */
+int remap_fault_parse_rules (const char *text,
+                             struct remap_fault_rule rules[REMAP_FAULT_MAX_RULES],
+                             size_t *n, struct remap_error *err);
 /* Volatile mode: writes are held in memory (visible to reads) until flush;
  * a crash loses them as `mode' says. */
 void remap_fault_set_volatile (struct remap_backend *b, bool on);
