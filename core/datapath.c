@@ -190,11 +190,18 @@ mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
   pthread_rwlock_unlock (&e->tab_lock);
   if (known)
     goto out;
+  if (e->opts.readonly) {       /* never write, not even a pending mark */
+    table_uset_add (&e->t.vpend, u);
+    atomic_store (&e->nvpend, e->t.vpend.count);
+    goto out;
+  }
   if (table_alloc (&e->t, &e->cursor, &s) != 0) {
     /* Full: the unit stays unreadable, counted but not persisted. */
-    e->n_unpersisted_pending++;
-    eng_log (e, REMAP_LOG_WARN, "unit %llu is pending, but the spare is "
+    if (!table_uset_has (&e->t.vpend, u))
+      eng_log (e, REMAP_LOG_WARN, "unit %llu is pending, but the spare is "
              "full: not recorded on disk", (unsigned long long) u);
+    table_uset_add (&e->t.vpend, u);
+    atomic_store (&e->nvpend, e->t.vpend.count);
     goto out;
   }
   struct change c = { s, make_word (REMAP_SLOT_PENDING, u), 0 };
@@ -386,12 +393,30 @@ relocate (struct remap_engine *e, struct reloc *rl, struct remap_error *err)
 
 /* Write [off, off+len) of the origin (units locked exclusive); a unit that
  * fails moves to the spare with the caller's bytes. */
+/* Units of [off, off+len) that were written: no longer pending. */
+static void
+written (struct remap_engine *e, uint64_t off, uint64_t len)
+{
+  if (atomic_load (&e->nvpend) == 0)
+    return;
+  pthread_mutex_lock (&e->meta_lock);
+  for (uint64_t u = off / e->unit; u <= (off + len - 1) / e->unit; u++)
+    if (granules_covered (e, off - u * e->unit, off + len - u * e->unit,
+                          unit_valid (e, u))
+        == granules_covered (e, 0, e->unit, unit_valid (e, u)))
+      table_uset_del (&e->t.vpend, u);
+  atomic_store (&e->nvpend, e->t.vpend.count);
+  pthread_mutex_unlock (&e->meta_lock);
+}
+
 static int
 write_origin (struct remap_engine *e, const uint8_t *buf, size_t len,
               uint64_t off, struct remap_error *err)
 {
-  if (remap_backend_pwrite (e->origin, buf, len, off) == 0)
+  if (remap_backend_pwrite (e->origin, buf, len, off) == 0) {
+    written (e, off, len);
     return 0;
+  }
 
   uint64_t end = off + len;
   for (uint64_t pos = off; pos < end;) {
@@ -557,7 +582,9 @@ remap_pwrite (struct remap_engine *e, const void *buf, size_t len,
   uint64_t first = off / e->unit, last = (off + len - 1) / e->unit;
   bool spare = false;
   lock_units (e, first, last, true);
-  r = write_range (e, buf, len, off, false, &spare, err);
+  r = check_doubt (e, first, last, err);
+  if (r == 0)
+    r = write_range (e, buf, len, off, false, &spare, err);
   unlock_units (e, first, last);
   if (r == 0 && (flags & REMAP_FUA))
     r = fua (e, spare, err);
@@ -576,7 +603,9 @@ remap_zero (struct remap_engine *e, uint64_t len, uint64_t off,
     uint64_t n = off + len - pos < ZERO_CHUNK ? off + len - pos : ZERO_CHUNK;
     uint64_t first = pos / e->unit, last = (pos + n - 1) / e->unit;
     lock_units (e, first, last, true);
-    r = write_range (e, NULL, n, pos, flags & REMAP_MAY_TRIM, &spare, err);
+    r = check_doubt (e, first, last, err);
+    if (r == 0)
+      r = write_range (e, NULL, n, pos, flags & REMAP_MAY_TRIM, &spare, err);
     unlock_units (e, first, last);
     pos += n;
   }
@@ -757,7 +786,7 @@ check_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
                             (unsigned long long) e->sb.origin_units);
   if (e->opts.readonly)
     return remap_set_error (err, -EROFS, "the engine is open read-only");
-  return 0;
+  return check_doubt (e, u, u, err);
 }
 
 int

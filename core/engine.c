@@ -267,14 +267,14 @@ encode_block (struct remap_engine *e, uint64_t k, uint64_t gen,
 }
 
 /* Write one metadata unit to copy i at extent offset k (0 = superblock),
- * then flush.  A failure retires the copy. */
+ * then flush if asked.  A failure retires the copy. */
 static int
 write_meta_unit (struct remap_engine *e, uint32_t i, uint64_t k,
-                 const uint8_t *buf)
+                 const uint8_t *buf, bool flush)
 {
   uint64_t off = copy_unit (e->L, i, k) * e->unit;
   int r = remap_backend_pwrite (e->spare, buf, e->unit, off);
-  if (r == 0)
+  if (r == 0 && flush)
     r = remap_backend_flush (e->spare);
   atomic_fetch_add (&e->c_meta_units, 1);
   if (r) {
@@ -287,61 +287,117 @@ write_meta_unit (struct remap_engine *e, uint32_t i, uint64_t k,
   return r;
 }
 
+/* Set slot s in memory, keeping the counters in step.  tab_lock held
+ * exclusive; room reserved (table_reserve) so table_set cannot fail. */
+static void
+set_slot (struct remap_engine *e, uint64_t s, uint64_t w, uint64_t lost)
+{
+  uint64_t old = e->t.slot[s], oldlost = table_lost (&e->t, s);
+  table_set (&e->t, s, w, lost);
+  enum remap_slot_state os = word_state (old), ns = word_state (w);
+  e->n_mapped += (ns == REMAP_SLOT_MAPPED) - (os == REMAP_SLOT_MAPPED);
+  e->n_pending += (ns == REMAP_SLOT_PENDING) - (os == REMAP_SLOT_PENDING);
+  e->n_bad += (ns == REMAP_SLOT_BAD) - (os == REMAP_SLOT_BAD);
+  uint64_t nl = ns == REMAP_SLOT_MAPPED ? lost : 0;
+  e->n_lost_units += (nl != 0) - (oldlost != 0);
+  e->n_lost_granules += (uint64_t) __builtin_popcountll (nl)
+    - (uint64_t) __builtin_popcountll (oldlost);
+}
+
+/* Apply one durable change.  If another slot still holds the same origin
+ * unit, that slot is the old home of a relocation whose second block is
+ * not written yet (or never will be): it becomes BAD in memory, exactly as
+ * the next open would resolve the pair (the newer block wins, the loser
+ * is a spare unit that failed). */
+static void
+apply_change (struct remap_engine *e, const struct change *c)
+{
+  enum remap_slot_state ns = word_state (c->word);
+  if (ns == REMAP_SLOT_MAPPED || ns == REMAP_SLOT_PENDING) {
+    uint32_t o = table_find (&e->t, word_origin (c->word));
+    if (o != SLOT_NONE && o != c->slot)
+      set_slot (e, o, make_word (REMAP_SLOT_BAD, 0), 0);
+    table_uset_del (&e->t.vpend, word_origin (c->word));
+    atomic_store (&e->nvpend, e->t.vpend.count);
+  }
+  set_slot (e, c->slot, c->word, c->lost);
+}
+
+/* Commit the changes block by block.  Each block is written to every
+ * healthy copy (a flush after each) and, once durable in at least one,
+ * its changes are applied to memory: memory never runs ahead of the disk,
+ * and never lags behind it either, so a later write cannot go to a slot
+ * that the next open would not choose. */
 int
 commit_locked (struct remap_engine *e, const struct change *c, size_t n,
                struct remap_error *err)
 {
   uint32_t E = e->L->entries_per_block;
-  uint64_t done[16];
-  size_t ndone = 0;
 
+  if (table_reserve (&e->t, n) != 0)
+    return remap_set_error (err, -ENOMEM, "out of memory updating the table");
   for (size_t x = 0; x < n; x++) {
     uint64_t k = c[x].slot / E;
     bool seen = false;
-    for (size_t y = 0; y < ndone; y++)
-      seen |= done[y] == k;
+    for (size_t y = 0; y < x; y++)
+      seen |= c[y].slot / E == k;
     if (seen)
       continue;
-    if (ndone < sizeof done / sizeof done[0])
-      done[ndone++] = k;
     uint64_t gen = e->generation + 1;
     encode_block (e, k, gen, c, n, e->meta_buf);
     unsigned ok = 0;
     for (uint32_t i = 0; i < e->L->copies; i++)
-      if (e->copy_ok[i] && write_meta_unit (e, i, 1 + k, e->meta_buf) == 0)
+      if (e->copy_ok[i] && write_meta_unit (e, i, 1 + k, e->meta_buf, true) == 0)
         ok++;
-    if (ok == 0)
+    if (ok == 0) {
+      /* Some of these writes may still reach the disk: the units named
+       * by this and later changes are in doubt until the next open. */
+      for (size_t y = x; y < n; y++) {
+        uint64_t ws[2] = { c[y].word, e->t.slot[c[y].slot] };
+        for (int z = 0; z < 2; z++) {
+          enum remap_slot_state st = word_state (ws[z]);
+          if (st == REMAP_SLOT_MAPPED || st == REMAP_SLOT_PENDING)
+            table_uset_add (&e->t.doubt, word_origin (ws[z]));
+        }
+      }
+      atomic_store (&e->ndoubt, e->t.doubt.count);
       return remap_set_error (err, -EIO,
                               "%s: the remap table could not be written to "
                               "any metadata copy; the spare is failing",
                               e->spare->name);
+    }
     e->generation = gen;
     e->block_gen[k] = gen;
+    pthread_rwlock_wrlock (&e->tab_lock);
+    for (size_t y = x; y < n; y++)
+      if (c[y].slot / E == k)
+        apply_change (e, &c[y]);
+    atomic_store (&e->nindexed, e->n_mapped + e->n_pending);
+    pthread_rwlock_unlock (&e->tab_lock);
   }
-
-  pthread_rwlock_wrlock (&e->tab_lock);
-  for (size_t x = 0; x < n; x++) {
-    uint64_t s = c[x].slot, old = e->t.slot[s];
-    uint64_t oldlost = table_lost (&e->t, s);
-    int r = table_set (&e->t, s, c[x].word, c[x].lost);
-    if (r) {
-      /* Durable on disk but not in memory: the next open will load it.
-       * Refuse further work on this slot by keeping it busy. */
-      pthread_rwlock_unlock (&e->tab_lock);
-      return remap_set_error (err, r, "out of memory updating the table");
-    }
-    enum remap_slot_state os = word_state (old), ns = word_state (c[x].word);
-    e->n_mapped += (ns == REMAP_SLOT_MAPPED) - (os == REMAP_SLOT_MAPPED);
-    e->n_pending += (ns == REMAP_SLOT_PENDING) - (os == REMAP_SLOT_PENDING);
-    e->n_bad += (ns == REMAP_SLOT_BAD) - (os == REMAP_SLOT_BAD);
-    uint64_t nl = ns == REMAP_SLOT_MAPPED ? c[x].lost : 0;
-    e->n_lost_units += (nl != 0) - (oldlost != 0);
-    e->n_lost_granules += (uint64_t) __builtin_popcountll (nl)
-      - (uint64_t) __builtin_popcountll (oldlost);
-  }
-  atomic_store (&e->nindexed, e->n_mapped + e->n_pending);
-  pthread_rwlock_unlock (&e->tab_lock);
   return 0;
+}
+
+int
+check_doubt (struct remap_engine *e, uint64_t first, uint64_t last,
+             struct remap_error *err)
+{
+  if (atomic_load (&e->ndoubt) == 0)
+    return 0;
+  int r = 0;
+  pthread_mutex_lock (&e->meta_lock);
+  const struct lostmap *m = &e->t.doubt;
+  for (size_t i = 0; i < m->cap && r == 0; i++) {
+    uint64_t u = m->keys[i] - 1;
+    if (m->keys[i] && u >= first && u <= last)
+      r = remap_set_error (err, -EIO, "unit %llu: recording its remap "
+                           "failed on every metadata copy, so whether the "
+                           "spare or the origin holds it is uncertain; it "
+                           "refuses writes until remap is restarted and "
+                           "repairs the spare", (unsigned long long) u);
+  }
+  pthread_mutex_unlock (&e->meta_lock);
+  return r;
 }
 
 int
@@ -557,7 +613,7 @@ scan_copies (struct remap_engine *e, struct scan *sc, struct remap_error *err)
 
 /* Load the best version of every table block into the table. */
 static int
-load_table (struct remap_engine *e, struct scan *sc, bool *dups,
+load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
             struct remap_error *err)
 {
   const struct remap_layout *l = e->L;
@@ -571,7 +627,6 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dups,
     r = remap_set_error (err, -ENOMEM, "out of memory");
     goto out;
   }
-  *dups = false;
   for (uint64_t k = 0; k < l->table_blocks; k++) {
     uint32_t bi = UINT32_MAX;
     for (uint32_t i = 0; i < l->copies; i++) {
@@ -608,12 +663,17 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dups,
         uint32_t o = table_find (&e->t, ent[j].origin_unit);
         if (o != SLOT_NONE) {
           /* The same origin unit in two slots: a crash between the two
-           * blocks of a relocation.  The newer block wins; the older
-           * slot is released (repaired below). */
-          *dups = true;
-          if (e->block_gen[o / E] >= tb.generation)
-            continue;
-          table_set (&e->t, o, 0, 0);
+           * blocks of a relocation.  The newer block wins; the other slot
+           * was the unit's failing old home and becomes BAD (rewritten by
+           * repair below). */
+          if (e->block_gen[o / E] >= tb.generation) {
+            w = make_word (REMAP_SLOT_BAD, 0);
+            dirty[k] = true;
+          }
+          else {
+            table_set (&e->t, o, make_word (REMAP_SLOT_BAD, 0), 0);
+            dirty[o / E] = true;
+          }
         }
       }
       if (table_set (&e->t, s, w, ent[j].lost) != 0) {
@@ -651,48 +711,43 @@ count_table (struct remap_engine *e)
   atomic_store (&e->nindexed, e->n_mapped + e->n_pending);
 }
 
-/* Rewrite stale or damaged blocks and superblocks of every copy. */
+/* Rewrite stale or damaged blocks and superblocks of every copy, and the
+ * blocks changed while loading (dirty: given a fresh generation).  One
+ * flush per copy, copy after copy. */
 static void
-repair (struct remap_engine *e, struct scan *sc, bool dups)
+repair (struct remap_engine *e, struct scan *sc, const bool *dirty)
 {
   const struct remap_layout *l = e->L;
   uint64_t fixed = 0;
 
-  if (dups) {
-    /* Rewrite with a fresh generation every block whose content we
-     * changed while resolving duplicates: simplest is all blocks that
-     * are not what is on disk; they are few, so rewrite all blocks that
-     * hold a freed duplicate by re-encoding every block once. */
-    for (uint64_t k = 0; k < l->table_blocks; k++) {
-      e->generation++;
-      e->block_gen[k] = e->generation;
-      encode_block (e, k, e->generation, NULL, 0, e->meta_buf);
-      for (uint32_t i = 0; i < l->copies; i++)
-        if (e->copy_ok[i] && write_meta_unit (e, i, 1 + k, e->meta_buf) == 0)
-          fixed++;
-    }
-  }
-  else {
-    for (uint64_t k = 0; k < l->table_blocks; k++) {
-      bool encoded = false;
-      for (uint32_t i = 0; i < l->copies; i++) {
-        if (!e->copy_ok[i]
-            || sc->gen[(size_t) i * l->table_blocks + k] == e->block_gen[k])
-          continue;
-        if (!encoded)
-          encode_block (e, k, e->block_gen[k], NULL, 0, e->meta_buf);
-        encoded = true;
-        if (write_meta_unit (e, i, 1 + k, e->meta_buf) == 0)
-          fixed++;
-      }
-    }
-  }
+  for (uint64_t k = 0; k < l->table_blocks; k++)
+    if (dirty[k])
+      e->block_gen[k] = ++e->generation;
   for (uint32_t i = 0; i < l->copies; i++) {
-    if (!e->copy_ok[i] || sc->sb_ok[i])
-      continue;
-    encode_sb_copy (&e->sb, i, e->meta_buf, e->unit);
-    if (write_meta_unit (e, i, 0, e->meta_buf) == 0)
-      fixed++;
+    uint64_t n = 0;
+    int r = 0;
+    for (uint64_t k = 0; k < l->table_blocks && r == 0; k++) {
+      if (!dirty[k]
+          && sc->gen[(size_t) i * l->table_blocks + k] == e->block_gen[k])
+        continue;
+      encode_block (e, k, e->block_gen[k], NULL, 0, e->meta_buf);
+      r = write_meta_unit (e, i, 1 + k, e->meta_buf, false);
+      n++;
+    }
+    if (r == 0 && !sc->sb_ok[i]) {
+      encode_sb_copy (&e->sb, i, e->meta_buf, e->unit);
+      r = write_meta_unit (e, i, 0, e->meta_buf, false);
+      n++;
+    }
+    if (r == 0 && n)
+      r = remap_backend_flush (e->spare);
+    if (r) {
+      e->copy_ok[i] = false;
+      eng_log (e, REMAP_LOG_WARN, "metadata copy %u could not be repaired "
+               "(%s); it stays retired", i, strerror (-r));
+    }
+    else
+      fixed += n;
   }
   atomic_store (&e->c_repaired, fixed);
   if (fixed)
@@ -733,13 +788,21 @@ check_identity (struct remap_engine *e, struct remap_error *err)
                             (unsigned long long) sb->origin_size,
                             e->origin->name,
                             (unsigned long long) e->origin->size);
-  if (e->spare->size < sb->spare_size)
+  /* The copies' places follow from the spare's size in units, so a spare
+   * that changed size by a unit or more could no longer be searched for
+   * its copies should the first one be damaged: refuse it now, while
+   * that copy still tells us the size it had. */
+  if (e->spare->size / sb->layout.unit != sb->layout.spare_units)
     return remap_set_error (err, -ENODEV,
-                            "spare %s has shrunk: it has %llu bytes, but "
-                            "was formatted with %llu; restore its size",
-                            e->spare->name,
-                            (unsigned long long) e->spare->size,
-                            (unsigned long long) sb->spare_size);
+                            "spare %s has %s: it has %llu bytes, but was "
+                            "formatted with %llu; restore its size "
+                            "(truncate -s %llu %s); remap cannot use a "
+                            "resized spare", e->spare->name,
+                            e->spare->size < sb->spare_size ? "shrunk"
+                            : "grown", (unsigned long long) e->spare->size,
+                            (unsigned long long) sb->spare_size,
+                            (unsigned long long) sb->spare_size,
+                            e->spare->name);
   if (sb->ro_compat & ~REMAP_RO_COMPAT_KNOWN && !e->opts.readonly)
     return remap_set_error (err, -EOPNOTSUPP,
                             "spare %s uses features this remap cannot "
@@ -788,6 +851,7 @@ remap_open (struct remap_backend *origin, struct remap_backend *spare,
 {
   struct remap_engine *e = calloc (1, sizeof *e);
   struct scan sc = { 0 };
+  bool *dirty = NULL;
   int r;
 
   *out = NULL;
@@ -816,12 +880,16 @@ remap_open (struct remap_backend *origin, struct remap_backend *spare,
   }
   if ((r = scan_copies (e, &sc, err)) != 0)
     goto fail;
-  bool dups;
-  if ((r = load_table (e, &sc, &dups, err)) != 0)
+  dirty = calloc (e->L->table_blocks, sizeof *dirty);
+  if (!dirty) {
+    r = remap_set_error (err, -ENOMEM, "out of memory");
+    goto fail;
+  }
+  if ((r = load_table (e, &sc, dirty, err)) != 0)
     goto fail;
   count_table (e);
   if (!e->opts.readonly && !e->opts.no_repair)
-    repair (e, &sc, dups);
+    repair (e, &sc, dirty);
   else {
     /* Report damaged copies without touching them. */
     for (uint32_t i = 0; i < e->L->copies; i++) {
@@ -832,12 +900,14 @@ remap_open (struct remap_backend *origin, struct remap_backend *spare,
     }
   }
   free (sc.gen);
+  free (dirty);
   *out = e;
   return 0;
 
  fail_early:
  fail:
   free (sc.gen);
+  free (dirty);
   engine_free (e);
   return r;
 }
@@ -878,7 +948,7 @@ remap_get_counters (struct remap_engine *e, struct remap_counters *c)
   memset (c, 0, sizeof *c);
   pthread_mutex_lock (&e->meta_lock);
   c->reallocated_units = e->n_mapped;
-  c->pending_units = e->n_pending + e->n_unpersisted_pending;
+  c->pending_units = e->n_pending + e->t.vpend.count;
   c->uncorrectable_units = e->n_lost_units;
   c->lost_granules = e->n_lost_granules;
   c->spare_bad_units = e->n_bad;

@@ -53,7 +53,11 @@ struct remap_engine {
   uint8_t *meta_buf;            /* one unit, aligned, for commits */
   struct remap_entry *ent_buf;  /* E entries, for encoding (meta_lock) */
   uint64_t n_mapped, n_pending, n_bad, n_lost_units, n_lost_granules;
-  uint64_t n_unpersisted_pending;
+  /* Units whose commit failed with an unknown outcome: writes to them
+   * fail until the next open settles what the disk holds.  ndoubt is
+   * read without the lock as a fast "none" check. */
+  atomic_uint_fast64_t ndoubt;
+  atomic_uint_fast64_t nvpend;  /* = t.vpend.count, for lock-free checks */
 
   /* Lock-free fast path: number of indexed slots.  Read with the unit's
    * stripe held, so a remap of that unit cannot be in flight. */
@@ -78,6 +82,10 @@ struct change {
  * meta_lock held.  0, or -EIO if no copy could be written (nothing applied). */
 int commit_locked (struct remap_engine *e, const struct change *c, size_t n,
                    struct remap_error *err);
+
+/* -EIO with a message if a unit of [first, last] is in doubt. */
+int check_doubt (struct remap_engine *e, uint64_t first, uint64_t last,
+                 struct remap_error *err);
 
 /* Allocate a spare unit (meta_lock held).  -ENOSPC with a message. */
 int alloc_locked (struct remap_engine *e, uint64_t *slot,

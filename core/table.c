@@ -46,6 +46,10 @@ table_free (struct table *t)
   free (t->index);
   free (t->lost.keys);
   free (t->lost.vals);
+  free (t->vpend.keys);
+  free (t->vpend.vals);
+  free (t->doubt.keys);
+  free (t->doubt.vals);
   memset (t, 0, sizeof *t);
 }
 
@@ -209,7 +213,42 @@ lost_set (struct lostmap *m, uint64_t s, uint64_t v)
   return 0;
 }
 
+int
+table_uset_add (struct lostmap *m, uint64_t u)
+{
+  return lost_set (m, u, 1);
+}
+
+bool
+table_uset_has (const struct lostmap *m, uint64_t u)
+{
+  bool found;
+  if (m->count == 0)
+    return false;
+  lost_pos (m, u, &found);
+  return found;
+}
+
+void
+table_uset_del (struct lostmap *m, uint64_t u)
+{
+  if (m->count)
+    lost_del (m, u);
+}
+
 /* ---- slots ----------------------------------------------------------- */
+
+int
+table_reserve (struct table *t, size_t n)
+{
+  while ((t->index_count + n) * 2 > t->index_cap)
+    if (index_grow (t) != 0)
+      return -ENOMEM;
+  while ((t->lost.count + n) * 2 > t->lost.cap)
+    if (lost_grow (&t->lost) != 0)
+      return -ENOMEM;
+  return 0;
+}
 
 static bool
 indexed (uint64_t w)

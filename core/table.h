@@ -41,6 +41,8 @@ struct table {
   uint32_t *index;
   size_t index_cap, index_count;
   struct lostmap lost;
+  struct lostmap vpend;         /* origin unit -> 1: pending, not on disk */
+  struct lostmap doubt;         /* origin unit -> 1: state uncertain */
 };
 
 static inline enum remap_slot_state
@@ -94,11 +96,21 @@ int table_set (struct table *t, uint64_t s, uint64_t w, uint64_t lost);
 
 uint64_t table_lost (const struct table *t, uint64_t s);
 
+/* Make room so that the next n table_set calls cannot fail.  0, -ENOMEM. */
+int table_reserve (struct table *t, size_t n);
+
 /* Next-fit: first slot >= *cursor (wrapping once) that is not busy.  Marks
  * it busy and advances *cursor past it.  -ENOSPC if none. */
 int table_alloc (struct table *t, uint64_t *cursor, uint64_t *slot);
 /* Undo table_alloc of a slot that never got an entry. */
 void table_unalloc (struct table *t, uint64_t slot);
+
+/* Small sets of origin units kept beside the table: units that failed a
+ * read while nothing could be recorded (vpend) and units whose last commit
+ * failed with an unknown outcome (doubt).  add: 0 or -ENOMEM. */
+int table_uset_add (struct lostmap *m, uint64_t u);
+bool table_uset_has (const struct lostmap *m, uint64_t u);
+void table_uset_del (struct lostmap *m, uint64_t u);
 
 /* Bytes of heap the table uses (for the memory benchmark). */
 size_t table_memory (const struct table *t);
