@@ -1,0 +1,909 @@
+/* remapctl: the administrator's tool for remap spares, offline (on the
+ * files) and online (through the control socket of a running plugin).
+ *
+ *   remapctl COMMAND [--spare SPARE] [--origin ORIGIN | --control SOCK] ...
+ *
+ * Everything a running server can also do (status, list, lookup, remap,
+ * unmap, pending, export) goes through remap_control_exec (core/control.c):
+ * offline remapctl runs it on an engine it opens itself, online the plugin
+ * runs it on its own engine, so the outputs are identical.  format, dump,
+ * check and repair work on the files only.  import parses its file here and
+ * sends "remap" (or "pending") commands either way.
+ *
+ * The manual is remapctl.pod next to this file.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "remap/badlist.h"
+#include "remap/control.h"
+#include "remap/remap.h"
+#include "remapctl.h"
+
+static const char *progname = "remapctl";
+static const char *cmd;
+
+/* Global options, pulled out of the command line wherever they are. */
+static const char *spare_path;
+static const char *origin_path;
+static const char *control_path;
+static bool origin_readonly;            /* scan: the origin is only read */
+
+/* The remaining arguments, in order (command-specific). */
+static int nrest;
+static char **rest;
+
+static void __attribute__ ((format (printf, 1, 2)))
+msg (const char *fmt, ...)
+{
+  va_list ap;
+
+  fprintf (stderr, "%s: %s%s", progname, cmd ? cmd : "", cmd ? ": " : "");
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fputc ('\n', stderr);
+}
+
+static int __attribute__ ((format (printf, 1, 2)))
+usage_error (const char *fmt, ...)
+{
+  va_list ap;
+
+  fprintf (stderr, "%s: %s%s", progname, cmd ? cmd : "", cmd ? ": " : "");
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "\nTry '%s --help' or 'man remapctl'.\n", progname);
+  return EXIT_USAGE;
+}
+
+static void
+usage (FILE *f)
+{
+  fprintf (f,
+"usage: remapctl COMMAND [ARGS] [--spare SPARE] [--origin ORIGIN]\n"
+"       remapctl COMMAND [ARGS] --control SOCK\n"
+"\n"
+"Offline (on the files; refused while a server holds them):\n"
+"  format ORIGIN SPARE [--unit N] [--strategy S] [--copies N] [--force]\n"
+"  dump SPARE [--json]          every metadata copy, generation, validity\n"
+"  check SPARE [--json]         exit 0 clean, 1 repairable, 2 unusable\n"
+"  repair SPARE [ORIGIN]        rewrite damaged copies from the best one\n"
+"Offline (-s SPARE -o ORIGIN) or online (-c SOCK):\n"
+"  status [--json]              counters, state, geometry\n"
+"  list [--json]                the table\n"
+"  lookup LBA [-u] [--json]\n"
+"  remap LBA [COUNT] [-u] [--json]\n"
+"  unmap LBA [COUNT] [-u] [--discard-data] [--json]\n"
+"  pending LBA [COUNT] [-u] [--json]\n"
+"  import FILE --format badblocks --block-size N [--pending] [--json]\n"
+"  import FILE --format ddrescue [--include-nontried] [--pending] [--json]\n"
+"  export --format badblocks --block-size N | --format ddrescue\n"
+"  scan [LBA [COUNT]] [-u] [--rate R] [--chunk N] [--state FILE [--resume]]\n"
+"       [--json] [--progress|--no-progress]   surface scan of the origin\n"
+"status, list and export also take SPARE [ORIGIN] as positional arguments.\n"
+"LBA and COUNT are 512-byte sectors, or remap units with -u.\n"
+"Exit: 0 ok, 1 failed (check: repairable), 2 usage (check: unusable),\n"
+"      3 held by a running server (use --control), 4 control socket error,\n"
+"      5 scan stopped before the end (resumable).\n");
+}
+
+static int
+exit_code (int r)
+{
+  switch (-r) {
+  case 0: return EXIT_OK;
+  case EINVAL: return EXIT_USAGE;
+  case EWOULDBLOCK: return EXIT_BUSY;
+  case ECONNREFUSED: case ECONNRESET: case EPROTO: case E2BIG:
+    return EXIT_CONTROL;
+  default: return EXIT_FAIL;
+  }
+}
+
+static bool
+parse_u64 (const char *s, uint64_t *out)
+{
+  char *end;
+  if (!*s || *s == '-')
+    return false;
+  errno = 0;
+  unsigned long long v = strtoull (s, &end, s[0] == '0' && (s[1] == 'x'
+                                                          || s[1] == 'X')
+                                   ? 16 : 10);
+  if (errno || *end)
+    return false;
+  *out = v;
+  return true;
+}
+
+/* ---- opening the files ----------------------------------------------- */
+
+static void
+report_open_error (int r, const struct remap_error *err, const char *what)
+{
+  msg ("%s", err->msg[0] ? err->msg : strerror (-r));
+  (void) what;
+  if (r == -EWOULDBLOCK)
+    fprintf (stderr, "%s: if a running nbdkit remap plugin holds them, talk "
+             "to it instead: remapctl %s --control SOCK ... (the plugin's "
+             "control=SOCK)\n", progname, cmd);
+  else if (r == -ENOMEDIUM)
+    fprintf (stderr, "%s: format it first: remapctl format ORIGIN SPARE\n",
+             progname);
+  else if (r == -EUCLEAN)
+    fprintf (stderr, "%s: see remapctl check / dump\n", progname);
+}
+
+/* The origin recorded at format time (for read-only commands). */
+static int
+default_origin (char *buf, size_t len)
+{
+  struct remap_error err = { 0 };
+  struct remap_backend *s;
+  struct remap_inspect *in = calloc (1, sizeof *in);
+  int r;
+
+  if (!in)
+    return -ENOMEM;
+  r = remap_backend_open (spare_path, REMAP_FILE_READONLY, &s, &err);
+  if (r == 0) {
+    r = remap_inspect (s, in, &err);
+    remap_backend_close (s);
+  }
+  if (r == 0 && (!in->found || in->info.origin_label[0] == '\0'))
+    r = -ENOENT;
+  if (r == 0)
+    snprintf (buf, len, "%s", in->info.origin_label);
+  free (in);
+  return r;
+}
+
+static int
+open_engine (bool rw, bool need_origin, struct remap_engine **e)
+{
+  struct remap_error err = { 0 };
+  struct remap_backend *o = NULL, *s = NULL;
+  struct remap_open_opts oo = { .readonly = !rw, .read_retries = 2 };
+  static char label[PATH_MAX];
+  unsigned fl = rw ? 0 : REMAP_FILE_READONLY;
+  unsigned ofl = origin_readonly ? REMAP_FILE_READONLY : fl;
+  int r;
+
+  if (!spare_path)
+    return usage_error ("%s", "the spare is required: --spare SPARE (or "
+                        "--control SOCK to ask a running server)");
+  if (!origin_path) {
+    if (need_origin)
+      return usage_error ("%s", "the origin is required: --origin ORIGIN "
+                          "(the engine copies data from and to it)");
+    if (default_origin (label, sizeof label) != 0)
+      return usage_error ("%s", "the origin is required: --origin ORIGIN "
+                          "(none recorded on the spare)");
+    origin_path = label;
+    fprintf (stderr, "%s: %s: using the origin recorded at format: %s\n",
+             progname, cmd, origin_path);
+  }
+  r = remap_backend_open (spare_path, fl, &s, &err);
+  if (r == 0)
+    r = remap_backend_open (origin_path, ofl, &o, &err);
+  if (r) {
+    remap_backend_close (s);
+    report_open_error (r, &err, "opening");
+    return exit_code (r);
+  }
+  r = remap_open (o, s, &oo, e, &err);
+  if (r) {
+    report_open_error (r, &err, "opening");
+    return r == -EWOULDBLOCK ? EXIT_BUSY : EXIT_FAIL;
+  }
+  return EXIT_OK;
+}
+
+/* ---- running executor commands offline or online --------------------- */
+
+/* Run argv (argv[0] = command) on the engine or through the socket. */
+static int
+run (struct remap_engine *e, int argc, char **argv, struct remap_buf *out,
+     struct remap_error *err)
+{
+  if (e)
+    return remap_control_exec (e, argc, argv, out, err);
+  return ctl_request (control_path, argc, argv, out, err);
+}
+
+static int
+finish (int r, struct remap_buf *out, const struct remap_error *err)
+{
+  if (out->len)
+    fwrite (out->data, 1, out->len, stdout);
+  fflush (stdout);
+  if (r) {
+    msg ("%s", err->msg[0] ? err->msg : strerror (-r));
+    if (r == -EINVAL && strstr (err->msg, "usage:") != NULL)
+      fprintf (stderr, "Try '%s --help' or 'man remapctl'.\n", progname);
+  }
+  return exit_code (r);
+}
+
+static bool
+cmd_rw (const char *c)
+{
+  return strcmp (c, "remap") == 0 || strcmp (c, "unmap") == 0
+    || strcmp (c, "pending") == 0 || strcmp (c, "import") == 0;
+}
+
+/* Options of the executor that take a value (so their value is not a
+ * positional SPARE/ORIGIN). */
+static bool
+takes_value (const char *a)
+{
+  return strcmp (a, "--format") == 0 || strcmp (a, "-f") == 0
+    || strcmp (a, "--block-size") == 0 || strcmp (a, "-b") == 0;
+}
+
+/* status, list, export: positional SPARE [ORIGIN]. */
+static int
+take_positional_files (void)
+{
+  int j = 0, npos = 0;
+  for (int i = 0; i < nrest; i++) {
+    if (takes_value (rest[i]) && i + 1 < nrest) {
+      rest[j++] = rest[i++];
+      rest[j++] = rest[i];
+      continue;
+    }
+    if (rest[i][0] != '-' || rest[i][1] == '\0') {
+      if (npos == 0 && !spare_path && !control_path)
+        spare_path = rest[i];
+      else if (npos == 1 && !origin_path && !control_path)
+        origin_path = rest[i];
+      else
+        return usage_error ("unexpected argument \"%s\"", rest[i]);
+      npos++;
+      continue;
+    }
+    rest[j++] = rest[i];
+  }
+  nrest = j;
+  return EXIT_OK;
+}
+
+static int
+do_exec (void)
+{
+  struct remap_engine *e = NULL;
+  struct remap_buf out = { 0 };
+  struct remap_error err = { 0 };
+  char **argv;
+  int r;
+
+  if (strcmp (cmd, "status") == 0 || strcmp (cmd, "list") == 0
+      || strcmp (cmd, "export") == 0)
+    if ((r = take_positional_files ()) != EXIT_OK)
+      return r;
+  if (!control_path && (r = open_engine (cmd_rw (cmd), cmd_rw (cmd), &e)))
+    return r;
+  argv = calloc (nrest + 2, sizeof *argv);
+  if (!argv) {
+    remap_close (e);
+    msg ("out of memory");
+    return EXIT_FAIL;
+  }
+  argv[0] = (char *) cmd;
+  memcpy (argv + 1, rest, nrest * sizeof *argv);
+  r = run (e, nrest + 1, argv, &out, &err);
+  free (argv);
+  if (e) {
+    int r2 = remap_close (e);
+    if (r == 0 && r2 < 0)
+      r = remap_set_error (&err, r2, "final flush failed: %s",
+                           strerror (-r2));
+  }
+  r = finish (r, &out, &err);
+  remap_buf_free (&out);
+  return r;
+}
+
+/* ---- format ---------------------------------------------------------- */
+
+static int
+do_format (void)
+{
+  struct remap_format_opts fo;
+  struct remap_error err = { 0 };
+  struct remap_backend *o = NULL, *s = NULL;
+  struct remap_layout l;
+  char abs_origin[PATH_MAX];
+  int npos = 0, r;
+
+  remap_format_opts_init (&fo);
+  for (int i = 0; i < nrest; i++) {
+    const char *a = rest[i];
+    uint64_t v;
+    if (strcmp (a, "--force") == 0)
+      fo.force = true;
+    else if (strcmp (a, "--unit") == 0 || strcmp (a, "--strategy") == 0
+             || strcmp (a, "--copies") == 0) {
+      if (i + 1 == nrest)
+        return usage_error ("%s needs a value", a);
+      const char *val = rest[++i];
+      if (strcmp (a, "--strategy") == 0) {
+        if (remap_strategy_parse (val, &fo.strategy))
+          return usage_error ("unknown strategy \"%s\" (auto, minimal, "
+                              "linear, geometric)", val);
+      }
+      else if (!parse_u64 (val, &v) || v > UINT32_MAX)
+        return usage_error ("bad number \"%s\"", val);
+      else if (strcmp (a, "--unit") == 0) {
+        if (!remap_unit_valid (v))
+          return usage_error ("bad unit \"%s\": a power of two from 512 to "
+                              "65536", val);
+        fo.unit = (uint32_t) v;
+      }
+      else
+        fo.copies = (uint32_t) v;
+    }
+    else if (a[0] == '-' && a[1])
+      return usage_error ("unknown option %s", a);
+    else if (npos == 0 && !origin_path)
+      origin_path = a, npos++;
+    else if (npos <= 1 && !spare_path)
+      spare_path = a, npos = 2;
+    else
+      return usage_error ("unexpected argument \"%s\"", a);
+  }
+  if (control_path)
+    return usage_error ("%s", "format works on the files only, not through "
+                        "--control");
+  if (!origin_path || !spare_path)
+    return usage_error ("%s", "usage: format ORIGIN SPARE [--unit N] "
+                        "[--strategy S] [--copies N] [--force]");
+  r = remap_backend_open (origin_path, REMAP_FILE_READONLY, &o, &err);
+  if (r == 0)
+    r = remap_backend_open (spare_path, 0, &s, &err);
+  if (r == 0 && s->size == 0)
+    r = remap_set_error (&err, -EINVAL, "spare %s is empty: give it a size "
+                         "first (truncate -s 64M %s)", spare_path, spare_path);
+  if (r == 0 && (r = remap_backend_lock (s, &err)) == 0)
+    r = remap_backend_lock (o, &err);
+  if (r == 0 && !fo.force && remap_spare_has_metadata (s))
+    r = remap_set_error (&err, -EEXIST, "spare %s already holds remap "
+                         "metadata (valid or damaged); formatting would lose "
+                         "its table.  Use remapctl check/repair, or --force "
+                         "to overwrite it", spare_path);
+  if (r == 0)
+    r = remap_layout_compute (s->size, fo.unit ? fo.unit : REMAP_DEFAULT_UNIT,
+                              fo.strategy, fo.copies, &l, &err);
+  if (r == 0) {
+    if (realpath (origin_path, abs_origin))
+      fo.origin_label = abs_origin;
+    else
+      fo.origin_label = origin_path;
+    r = remap_format (o, s, &fo, &err);
+  }
+  remap_backend_close (o);
+  remap_backend_close (s);
+  if (r) {
+    msg ("%s", err.msg[0] ? err.msg : strerror (-r));
+    if (r == -EWOULDBLOCK)
+      fprintf (stderr, "%s: a running server holds the files; stop it "
+               "before formatting\n", progname);
+    return r == -EINVAL ? EXIT_USAGE : exit_code (r);
+  }
+  printf ("formatted %s for origin %s: unit %" PRIu32 " bytes, strategy %s, "
+          "%" PRIu32 " copies, %" PRIu64 " usable spare units\n", spare_path,
+          fo.origin_label, l.unit, remap_strategy_name (l.strategy),
+          l.copies, l.usable_units);
+  return EXIT_OK;
+}
+
+/* ---- dump, check, repair --------------------------------------------- */
+
+static const char *
+verdict_name (enum remap_verdict v)
+{
+  switch (v) {
+  case REMAP_CLEAN: return "clean";
+  case REMAP_REPAIRABLE: return "repairable";
+  default: return "unusable";
+  }
+}
+
+static int
+inspect_spare (struct remap_inspect *in)
+{
+  struct remap_error err = { 0 };
+  struct remap_backend *s;
+  int r = remap_backend_open (spare_path, REMAP_FILE_READONLY, &s, &err);
+
+  if (r == 0) {
+    r = remap_inspect (s, in, &err);
+    remap_backend_close (s);
+  }
+  if (r)
+    msg ("%s", err.msg[0] ? err.msg : strerror (-r));
+  return r;
+}
+
+static bool
+copy_valid (const struct remap_inspect *in, uint32_t i)
+{
+  const struct remap_copy_status *c = &in->copy[i];
+  return c->sb_valid && c->blocks_damaged == 0 && c->blocks_stale == 0;
+}
+
+static void
+render_inspect (const struct remap_inspect *in, bool json,
+                struct remap_buf *out)
+{
+  const struct remap_layout *l = &in->info.layout;
+  char uuid[37];
+
+  remap_uuid_format (in->info.uuid, uuid);
+  if (json) {
+    remap_buf_printf (out, "{\"spare\":");
+    remap_buf_json_string (out, spare_path);
+    remap_buf_printf (out, ",\"found\":%s,\"verdict\":\"%s\",\"exit\":%d,"
+                      "\"reason\":", in->found ? "true" : "false",
+                      verdict_name (in->verdict), (int) in->verdict);
+    remap_buf_json_string (out, in->reason);
+    if (in->found) {
+      remap_buf_printf (out, ",\"uuid\":\"%s\",\"origin_label\":", uuid);
+      remap_buf_json_string (out, in->info.origin_label);
+      remap_buf_printf (out, ",\"origin_size\":%" PRIu64 ",\"spare_size\":%"
+                        PRIu64 ",\"unit\":%" PRIu32 ",\"strategy\":\"%s\","
+                        "\"copies\":%" PRIu32 ",\"table_blocks\":%" PRIu64
+                        ",\"generation\":%" PRIu64 ",\"blocks_lost\":%" PRIu64
+                        ",\"copy\":[", in->info.origin_size,
+                        in->info.spare_size, l->unit,
+                        remap_strategy_name (l->strategy), l->copies,
+                        l->table_blocks, in->generation, in->blocks_lost);
+      for (uint32_t i = 0; i < l->copies; i++) {
+        const struct remap_copy_status *c = &in->copy[i];
+        remap_buf_printf (out, "%s{\"index\":%" PRIu32 ",\"first_unit\":%"
+                          PRIu64 ",\"superblock_valid\":%s,\"blocks_current\":%"
+                          PRIu64 ",\"blocks_stale\":%" PRIu64
+                          ",\"blocks_damaged\":%" PRIu64 ",\"max_generation\":%"
+                          PRIu64 ",\"valid\":%s}", i ? "," : "", i,
+                          c->first_unit, c->sb_valid ? "true" : "false",
+                          c->blocks_current, c->blocks_stale,
+                          c->blocks_damaged, c->max_generation,
+                          copy_valid (in, i) ? "true" : "false");
+      }
+      remap_buf_printf (out, "]");
+    }
+    remap_buf_printf (out, "}\n");
+    return;
+  }
+  remap_buf_printf (out, "spare:        %s\n", spare_path);
+  remap_buf_printf (out, "verdict:      %s%s%s\n", verdict_name (in->verdict),
+                    in->reason[0] ? ": " : "", in->reason);
+  if (!in->found)
+    return;
+  remap_buf_printf (out, "uuid:         %s\n", uuid);
+  remap_buf_printf (out, "origin:       %s (%" PRIu64 " bytes at format)\n",
+                    in->info.origin_label, in->info.origin_size);
+  remap_buf_printf (out, "geometry:     unit %" PRIu32 " bytes, %" PRIu64
+                    " spare units, strategy %s, %" PRIu32 " copies, %" PRIu64
+                    " table block(s) per copy\n", l->unit, l->spare_units,
+                    remap_strategy_name (l->strategy), l->copies,
+                    l->table_blocks);
+  remap_buf_printf (out, "generation:   %" PRIu64 " (newest valid), %" PRIu64
+                    " block(s) lost in every copy\n", in->generation,
+                    in->blocks_lost);
+  remap_buf_printf (out, "%4s  %10s  %10s  %8s  %6s  %8s  %14s  %s\n", "copy",
+                    "first_unit", "superblock", "current", "stale", "damaged",
+                    "max_generation", "valid");
+  for (uint32_t i = 0; i < l->copies; i++) {
+    const struct remap_copy_status *c = &in->copy[i];
+    remap_buf_printf (out, "%4" PRIu32 "  %10" PRIu64 "  %10s  %8" PRIu64
+                      "  %6" PRIu64 "  %8" PRIu64 "  %14" PRIu64 "  %s\n", i,
+                      c->first_unit, c->sb_valid ? "valid" : "INVALID",
+                      c->blocks_current, c->blocks_stale, c->blocks_damaged,
+                      c->max_generation, copy_valid (in, i) ? "yes" : "NO");
+  }
+}
+
+static int
+parse_spare_only (bool *json, bool allow_origin)
+{
+  int npos = 0;
+  for (int i = 0; i < nrest; i++) {
+    const char *a = rest[i];
+    if (strcmp (a, "--json") == 0)
+      *json = true;
+    else if (a[0] == '-' && a[1])
+      return usage_error ("unknown option %s", a);
+    else if (npos == 0 && !spare_path)
+      spare_path = a, npos++;
+    else if (allow_origin && npos <= 1 && !origin_path)
+      origin_path = a, npos = 2;
+    else
+      return usage_error ("unexpected argument \"%s\"", a);
+  }
+  if (control_path)
+    return usage_error ("%s", "this command reads the spare's metadata "
+                        "copies directly; it has no --control form (use "
+                        "status --control SOCK for a running server)");
+  if (!spare_path)
+    return usage_error ("%s", "the spare is required: SPARE or --spare "
+                        "SPARE");
+  return EXIT_OK;
+}
+
+static int
+do_dump_check (bool check)
+{
+  struct remap_inspect *in = calloc (1, sizeof *in);
+  struct remap_buf out = { 0 };
+  bool json = false;
+  int r;
+
+  if (!in)
+    return EXIT_FAIL;
+  if ((r = parse_spare_only (&json, false)) != EXIT_OK) {
+    free (in);
+    return r;
+  }
+  if (inspect_spare (in)) {
+    free (in);
+    /* check: a spare that cannot be read is unusable from here. */
+    return check ? EXIT_USAGE : EXIT_FAIL;
+  }
+  if (check && !json)
+    remap_buf_printf (&out, "%s: %s%s%s\n", spare_path,
+                      verdict_name (in->verdict), in->reason[0] ? ": " : "",
+                      in->reason);
+  else
+    render_inspect (in, json, &out);
+  fwrite (out.data, 1, out.len, stdout);
+  remap_buf_free (&out);
+  r = check ? (int) in->verdict : EXIT_OK;
+  free (in);
+  return r;
+}
+
+static int
+do_repair (void)
+{
+  struct remap_inspect *in = calloc (1, sizeof *in);
+  struct remap_engine *e = NULL;
+  struct remap_counters c;
+  bool json = false;
+  int r;
+
+  if (!in)
+    return EXIT_FAIL;
+  if ((r = parse_spare_only (&json, true)) != EXIT_OK)
+    goto out;
+  if (json) {
+    r = usage_error ("%s", "repair has no --json; use check --json after");
+    goto out;
+  }
+  if (inspect_spare (in)) {
+    r = EXIT_FAIL;
+    goto out;
+  }
+  printf ("before: %s%s%s\n", verdict_name (in->verdict),
+          in->reason[0] ? ": " : "", in->reason);
+  if (in->verdict == REMAP_UNUSABLE) {
+    msg ("cannot repair: %s", in->reason);
+    r = EXIT_USAGE;
+    goto out;
+  }
+  if ((r = open_engine (true, false, &e)) != EXIT_OK)
+    goto out;
+  remap_get_counters (e, &c);
+  r = remap_close (e);
+  if (r < 0) {
+    msg ("final flush failed: %s", strerror (-r));
+    r = EXIT_FAIL;
+    goto out;
+  }
+  printf ("repaired: %" PRIu64 " metadata block(s) rewritten\n",
+          c.repaired_blocks);
+  if (inspect_spare (in)) {
+    r = EXIT_FAIL;
+    goto out;
+  }
+  printf ("after:  %s%s%s\n", verdict_name (in->verdict),
+          in->reason[0] ? ": " : "", in->reason);
+  r = in->verdict == REMAP_CLEAN ? EXIT_OK : (int) in->verdict;
+ out:
+  free (in);
+  return r;
+}
+
+/* ---- import ---------------------------------------------------------- */
+
+static int
+read_all (const char *path, char **data, size_t *len)
+{
+  FILE *f = strcmp (path, "-") == 0 ? stdin : fopen (path, "r");
+  struct remap_buf b = { 0 };
+  char buf[65536];
+  size_t n;
+
+  if (!f)
+    return -errno;
+  while ((n = fread (buf, 1, sizeof buf, f)) > 0)
+    remap_buf_append (&b, buf, n);
+  int bad = ferror (f);
+  if (f != stdin)
+    fclose (f);
+  if (bad || b.failed) {
+    remap_buf_free (&b);
+    return bad ? -EIO : -ENOMEM;
+  }
+  *data = b.data;
+  *len = b.len;
+  return 0;
+}
+
+/* Origin size in 512-byte sectors, from status --json. */
+static int
+origin_sectors (struct remap_engine *e, uint64_t *sectors,
+                struct remap_error *err)
+{
+  char *argv[] = { (char *) "status", (char *) "--json", NULL };
+  struct remap_buf out = { 0 };
+  int r = run (e, 2, argv, &out, err);
+  const char *p;
+
+  if (r == 0) {
+    p = out.data ? strstr (out.data, "\"sectors\":") : NULL;
+    if (!p)
+      r = remap_set_error (err, -EPROTO, "status --json has no sectors");
+    else
+      *sectors = strtoull (p + 10, NULL, 10);
+  }
+  remap_buf_free (&out);
+  return r;
+}
+
+static int
+do_import (void)
+{
+  const char *file = NULL, *format = NULL;
+  uint64_t bs = 0, sectors = 0;
+  bool nontried = false, pending = false, json = false;
+  struct remap_extents x = { 0 };
+  struct remap_engine *e = NULL;
+  struct remap_buf out = { 0 };
+  struct remap_error err = { 0 };
+  char *text = NULL;
+  size_t len = 0;
+  int r;
+
+  for (int i = 0; i < nrest; i++) {
+    const char *a = rest[i];
+    if (strcmp (a, "--format") == 0 || strcmp (a, "-f") == 0) {
+      if (++i == nrest)
+        return usage_error ("%s needs a value", a);
+      format = rest[i];
+    }
+    else if (strcmp (a, "--block-size") == 0 || strcmp (a, "-b") == 0) {
+      if (++i == nrest || !parse_u64 (rest[i], &bs) || bs == 0)
+        return usage_error ("%s needs a positive number", a);
+    }
+    else if (strcmp (a, "--include-nontried") == 0)
+      nontried = true;
+    else if (strcmp (a, "--pending") == 0)
+      pending = true;
+    else if (strcmp (a, "--json") == 0)
+      json = true;
+    else if (a[0] == '-' && a[1])
+      return usage_error ("unknown option %s", a);
+    else if (!file)
+      file = a;
+    else
+      return usage_error ("unexpected argument \"%s\"", a);
+  }
+  if (!file || !format)
+    return usage_error ("%s", "usage: import FILE --format badblocks "
+                        "--block-size N | --format ddrescue "
+                        "[--include-nontried]");
+  if (strcmp (format, "badblocks") == 0) {
+    if (!bs)
+      return usage_error ("%s", "--format badblocks needs --block-size N "
+                          "(the -b of badblocks, or the filesystem block "
+                          "size)");
+    if (nontried)
+      return usage_error ("%s", "--include-nontried applies to ddrescue "
+                          "mapfiles only");
+  }
+  else if (strcmp (format, "ddrescue") == 0) {
+    if (bs)
+      return usage_error ("%s", "--block-size applies to --format badblocks "
+                          "only");
+  }
+  else
+    return usage_error ("unknown format \"%s\" (badblocks or ddrescue)",
+                        format);
+  if ((r = read_all (file, &text, &len)) != 0) {
+    msg ("%s: %s", file, strerror (-r));
+    return EXIT_FAIL;
+  }
+  if (format[0] == 'b')
+    r = remap_parse_badblocks (text, len, bs, &x, &err);
+  else
+    r = remap_parse_ddrescue (text, len, nontried, &x, &err);
+  free (text);
+  if (r) {
+    msg ("%s: %s", file, err.msg);
+    remap_extents_free (&x);
+    return r == -EINVAL ? EXIT_FAIL : exit_code (r);
+  }
+
+  if (!control_path && (r = open_engine (true, true, &e)) != EXIT_OK) {
+    remap_extents_free (&x);
+    return r;
+  }
+  r = origin_sectors (e, &sectors, &err);
+  for (size_t i = 0; r == 0 && i < x.n; i++)
+    if ((x.v[i].off + x.v[i].len + 511) / 512 > sectors)
+      r = remap_set_error (&err, -ERANGE, "%s: bad range at byte %" PRIu64
+                           " (length %" PRIu64 ") is past the end of the "
+                           "origin (%" PRIu64 " sectors of 512 bytes); wrong "
+                           "block size?  Nothing was imported", file,
+                           x.v[i].off, x.v[i].len, sectors);
+  if (json)
+    remap_buf_printf (&out, "{\"command\":\"import\",\"format\":\"%s\","
+                      "\"ranges\":%zu,\"results\":[", format, x.n);
+  for (size_t i = 0; r == 0 && i < x.n; i++) {
+    char lba[32], cnt[32];
+    uint64_t s0 = x.v[i].off / 512;
+    uint64_t s1 = (x.v[i].off + x.v[i].len + 511) / 512;
+    char *argv[] = { (char *) (pending ? "pending" : "remap"), lba, cnt,
+                     (char *) "--json", NULL };
+    struct remap_buf one = { 0 };
+
+    snprintf (lba, sizeof lba, "%" PRIu64, s0);
+    snprintf (cnt, sizeof cnt, "%" PRIu64, s1 - s0);
+    r = run (e, json ? 4 : 3, argv, &one, &err);
+    if (json) {
+      if (one.len && one.data[one.len - 1] == '\n')
+        one.data[--one.len] = '\0';
+      remap_buf_printf (&out, "%s%s", i ? "," : "", one.data ? one.data : "");
+    }
+    else {
+      remap_buf_printf (&out, "# LBA %s count %s (bytes %" PRIu64 "+%" PRIu64
+                        ")\n", lba, cnt, x.v[i].off, x.v[i].len);
+      remap_buf_append (&out, one.data ? one.data : "", one.len);
+    }
+    remap_buf_free (&one);
+  }
+  if (json)
+    remap_buf_printf (&out, "]}\n");
+  else if (r == 0)
+    remap_buf_printf (&out, "imported %zu bad range(s) from %s\n", x.n, file);
+  remap_extents_free (&x);
+  if (e) {
+    int r2 = remap_close (e);
+    if (r == 0 && r2 < 0)
+      r = remap_set_error (&err, r2, "final flush failed: %s",
+                           strerror (-r2));
+  }
+  r = finish (r, &out, &err);
+  remap_buf_free (&out);
+  return r;
+}
+
+/* ---- scan ------------------------------------------------------------ */
+
+static int
+do_scan (void)
+{
+  struct remap_engine *e = NULL;
+  int r;
+
+  origin_readonly = true;
+  if (!control_path && (r = open_engine (true, true, &e)) != EXIT_OK)
+    return r;
+  r = scan_main (e, control_path, nrest, rest);
+  if (e && remap_close (e) < 0 && r == EXIT_OK) {
+    msg ("final flush failed");
+    r = EXIT_FAIL;
+  }
+  return r;
+}
+
+/* ---- main ------------------------------------------------------------ */
+
+static int
+take_value (int argc, char **argv, int *i, const char **dst)
+{
+  const char *a = argv[*i], *eq = strchr (a, '=');
+  if (a[1] == '-' && eq) {
+    *dst = eq + 1;
+    return 0;
+  }
+  if (*i + 1 >= argc)
+    return -1;
+  *dst = argv[++*i];
+  return 0;
+}
+
+static bool
+is_opt (const char *a, const char *s, const char *l)
+{
+  size_t n = strlen (l);
+  return strcmp (a, s) == 0 || strcmp (a, l) == 0
+    || (strncmp (a, l, n) == 0 && a[n] == '=');
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc < 2) {
+    usage (stderr);
+    return EXIT_USAGE;
+  }
+  if (strcmp (argv[1], "-h") == 0 || strcmp (argv[1], "--help") == 0
+      || strcmp (argv[1], "help") == 0) {
+    usage (stdout);
+    return EXIT_OK;
+  }
+  if (strcmp (argv[1], "--version") == 0 || strcmp (argv[1], "-V") == 0) {
+    printf ("remapctl %s\n", REMAP_VERSION_STRING);
+    return EXIT_OK;
+  }
+  cmd = argv[1];
+  rest = calloc (argc, sizeof *rest);
+  if (!rest)
+    return EXIT_FAIL;
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    const char **dst = NULL;
+    if (is_opt (a, "-s", "--spare"))
+      dst = &spare_path;
+    else if (is_opt (a, "-o", "--origin"))
+      dst = &origin_path;
+    else if (is_opt (a, "-c", "--control"))
+      dst = &control_path;
+    else if (strcmp (a, "-h") == 0 || strcmp (a, "--help") == 0) {
+      usage (stdout);
+      return EXIT_OK;
+    }
+    if (!dst) {
+      rest[nrest++] = argv[i];
+      continue;
+    }
+    if (take_value (argc, argv, &i, dst) == -1)
+      return usage_error ("%s needs a value", a);
+  }
+  if (control_path && (spare_path || origin_path))
+    return usage_error ("%s", "give either --control SOCK (online) or the "
+                        "files (offline), not both");
+
+  if (strcmp (cmd, "format") == 0)
+    return do_format ();
+  if (strcmp (cmd, "dump") == 0)
+    return do_dump_check (false);
+  if (strcmp (cmd, "check") == 0)
+    return do_dump_check (true);
+  if (strcmp (cmd, "repair") == 0)
+    return do_repair ();
+  if (strcmp (cmd, "import") == 0)
+    return do_import ();
+  if (strcmp (cmd, "scan") == 0)
+    return do_scan ();
+  if (strcmp (cmd, "status") == 0 || strcmp (cmd, "list") == 0
+      || strcmp (cmd, "lookup") == 0 || strcmp (cmd, "remap") == 0
+      || strcmp (cmd, "unmap") == 0 || strcmp (cmd, "pending") == 0
+      || strcmp (cmd, "export") == 0)
+    return do_exec ();
+  return usage_error ("unknown command \"%s\"", cmd);
+}
