@@ -45,6 +45,7 @@
 #include "remap/remap.h"
 #include "unitlist.h"
 #include "control.h"
+#include "rehearse.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
@@ -217,6 +218,11 @@ plugin_config (const char *key, const char *value)
   }
   if (strcmp (key, "remap") == 0)
     return unit_list_parse_remap (&start_list, value);
+  switch (rehearse_config (key, value)) {
+  case 1: return 0;
+  case -1: return -1;
+  default: break;
+  }
   if (strcmp (key, "badblocks") == 0) {
     if (badblocks_path) {
       nbdkit_error ("badblocks= given twice");
@@ -293,7 +299,10 @@ plugin_config_complete (void)
   "read-retries=N       Extra origin read attempts (default 2).\n" \
   "read-retry-delay=MS  First retry back-off, doubled each time (10).\n" \
   "enospc=enospc|eio    Error for a write the full spare cannot remap.\n" \
-  "control=PATH         Control socket for remapctl --control (mode 0600)."
+  "control=PATH         Control socket for remapctl --control (mode 0600).\n" \
+  "fail=OPS:OFF[+LEN][,after=N][,times=N]  Rehearsal: make the origin fail\n" \
+  "                     there (OPS read, write, rw, flush); repeatable.\n" \
+  "fail-file=PATH       Rehearsal rules, one per line, re-read on change."
 
 static void
 plugin_dump_plugin (void)
@@ -311,6 +320,7 @@ plugin_dump_plugin (void)
   printf ("remap_nbd_backend=no\n");
 #endif
   printf ("remap_control=yes\n");
+  printf ("remap_rehearsal=yes\n");
   printf ("remap_strategies=minimal,linear,geometric\n");
 }
 
@@ -671,6 +681,10 @@ open_engine (struct remap_engine **out)
     remap_backend_close (spare);
     return -1;
   }
+  if (rehearse_wrap (&origin) == -1) {
+    remap_backend_close (spare);
+    return -1;
+  }
   /* From here the engine owns both backends, also on failure. */
   r = remap_open (origin, spare, &oo, out, &err);
   if (r < 0) {
@@ -720,6 +734,7 @@ plugin_cleanup (void)
   int r;
 
   remap_ctl_stop ();
+  rehearse_stop ();
   if (engine == NULL)
     return;
   log_status (engine, "exit");
@@ -732,6 +747,8 @@ plugin_cleanup (void)
 static int
 plugin_after_fork (void)
 {
+  if (rehearse_start () == -1)
+    return -1;
   return remap_ctl_start (engine);
 }
 
