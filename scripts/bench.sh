@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# bench.sh - benchmark the remap nbdkit plugin against nbdkit's file plugin.
+#
+# Not a test (ctest never runs it).  Both servers serve the same origin file;
+# runs alternate A/B, B/A, A/B, ... (A = remap, B = file) so slow drift of the
+# machine hits both sides alike, and every workload's result is reported as
+# the median over the pairs of the per-pair ratio remap/file, with min-max.
+# docs/BENCHMARKS.md describes the method and holds the latest results.
+#
+#   scripts/bench.sh [options]
+#
+# Options:
+#   -n N               interleaved pairs per remap fraction [3]
+#   --runtime S        measured seconds per fio workload [4]
+#   --ramp S           fio ramp (not measured) before that [1]
+#   --workloads LIST   comma list, see --list [all]
+#   --remapped LIST    percentages of units remapped at start [0,1]
+#                      (1 = every 100th unit, passed as remap=LIST or, when
+#                      the list is long, as a badblocks file)
+#   --quick            1 pair, 2 s runtime (a smoke run of the script)
+#   --out DIR          results [/tmp/remap-bench-YYYYmmdd-HHMMSS]
+#   --scratch DIR      origin/src/spare files [/var/tmp/remap-bench]
+#   --plugin PATH      [build/remap.so of this repository]
+#   --size SZ          origin size [1G]     --spare-size SZ  [64M]
+#   --no-verify        skip reading the export back after copy_in
+#   --wait-quiet S     before each server run wait up to S s for the machine
+#                      to be idle (< 0.2 cores busy) [0 = do not wait]
+#   --max-other C      drop a pair from a row's ratios if either side saw
+#                      more than C cores of foreign CPU load [keep all]
+#   --list             list the workloads and exit
+#
+# Needs nbdkit (file plugin), fio with the nbd engine, nbdcopy and nbdinfo
+# (libnbd), util-linux fincore, python3.  Output: per-run JSON in OUT/runs/,
+# fio JSON and logs in OUT/raw/, OUT/summary.{md,json}; the table is printed.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+LIB="$HERE/benchlib.py"
+PY=${PYTHON:-python3}
+
+PAIRS=3
+RUNTIME=4
+RAMP=1
+WORKLOADS=all
+REMAPPED=0,1
+OUT=""
+SCRATCH=/var/tmp/remap-bench
+PLUGIN=$ROOT/build/remap.so
+SIZE=1G
+SPARE_SIZE=64M
+UNIT=4096
+VERIFY=1
+WAIT_QUIET=0
+MAX_OTHER=""
+
+# name kind rw bs iodepth numjobs  (numjobs = NBD connections)
+WORKLOAD_TABLE=(
+  "copy_in         copy in        -  -  -"
+  "rr4k_qd1        fio  randread  4k 1  1"
+  "rr4k_qd32       fio  randread  4k 32 1"
+  "rw4k_qd32       fio  randwrite 4k 32 1"
+  "sr1m_qd8        fio  read      1M 8  1"
+  "sw1m_qd8        fio  write     1M 8  1"
+  "mix4k_qd16      fio  randrw    4k 16 1"
+  "rr4k_4conn_qd8  fio  randread  4k 8  4"
+  "rw4k_4conn_qd8  fio  randwrite 4k 8  4"
+  "copy_out        copy out       -  -  -"
+)
+
+die() { echo "bench.sh: $*" >&2; exit 1; }
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    -n) PAIRS=$2; shift 2 ;;
+    --runtime) RUNTIME=$2; shift 2 ;;
+    --ramp) RAMP=$2; shift 2 ;;
+    --workloads) WORKLOADS=$2; shift 2 ;;
+    --remapped) REMAPPED=$2; shift 2 ;;
+    --quick) PAIRS=1; RUNTIME=2; shift ;;
+    --out) OUT=$2; shift 2 ;;
+    --scratch) SCRATCH=$2; shift 2 ;;
+    --plugin) PLUGIN=$2; shift 2 ;;
+    --size) SIZE=$2; shift 2 ;;
+    --spare-size) SPARE_SIZE=$2; shift 2 ;;
+    --no-verify) VERIFY=0; shift ;;
+    --wait-quiet) WAIT_QUIET=$2; shift 2 ;;
+    --max-other) MAX_OTHER=$2; shift 2 ;;
+    --list) printf '%s\n' "${WORKLOAD_TABLE[@]}"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -uo/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+done
+
+[[ $PAIRS =~ ^[1-9][0-9]*$ ]] || die "-n needs a positive integer"
+[[ $RUNTIME =~ ^[0-9]+$ && $RAMP =~ ^[0-9]+$ ]] || die "--runtime/--ramp need whole seconds"
+for t in nbdkit fio nbdcopy nbdinfo fincore "$PY"; do
+  command -v "$t" > /dev/null || die "$t not found"
+done
+fio --enghelp 2>/dev/null | grep -qw nbd || die "this fio has no nbd engine"
+[[ -f $PLUGIN ]] || die "plugin $PLUGIN not found (cmake -S . -B build && cmake --build build)"
+PLUGIN=$(cd "$(dirname "$PLUGIN")" && pwd)/$(basename "$PLUGIN")
+SIZE_BYTES=$(numfmt --from=iec "$SIZE") || die "bad --size"
+SPARE_BYTES=$(numfmt --from=iec "$SPARE_SIZE") || die "bad --spare-size"
+(( SIZE_BYTES % UNIT == 0 )) || die "--size must be a multiple of $UNIT"
+names=" "
+for w in "${WORKLOAD_TABLE[@]}"; do names+="${w%% *} "; done
+if [[ $WORKLOADS != all ]]; then
+  for w in ${WORKLOADS//,/ }; do [[ $names == *" $w "* ]] || die "unknown workload $w (see --list)"; done
+fi
+IFS=, read -r -a VARIANTS <<< "$REMAPPED"
+for v in "${VARIANTS[@]}"; do
+  [[ $v =~ ^[0-9]+$ && $v -le 100 ]] || die "--remapped takes whole percentages 0..100"
+done
+
+OUT=${OUT:-/tmp/remap-bench-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT/runs" "$OUT/raw" "$SCRATCH" || die "cannot create $OUT or $SCRATCH"
+OUT=$(cd "$OUT" && pwd)
+ORIGIN=$SCRATCH/origin.img
+SRC=$SCRATCH/src.img
+SPARE=$SCRATCH/spare.img
+SOCK=$SCRATCH/nbd.$$.sock
+URI="nbd+unix:///?socket=$SOCK"
+
+# ------------------------------------------------------------------ files
+# Fully allocated random data: nothing (zero detection, holes) skips work.
+make_random() {  # file bytes
+  local f=$1 n=$2
+  if [[ -f $f && $(stat -c %s "$f") == "$n" && $(( $(stat -c '%b * %B' "$f") )) -ge $n ]]; then
+    return 0
+  fi
+  log "creating $f: $n bytes of random data"
+  if ! { head -c "$n" /dev/urandom > "$f.tmp" && sync "$f.tmp" && mv "$f.tmp" "$f"; }; then
+    die "cannot create $f"
+  fi
+}
+make_random "$ORIGIN" "$SIZE_BYTES"
+make_random "$SRC" "$SIZE_BYTES"
+
+# remap= lists per variant: every (100/pct)-th unit.  A long list goes to a
+# badblocks file instead of the command line.
+declare -A REMAP_ARGS REMAP_COUNT
+for v in "${VARIANTS[@]}"; do
+  if [[ $v == 0 ]]; then REMAP_ARGS[$v]=""; REMAP_COUNT[$v]=0; continue; fi
+  every=$(( 100 / v ))
+  list=$("$PY" "$LIB" remap-list --size "$SIZE_BYTES" --unit "$UNIT" --every "$every") || die "remap-list failed"
+  REMAP_COUNT[$v]=$(( (SIZE_BYTES / UNIT + every - 1) / every ))
+  if (( ${#list} < 100000 )); then
+    printf '%s\n' "$list" > "$OUT/remap-$v.list"
+    REMAP_ARGS[$v]="remap=$list"
+  else
+    "$PY" "$LIB" badblocks --size "$SIZE_BYTES" --unit "$UNIT" --every "$every" > "$OUT/badblocks-$v.txt"
+    REMAP_ARGS[$v]="badblocks=$OUT/badblocks-$v.txt badblocks-block-size=$UNIT"
+  fi
+done
+
+# ------------------------------------------------------------------ page cache
+# Every run starts from the same page-cache state: the origin's pages are
+# dropped (this file only) and read back with 4k random reads, readahead off,
+# so the file sits in 4k pages.  (Read with readahead it would sit in large
+# folios, which makes every 4k buffered write several times dearer on this
+# kernel and would hide the plugin's own cost.)
+residency() { fincore -b -n -o RES "$1" 2>/dev/null | tr -d ' ' || echo 0; }
+drop_cache() { sync "$1"; dd if="$1" iflag=nocache count=0 status=none 2>/dev/null; }
+warm_origin() {
+  fio --name=warm --filename="$ORIGIN" --ioengine=io_uring --rw=randread --bs=4k \
+      --iodepth=64 --size="$SIZE_BYTES" --fadvise_hint=random --invalidate=0 \
+      --output=/dev/null > /dev/null 2>&1 || log "warm-up read failed"
+}
+
+# ------------------------------------------------------------------ processes
+SERVER_PID=""
+SAMPLER_PID=""
+stop_pid() {  # TERM, then KILL after 5 s; only PIDs this script started
+  local pid=$1
+  [[ -n $pid ]] || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  fi
+  wait "$pid" 2>/dev/null
+  return 0
+}
+cleanup() {
+  stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
+  stop_pid "$SERVER_PID"; SERVER_PID=""
+  rm -f "$SOCK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ticks() {  # utime+stime of a PID in clock ticks (fields 14 and 15)
+  local line rest
+  read -r line < "/proc/$1/stat" || { echo 0; return; }
+  rest=${line##*) }
+  # shellcheck disable=SC2086  # split the fields
+  set -- $rest
+  echo $(( ${12} + ${13} ))
+}
+
+busy_jiffies() { awk 'NR == 1 { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+wait_quiet() {
+  local t0=$SECONDS b0 b1 hz
+  hz=$(getconf CLK_TCK)
+  (( WAIT_QUIET > 0 )) || return 0
+  while (( SECONDS - t0 < WAIT_QUIET )); do
+    b0=$(busy_jiffies); sleep 1; b1=$(busy_jiffies)
+    (( (b1 - b0) * 5 < hz )) && return 0
+  done
+  log "machine still busy after ${WAIT_QUIET}s; running anyway"
+}
+
+want() { [[ $WORKLOADS == all || ",$WORKLOADS," == *",$1,"* ]]; }
+
+# ------------------------------------------------------------------ one run
+# run_server SERVER(remap|file) VARIANT PAIR
+run_server() {
+  local server=$1 v=$2 pair=$3 name w kind rw bs qd jobs rc t0 t1 k0 k1 exsize
+  local cmd=()
+  name=v$v-p$pair-$server
+  local W=$OUT/raw/$name
+  mkdir -p "$W"
+  : > "$W/workloads.txt"
+  wait_quiet
+
+  drop_cache "$ORIGIN"
+  warm_origin
+  if [[ $server == remap ]]; then
+    # a new spare, formatted at start (format=yes), for every server start
+    rm -f "$SPARE"; truncate -s "$SPARE_BYTES" "$SPARE" || die "cannot create $SPARE"
+    cmd=(nbdkit -f -U "$SOCK" "$PLUGIN" origin="$ORIGIN" spare="$SPARE" format=yes)
+    # shellcheck disable=SC2206  # word splitting wanted: key=value pairs without spaces
+    [[ -n ${REMAP_ARGS[$v]} ]] && cmd+=(${REMAP_ARGS[$v]})
+  else
+    cmd=(nbdkit -f -U "$SOCK" file "$ORIGIN")
+  fi
+  {
+    echo "server=$server"
+    echo "variant=$v"
+    echo "pair=$pair"
+    echo "remapped_units=${REMAP_COUNT[$v]}"
+    echo "workloads=$WORKLOADS"
+    echo "runtime=$RUNTIME"
+    echo "ramp=$RAMP"
+    echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "host=$(uname -n) $(uname -r) $(nproc) cpu"
+    echo "versions=$(nbdkit --version | head -1); $(fio --version); $(nbdcopy --version | head -1)"
+    local shown="${cmd[*]}"
+    (( ${#shown} > 400 )) && shown="${shown:0:400}...(${#shown} chars)"
+    echo "server_cmd=$shown"
+  } > "$W/meta.env"
+
+  rm -f "$SOCK"
+  # A simple command in the background: $! is nbdkit itself (-f keeps it in
+  # the foreground), so exactly that PID is stopped afterwards.
+  "${cmd[@]}" > "$W/server.log" 2>&1 < /dev/null &
+  SERVER_PID=$!
+  local ready=0
+  for _ in $(seq 1200); do   # up to 60 s: start-time remaps take a while
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    if [[ -S $SOCK ]] && nbdinfo --size "$URI" > "$W/export.size" 2>/dev/null; then ready=1; break; fi
+    sleep 0.05
+  done
+  if [[ $ready != 1 ]]; then
+    tail -5 "$W/server.log" >&2
+    die "$name: server did not come up"
+  fi
+  exsize=$(cat "$W/export.size")
+  [[ $exsize == "$SIZE_BYTES" ]] || die "$name: export size $exsize, expected $SIZE_BYTES"
+  [[ $(cat "/proc/$SERVER_PID/comm") == nbdkit ]] || die "$name: PID $SERVER_PID is not nbdkit"
+  echo "server_pid=$SERVER_PID" >> "$W/meta.env"
+  "$PY" "$LIB" sample "$SERVER_PID" "$W/cpu.samples" --interval 0.05 --root $$ &
+  SAMPLER_PID=$!
+  log "$name: nbdkit pid $SERVER_PID ready"
+
+  for w in "${WORKLOAD_TABLE[@]}"; do
+    read -r wname kind rw bs qd jobs <<< "$w"
+    want "$wname" || continue
+    # keep the origin cached (as 4k pages) in every window
+    (( $(residency "$ORIGIN") >= SIZE_BYTES * 99 / 100 )) || warm_origin
+    echo "cached_before.$wname=$(residency "$ORIGIN")" >> "$W/meta.env"
+    if [[ $kind == copy ]]; then
+      local src dst
+      if [[ $rw == in ]]; then
+        src=$SRC; dst=$URI
+        (( $(residency "$SRC") >= SIZE_BYTES * 99 / 100 )) || cat "$SRC" > /dev/null
+      else
+        src=$URI; dst=null:
+      fi
+      k0=$(ticks "$SERVER_PID"); t0=$EPOCHREALTIME
+      nbdcopy "$src" "$dst" > "$W/$wname.log" 2>&1
+      rc=$?
+      t1=$EPOCHREALTIME; k1=$(ticks "$SERVER_PID")
+      printf 'rc=%s\nt0=%s\nt1=%s\nticks0=%s\nticks1=%s\nbytes=%s\n' \
+        "$rc" "$t0" "$t1" "$k0" "$k1" "$SIZE_BYTES" > "$W/$wname.copy"
+      [[ $rc == 0 ]] || log "$name $wname: nbdcopy failed (rc $rc, $W/$wname.log)"
+    else
+      local args=(--name="$wname" --ioengine=nbd --uri="$URI" --rw="$rw" --bs="$bs"
+                  --iodepth="$qd" --numjobs="$jobs" --size="$SIZE_BYTES"
+                  --time_based --runtime="$RUNTIME" --ramp_time="$RAMP"
+                  --norandommap --randrepeat=1 --group_reporting
+                  --lat_percentiles=1 --percentile_list=50:99
+                  --output-format=json --output="$W/$wname.fio.json")
+      [[ $rw == randrw ]] && args+=(--rwmixread=70)
+      fio "${args[@]}" > "$W/$wname.fio.log" 2>&1
+      rc=$?
+      [[ $rc == 0 ]] || log "$name $wname: fio failed (rc $rc, $W/$wname.fio.log)"
+    fi
+    echo "$wname $kind" >> "$W/workloads.txt"
+    # write-back of this workload's dirty pages outside every window
+    sync "$ORIGIN"; [[ $server == remap ]] && sync "$SPARE"
+    if [[ $wname == copy_in && $VERIFY == 1 ]]; then
+      if nbdcopy "$URI" - 2>/dev/null | cmp -s - "$SRC"; then
+        echo "verify_copy_in=ok" >> "$W/meta.env"
+      else
+        echo "verify_copy_in=FAILED" >> "$W/meta.env"
+        log "$name: WARNING: export read back after copy_in differs from $SRC"
+      fi
+    fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      log "$name: server died during $wname"
+      echo "server_died_in=$wname" >> "$W/meta.env"
+      break
+    fi
+  done
+  kill -0 "$SERVER_PID" 2>/dev/null && echo "server_alive_at_end=1" >> "$W/meta.env"
+  cleanup
+  "$PY" "$LIB" run-report "$W" --out "$OUT/runs/$name.json" || log "$name: report failed"
+}
+
+# ------------------------------------------------------------------ main
+nw=0
+for w in "${WORKLOAD_TABLE[@]}"; do want "${w%% *}" && nw=$((nw + 1)); done
+est=$(( PAIRS * 2 * ${#VARIANTS[@]} * (15 + nw * (RUNTIME + RAMP + 2)) ))
+log "remap vs file: $PAIRS pair(s) x remapped {${REMAPPED}} %, $nw workload(s), ~$((est / 60)) min; out $OUT"
+start=$SECONDS
+for ((i = 1; i <= PAIRS; i++)); do
+  for v in "${VARIANTS[@]}"; do
+    if (( i % 2 )); then
+      run_server remap "$v" "$i"; run_server file "$v" "$i"
+    else
+      run_server file "$v" "$i"; run_server remap "$v" "$i"
+    fi
+  done
+done
+rm -f "$SPARE"
+log "done in $((SECONDS - start)) s"
+"$PY" "$LIB" summary "$OUT" ${MAX_OTHER:+--max-other "$MAX_OTHER"} || die "summary failed"
+echo
+echo "results: $OUT (summary.md, summary.json, runs/*.json, raw/)"
