@@ -161,19 +161,30 @@ unit_valid (struct remap_engine *e, uint64_t u)
 
 /* ---- origin reads with retries ---------------------------------------- */
 
+/* Counters (SPEC 4.3): read_errors counts every origin read call that
+ * failed; retries counts every call made because an earlier one failed,
+ * including the unit-by-unit reads that isolate a failed request. */
+
+/* Read with up to read_retries extra attempts.  after_failure: this call
+ * is itself a retry of a failed read. */
 static int
 origin_read_retry (struct remap_engine *e, void *buf, size_t len,
-                   uint64_t off)
+                   uint64_t off, bool after_failure)
 {
-  int r = remap_backend_pread (e->origin, buf, len, off);
   unsigned delay = e->opts.retry_delay_us;
+  if (after_failure)
+    atomic_fetch_add (&e->c_retries, 1);
+  int r = remap_backend_pread (e->origin, buf, len, off);
   for (unsigned i = 0; r && i < e->opts.read_retries; i++) {
+    atomic_fetch_add (&e->c_read_errors, 1);
     atomic_fetch_add (&e->c_retries, 1);
     if (delay && e->opts.sleep_us)
       e->opts.sleep_us (delay);
     delay = delay ? delay * 2 : 0;
     r = remap_backend_pread (e->origin, buf, len, off);
   }
+  if (r)
+    atomic_fetch_add (&e->c_read_errors, 1);
   return r;
 }
 
@@ -217,19 +228,22 @@ mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
  * failure isolate the failing units, mark them pending, and fail -EIO. */
 static int
 read_origin (struct remap_engine *e, uint8_t *buf, size_t len, uint64_t off,
-             struct remap_error *err)
+             bool after_failure, struct remap_error *err)
 {
-  if (remap_backend_pread (e->origin, buf, len, off) == 0)
+  if (after_failure)
+    atomic_fetch_add (&e->c_read_errors, 1);
+  else if (remap_backend_pread (e->origin, buf, len, off) == 0)
     return 0;
+  else
+    atomic_fetch_add (&e->c_read_errors, 1);
 
   int ret = 0;
   uint64_t end = off + len;
   for (uint64_t pos = off; pos < end;) {
     uint64_t u = pos / e->unit;
     uint64_t pend = (u + 1) * e->unit < end ? (u + 1) * e->unit : end;
-    int r = origin_read_retry (e, buf + (pos - off), pend - pos, pos);
+    int r = origin_read_retry (e, buf + (pos - off), pend - pos, pos, true);
     if (r) {
-      atomic_fetch_add (&e->c_read_errors, 1);
       eng_log (e, REMAP_LOG_WARN, "origin %s: read error in unit %llu "
                "(bytes %llu..%llu): %s; unit marked pending",
                e->origin->name, (unsigned long long) u,
@@ -266,17 +280,19 @@ fill_from (struct remap_engine *e, enum source src, uint64_t base,
   struct remap_backend *be = src == SRC_ORIGIN ? e->origin : e->spare;
   if (remap_backend_pread (be, ubuf + a, b - a, base + a) == 0)
     return;
+  atomic_fetch_add (src == SRC_ORIGIN ? &e->c_read_errors
+                    : &e->c_spare_errors, 1);
   for (uint64_t g = a / e->granule; g * e->granule < b; g++) {
     uint64_t ga = g * e->granule > a ? g * e->granule : a;
     uint64_t gb = (g + 1) * e->granule < b ? (g + 1) * e->granule : b;
     int r = src == SRC_ORIGIN
-      ? origin_read_retry (e, ubuf + ga, gb - ga, base + ga)
+      ? origin_read_retry (e, ubuf + ga, gb - ga, base + ga, true)
       : remap_backend_pread (be, ubuf + ga, gb - ga, base + ga);
     if (r) {
       memset (ubuf + ga, 0, gb - ga);
       *lost |= UINT64_C (1) << g;
-      atomic_fetch_add (src == SRC_ORIGIN ? &e->c_read_errors
-                        : &e->c_spare_errors, 1);
+      if (src == SRC_SPARE)
+        atomic_fetch_add (&e->c_spare_errors, 1);
     }
   }
 }
@@ -732,7 +748,7 @@ read_window (struct remap_engine *e, uint8_t *buf, uint64_t off,
     if (io[k].result == 0)
       continue;
     if (!pc[k].spare)
-      r = read_origin (e, io[k].buf, io[k].len, io[k].off, err);
+      r = read_origin (e, io[k].buf, io[k].len, io[k].off, true, err);
     else {
       atomic_fetch_add (&e->c_spare_errors, 1);
       r = remap_set_error (err, -EIO, "spare %s: cannot read spare unit "
@@ -764,7 +780,7 @@ remap_pread (struct remap_engine *e, void *vbuf, size_t len, uint64_t off,
 
   lock_units (e, first, last, false);
   if (atomic_load (&e->nindexed) == 0)
-    ret = read_origin (e, buf, len, off, err);
+    ret = read_origin (e, buf, len, off, false, err);
   else
     for (uint64_t pos = off; pos < end;) {
       int r = read_window (e, buf, off, end, &pos, last, err);

@@ -18,73 +18,20 @@
 
 . "$(dirname "$0")/lib/common.sh"
 e2e_init test-ext4-nbdfuse
-[ "$(id -u)" = 0 ] || skip "needs root (loop devices, mount)"
-[ -c /dev/fuse ] || skip "/dev/fuse missing"
-[ -e /dev/loop-control ] || skip "no loop devices (/dev/loop-control missing)"
-e2e_require nbdfuse losetup mkfs.ext4 e2fsck mount umount mountpoint sha256sum
+blockdev_init
 
 U=4096
 ORIGIN=$WORK/origin.img
 SPARE=$WORK/spare.img
-FUSEDIR=$WORK/fuse
-DISK=$FUSEDIR/${WORK##*/}.img        # unique: recognisable even after FUSE is gone
-MNT=$WORK/mnt
 SUMS=$WORK/sha256sums
 REMAP_LIST=0-4,33,1000-1007,4097,9000-9015,20000-20031
-mkdir -p "$FUSEDIR" "$MNT"
 make_file "$ORIGIN" $((128 << 20)) zero
 make_file "$SPARE" $((16 << 20)) zero
-
-FUSE_PID= LOOP=
-teardown() {
-    if mountpoint -q "$MNT"; then umount "$MNT" || umount -l "$MNT"; fi
-    if [ -n "$LOOP" ]; then
-        local bf
-        bf=$(cat "/sys/block/${LOOP#/dev/}/loop/backing_file" 2>/dev/null)
-        if [ "$bf" = "$DISK" ] || [ "$bf" = "/${DISK##*/}" ]; then losetup -d "$LOOP"; fi
-        LOOP=
-    fi
-    if mountpoint -q "$FUSEDIR"; then
-        umount "$FUSEDIR" 2>/dev/null || { sleep 1; umount "$FUSEDIR"; } || umount -l "$FUSEDIR"
-    fi
-    if [ -n "$FUSE_PID" ]; then
-        for _ in $(seq 20); do kill -0 "$FUSE_PID" 2>/dev/null || break; sleep 0.25; done
-        kill "$FUSE_PID" 2>/dev/null
-        wait "$FUSE_PID" 2>/dev/null
-        FUSE_PID=
-    fi
-}
-on_exit teardown
-
-attach() {   # $1 = label
-    rm -f "$WORK/fuse.pid"
-    nbdfuse -P "$WORK/fuse.pid" "$DISK" "$URI" >>"$WORK/nbdfuse.log" 2>&1 &
-    FUSE_PID=$!
-    for _ in $(seq 300); do
-        [ -s "$WORK/fuse.pid" ] && break
-        kill -0 "$FUSE_PID" 2>/dev/null || fail "nbdfuse exited early ($1)"
-        sleep 0.1
-    done
-    [ -f "$DISK" ] || fail "nbdfuse did not create $DISK ($1)"
-    LOOP=$(losetup -f --show --direct-io=on "$DISK") || fail "losetup ($1)"
-    log "$1: $LOOP -> $DISK"
-}
-
-detach() {
-    local rc
-    losetup -d "$LOOP" || fail "losetup -d $LOOP"
-    LOOP=
-    umount "$FUSEDIR" || fail "umount $FUSEDIR"
-    wait "$FUSE_PID"
-    rc=$?
-    FUSE_PID=
-    [ "$rc" = 0 ] || fail "nbdfuse exited with status $rc"
-}
 
 # ---- round 1 --------------------------------------------------------------------
 log "round 1: 128 MiB origin, 16 MiB spare, remap=$REMAP_LIST"
 start_server r1 "$ORIGIN" spare="$SPARE" format=yes remap=$REMAP_LIST
-attach round1
+blockdev_attach round1
 mkfs.ext4 -F -q -b 4096 -L remaptest "$LOOP" >"$WORK/mkfs.log" 2>&1 || fail "mkfs.ext4"
 mount -t ext4 "$LOOP" "$MNT" || fail "mount"
 mkdir -p "$MNT/a/b" || fail "mkdir"
@@ -101,7 +48,7 @@ sync -f "$MNT/readme.txt" || fail "syncfs reported an error"
 umount "$MNT" || fail "umount (round 1)"
 e2fsck -fn "$LOOP" >"$WORK/fsck1.log" 2>&1 || fail "e2fsck -fn after writing"
 ok "round 1: mkfs, $NFILES files (~22 MiB), syncfs, e2fsck -fn clean"
-detach
+blockdev_detach
 stop_server
 
 # ---- round 2: new nbdkit process, cold caches -----------------------------------
@@ -109,7 +56,7 @@ sync
 echo 3 >/proc/sys/vm/drop_caches
 log "round 2: new nbdkit (table read back from the spare), cold caches"
 start_server r2 "$ORIGIN" spare="$SPARE"
-attach round2
+blockdev_attach round2
 e2fsck -fn "$LOOP" >"$WORK/fsck2.log" 2>&1 || fail "e2fsck -fn on the new connection"
 mount -t ext4 -o ro "$LOOP" "$MNT" || fail "mount (round 2)"
 (cd "$MNT" && sha256sum --quiet -c "$SUMS") >"$WORK/verify.log" 2>&1 || fail "checksum mismatch"
@@ -117,7 +64,7 @@ n=$(cd "$MNT" && find . -type f ! -path './lost+found/*' | wc -l)
 [ "$n" = "$NFILES" ] || fail "file count $n != $NFILES"
 umount "$MNT" || fail "umount (round 2)"
 ok "round 2: e2fsck -fn clean, $NFILES files match their sha256"
-detach
+blockdev_detach
 stop_server
 
 # ---- the origin never saw the remapped units -------------------------------------

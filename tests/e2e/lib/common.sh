@@ -192,3 +192,68 @@ qio() {
         fail "qemu-io: $*"
     fi
 }
+
+# ---- a kernel block device through nbdfuse + loop ---------------------------
+#
+# blockdev_init: check the prerequisites (skip otherwise) and set FUSEDIR,
+# DISK (a unique FUSE file name, recognisable even after FUSE is gone) and
+# MNT; registers the teardown.  blockdev_attach LABEL: nbdfuse on $URI,
+# then a direct-I/O loop device on it, in $LOOP.  blockdev_detach: the
+# reverse, checking nbdfuse's exit status.
+
+blockdev_init() {
+    [ "$(id -u)" = 0 ] || skip "needs root (loop devices, mount)"
+    [ -c /dev/fuse ] || skip "/dev/fuse missing"
+    [ -e /dev/loop-control ] || skip "no loop devices (/dev/loop-control missing)"
+    e2e_require nbdfuse losetup mkfs.ext4 e2fsck mount umount mountpoint sha256sum
+    FUSEDIR=$WORK/fuse
+    DISK=$FUSEDIR/${WORK##*/}.img
+    MNT=$WORK/mnt
+    mkdir -p "$FUSEDIR" "$MNT"
+    FUSE_PID= LOOP=
+    on_exit blockdev_teardown
+}
+
+blockdev_teardown() {
+    if mountpoint -q "$MNT"; then umount "$MNT" || umount -l "$MNT"; fi
+    if [ -n "$LOOP" ]; then
+        local bf
+        bf=$(cat "/sys/block/${LOOP#/dev/}/loop/backing_file" 2>/dev/null)
+        if [ "$bf" = "$DISK" ] || [ "$bf" = "/${DISK##*/}" ]; then losetup -d "$LOOP"; fi
+        LOOP=
+    fi
+    if mountpoint -q "$FUSEDIR"; then
+        umount "$FUSEDIR" 2>/dev/null || { sleep 1; umount "$FUSEDIR"; } || umount -l "$FUSEDIR"
+    fi
+    if [ -n "$FUSE_PID" ]; then
+        for _ in $(seq 20); do kill -0 "$FUSE_PID" 2>/dev/null || break; sleep 0.25; done
+        kill "$FUSE_PID" 2>/dev/null
+        wait "$FUSE_PID" 2>/dev/null
+        FUSE_PID=
+    fi
+}
+
+blockdev_attach() {
+    rm -f "$WORK/fuse.pid"
+    nbdfuse -P "$WORK/fuse.pid" "$DISK" "$URI" >>"$WORK/nbdfuse.log" 2>&1 &
+    FUSE_PID=$!
+    for _ in $(seq 300); do
+        [ -s "$WORK/fuse.pid" ] && break
+        kill -0 "$FUSE_PID" 2>/dev/null || fail "nbdfuse exited early ($1)"
+        sleep 0.1
+    done
+    [ -f "$DISK" ] || fail "nbdfuse did not create $DISK ($1)"
+    LOOP=$(losetup -f --show --direct-io=on "$DISK") || fail "losetup ($1)"
+    log "$1: $LOOP -> $DISK"
+}
+
+blockdev_detach() {
+    local rc
+    losetup -d "$LOOP" || fail "losetup -d $LOOP"
+    LOOP=
+    umount "$FUSEDIR" || fail "umount $FUSEDIR"
+    wait "$FUSE_PID"
+    rc=$?
+    FUSE_PID=
+    [ "$rc" = 0 ] || fail "nbdfuse exited with status $rc"
+}
