@@ -189,11 +189,36 @@ echo "  counters at start: $counters"
 check "the table read back from the spare has 6 reallocated units" \
     grep -q "reallocated=6 " <<<"$counters"
 
-# ---- 6. summary ----------------------------------------------------------------------------
+# ---- 6. the disk fails while in use (rehearsal) ------------------------------------------
+say "the origin starts failing: fail=write at unit 3000, fail=read at unit 4000 (rehearsal)"
+nbdkit -U - -v -D nbdkit.backend.datapath=0 "$PLUGIN" origin="$ORIGIN" spare="$SPARE" \
+    fail=write:$((3000 * U))+$U fail=read:$((4000 * U))+512 read-retries=1 read-retry-delay=1 \
+    --run "qemu-io -f raw -c 'write -P 0xd1 $((3000 * U)) $U' -c 'read -P 0xd1 $((3000 * U)) $U' \
+           -c 'read $((4000 * U)) $U' \"\$uri\"" >"$W/run3.out" 2>"$W/run3.log"
+sed 's/^/    qemu-io: /' "$W/run3.out"
+check "the write to failing unit 3000 succeeded for the client and read back" \
+    grep -q "^read $U/$U bytes at offset $((3000 * U))" "$W/run3.out"
+check "the read of failing unit 4000 returned EIO to the client (nothing invented)" \
+    grep -q "Input/output error" "$W/run3.out"
+check "the origin's unit 3000 was not changed: its new data is on the spare" \
+    same_as_before $((3000 * U)) $U
+counters=$(sed -n 's/.*remap: exit: //p' "$W/run3.log" | tail -n 1)
+echo "  counters at exit: $counters"
+check "unit 3000 was remapped automatically (7 reallocated, 1 write error)" \
+    grep -q "reallocated=7 .*write_errors=1 " <<<"$counters"
+check "unit 4000 is pending until it is rewritten" grep -q "pending=1 " <<<"$counters"
+if [ -x "$ROOT/build/remapctl" ]; then
+    say "remapctl list (offline, on the files)"
+    "$ROOT/build/remapctl" list -s "$SPARE" -o "$ORIGIN" | sed 's/^/  /'
+fi
+
+# ---- 7. summary ----------------------------------------------------------------------------
 say "summary"
 echo "  bad units $BAD_LIST of the origin are served from the spare;"
 echo "  their data is on the spare at the units shown above, the origin was never"
-echo "  written there, and the mapping survived a restart."
+echo "  written there, and the mapping survived a restart.  When the origin began"
+echo "  failing under the client, the failed write was remapped invisibly and the"
+echo "  failed read was reported, never invented."
 echo "  checks passed: $PASSED, failed: $FAILED"
 if [ "$FAILED" -ne 0 ]; then
     echo "  logs: $W/run*.log (kept)"

@@ -9,11 +9,13 @@
 #    e2e (and fuzz replays, when there is a corpus).
 # 3. Builds build-asan/ (ASan + UBSan) and runs the unit, fault and fuzz
 #    labels (scripts/sanitize.sh address).
-# 4. With --tsan, the same in build-tsan/ with ThreadSanitizer.
+# 4. Runs the unit tests of build/ under valgrind (scripts/valgrind.sh).
+# 5. Builds build-tsan/ (ThreadSanitizer) and runs the unit and fault labels:
+#    the engine is threaded (per-unit locks, concurrent remaps).
 #
 #   --no-install  never call apt-get
-#   --quick       skip the sanitizer builds
-#   --tsan        add the ThreadSanitizer build
+#   --quick       skip the sanitizer and valgrind steps
+#   --tsan        (kept for compatibility: TSan runs unless --quick)
 #
 # Environment: REMAP_JOBS (build parallelism, default 2), REMAP_EXTRA_PACKAGES
 # (more Debian packages to install).  Exits non-zero if any step failed;
@@ -124,8 +126,7 @@ fi
 if [ "$quick" = no ]; then
   step "ASan+UBSan build-asan/ (unit, fault, fuzz)" \
        "$root/scripts/sanitize.sh" address
-fi
-if [ "$tsan" = yes ]; then
+  step "valgrind build/ (unit)" "$root/scripts/valgrind.sh" "$root/build"
   step "TSan build-tsan/ (unit, fault, fuzz)" \
        "$root/scripts/sanitize.sh" thread
 fi
