@@ -36,7 +36,7 @@ struct ccfg {
 static const struct ccfg ccfgs[] = {
   { 512, 64 * KiB, REMAP_STRATEGY_AUTO, 0 },            /* minimal, 2 */
   { 4096, 1 * MiB, REMAP_STRATEGY_AUTO, 0 },            /* linear, 4 */
-  { 1024, 6 * MiB, REMAP_STRATEGY_AUTO, 0 },            /* geometric, 5 */
+  { 4096, 4 * MiB, REMAP_STRATEGY_AUTO, 0 },            /* geometric, 5 */
 };
 #define NCCFGS (sizeof ccfgs / sizeof ccfgs[0])
 

@@ -483,9 +483,14 @@ START_TEST (test_format_refuses_and_forces)
   for (uint64_t u = 0; u < units; u++)
     REQ (tl_lookup (e, u).state == REMAP_SLOT_FREE, "unit %" PRIu64
          " still remapped", u);
-  /* The disk now reads the origin's own bytes. */
+  /* The disk now reads the origin's own bytes.  In chunks: one request
+   * over more than 64 lock stripes overflows TSan's lock table. */
   uint8_t *buf = malloc (f.origin->size);
-  ck_assert_int_eq (remap_pread (e, buf, f.origin->size, 0, NULL), 0);
+  for (uint64_t off = 0; off < f.origin->size; off += 256 * KiB) {
+    uint64_t n = f.origin->size - off < 256 * KiB ? f.origin->size - off
+      : 256 * KiB;
+    ck_assert_int_eq (remap_pread (e, buf + off, n, off, NULL), 0);
+  }
   ck_assert_int_eq (memcmp (buf, remap_mem_data (f.origin), f.origin->size),
                     0);
   free (buf);
