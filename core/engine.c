@@ -241,13 +241,14 @@ encode_sb_copy (const struct remap_sb *sb, uint32_t i, uint8_t *buf,
 /* Encode table block k from the in-memory table, with changes applied. */
 static void
 encode_block (struct remap_engine *e, uint64_t k, uint64_t gen,
-              const struct change *c, size_t n, uint8_t *buf)
+              uint64_t cursor, const struct change *c, size_t n,
+              uint8_t *buf)
 {
   const struct remap_layout *l = e->L;
   uint32_t E = l->entries_per_block;
   struct remap_entry *ent = e->ent_buf;
   struct remap_tb tb = { .generation = gen, .block_index = k,
-                         .alloc_cursor = e->cursor };
+                         .alloc_cursor = cursor };
 
   memcpy (tb.uuid, e->sb.uuid, 16);
   for (uint32_t j = 0; j < E; j++) {
@@ -344,7 +345,7 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
     if (seen)
       continue;
     uint64_t gen = e->generation + 1;
-    encode_block (e, k, gen, c, n, e->meta_buf);
+    encode_block (e, k, gen, e->cursor, c, n, e->meta_buf);
     unsigned ok = 0;
     for (uint32_t i = 0; i < e->L->copies; i++)
       if (e->copy_ok[i] && write_meta_unit (e, i, 1 + k, e->meta_buf, true) == 0)
@@ -368,6 +369,7 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
     }
     e->generation = gen;
     e->block_gen[k] = gen;
+    e->block_cursor[k] = e->cursor;
     pthread_rwlock_wrlock (&e->tab_lock);
     for (size_t y = x; y < n; y++)
       if (c[y].slot / E == k)
@@ -650,6 +652,7 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
       goto out;
     }
     e->block_gen[k] = tb.generation;
+    e->block_cursor[k] = tb.alloc_cursor;
     if (tb.generation > best_gen) {
       best_gen = tb.generation;
       e->cursor = tb.alloc_cursor;
@@ -721,8 +724,10 @@ repair (struct remap_engine *e, struct scan *sc, const bool *dirty)
   uint64_t fixed = 0;
 
   for (uint64_t k = 0; k < l->table_blocks; k++)
-    if (dirty[k])
+    if (dirty[k]) {
       e->block_gen[k] = ++e->generation;
+      e->block_cursor[k] = e->cursor;
+    }
   for (uint32_t i = 0; i < l->copies; i++) {
     uint64_t n = 0;
     int r = 0;
@@ -730,7 +735,11 @@ repair (struct remap_engine *e, struct scan *sc, const bool *dirty)
       if (!dirty[k]
           && sc->gen[(size_t) i * l->table_blocks + k] == e->block_gen[k])
         continue;
-      encode_block (e, k, e->block_gen[k], NULL, 0, e->meta_buf);
+      /* Same generation, same bytes as the copy it repairs (a block
+       * changed while loading has a fresh generation and the current
+       * cursor). */
+      encode_block (e, k, e->block_gen[k], e->block_cursor[k], NULL, 0,
+                    e->meta_buf);
       r = write_meta_unit (e, i, 1 + k, e->meta_buf, false);
       n++;
     }
@@ -768,6 +777,7 @@ engine_free (struct remap_engine *e)
   }
   table_free (&e->t);
   free (e->block_gen);
+  free (e->block_cursor);
   free (e->meta_buf);
   free (e->ent_buf);
   remap_backend_close (e->origin);
@@ -832,9 +842,10 @@ engine_init (struct remap_engine *e)
   for (uint32_t i = 0; i < l->copies; i++)
     e->copy_ok[i] = true;
   e->block_gen = calloc (l->table_blocks, sizeof *e->block_gen);
+  e->block_cursor = calloc (l->table_blocks, sizeof *e->block_cursor);
   e->meta_buf = eng_alloc_buf (l->unit);
   e->ent_buf = malloc (l->entries_per_block * sizeof *e->ent_buf);
-  if (!e->block_gen || !e->meta_buf || !e->ent_buf || table_init (&e->t, l->spare_units))
+  if (!e->block_gen || !e->block_cursor || !e->meta_buf || !e->ent_buf || table_init (&e->t, l->spare_units))
     return -ENOMEM;
   for (uint32_t i = 0; i < l->copies; i++)
     for (uint64_t u = 0; u < l->copy_units; u++) {

@@ -49,6 +49,7 @@ struct remap_engine {
   uint64_t cursor;
   uint64_t generation;
   uint64_t *block_gen;          /* [T]: generation of each table block */
+  uint64_t *block_cursor;       /* [T]: the cursor each block recorded */
   bool copy_ok[REMAP_MAX_COPIES];
   uint8_t *meta_buf;            /* one unit, aligned, for commits */
   struct remap_entry *ent_buf;  /* E entries, for encoding (meta_lock) */

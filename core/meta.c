@@ -178,6 +178,10 @@ remap_sb_decode (const uint8_t *buf, size_t len, struct remap_sb *sb,
     return sb_bad (err, "zero generation");
   if (!all_zero (buf + SB (reserved), 236))
     return sb_bad (err, "reserved bytes are not zero");
+  size_t ll = strnlen ((const char *) buf + SB (origin_label),
+                       REMAP_LABEL_SIZE);
+  if (!all_zero (buf + SB (origin_label) + ll, REMAP_LABEL_SIZE - ll))
+    return sb_bad (err, "origin label is not NUL-padded");
 
   struct remap_layout *l = &sb->layout;
   if (remap_layout_compute (N * unit, unit, (enum remap_strategy) strategy,
