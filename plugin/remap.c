@@ -848,9 +848,10 @@ static int
 plugin_pread (void *h, void *buf, uint32_t count, uint64_t offset,
               uint32_t flags)
 {
-  struct remap_error err = { 0 };
+  struct remap_error err;        /* not zero-filled: hot path */
   int r;
 
+  remap_error_clear (&err);
   (void) h;
   (void) flags;
   r = remap_pread (engine, buf, count, offset, &err);
@@ -861,9 +862,10 @@ static int
 plugin_pwrite (void *h, const void *buf, uint32_t count, uint64_t offset,
                uint32_t flags)
 {
-  struct remap_error err = { 0 };
+  struct remap_error err;        /* not zero-filled: hot path */
   int r;
 
+  remap_error_clear (&err);
   (void) h;
   r = remap_pwrite (engine, buf, count, offset, engine_flags (flags), &err);
   return r < 0 ? io_failed ("write", &err, r) : 0;
@@ -872,9 +874,10 @@ plugin_pwrite (void *h, const void *buf, uint32_t count, uint64_t offset,
 static int
 plugin_flush (void *h, uint32_t flags)
 {
-  struct remap_error err = { 0 };
+  struct remap_error err;        /* not zero-filled: hot path */
   int r;
 
+  remap_error_clear (&err);
   (void) h;
   (void) flags;
   r = remap_flush (engine, &err);
@@ -884,9 +887,10 @@ plugin_flush (void *h, uint32_t flags)
 static int
 plugin_trim (void *h, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  struct remap_error err = { 0 };
+  struct remap_error err;        /* not zero-filled: hot path */
   int r;
 
+  remap_error_clear (&err);
   (void) h;
   r = remap_trim (engine, count, offset, engine_flags (flags), &err);
   return r < 0 ? io_failed ("trim", &err, r) : 0;
@@ -899,9 +903,10 @@ plugin_trim (void *h, uint32_t count, uint64_t offset, uint32_t flags)
 static int
 plugin_zero (void *h, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  struct remap_error err = { 0 };
+  struct remap_error err;        /* not zero-filled: hot path */
   int r;
 
+  remap_error_clear (&err);
   (void) h;
   if (flags & NBDKIT_FLAG_FAST_ZERO) {
     nbdkit_set_error (ENOTSUP);

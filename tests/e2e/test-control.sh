@@ -27,20 +27,6 @@ RC=$REMAP_BUILD_DIR/remapctl
 [ -x "$RC" ] || fail "$RC not found: build first"
 U=4096
 
-rc() {
-    "$RC" "$@" >"$WORK/out" 2>"$WORK/err"
-    RCODE=$?
-    OUT=$(cat "$WORK/out")
-    ERR=$(cat "$WORK/err")
-}
-expect() {
-    local want=$1
-    shift
-    rc "$@"
-    [ "$RCODE" = "$want" ] ||
-        fail "remapctl $* exited $RCODE, want $want; stdout: $OUT; stderr: $ERR"
-}
-
 O=$WORK/origin.img
 S=$WORK/spare.img
 C=$WORK/ctl.sock

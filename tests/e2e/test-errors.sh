@@ -35,20 +35,6 @@ start_nbdkit origin --filter=error memory 4M \
 ORIGIN_URI=$URI ORIGIN_PID=$SERVER_PID
 nbdcopy "$WORK/original.img" "$ORIGIN_URI" || fail "filling the origin export"
 
-# qio_error URI EXPECTED-TEXT CMD...: the qemu-io commands must fail with
-# EXPECTED-TEXT (strerror of the errno the client received).
-qio_error() {
-    local uri=$1 want=$2 out
-    shift 2
-    local args=()
-    for c in "$@"; do args+=(-c "$c"); done
-    out=$(qemu-io -f raw "${args[@]}" "$uri" 2>&1)
-    printf '%s\n' "$out" | grep -q "$want" || {
-        printf '%s\n' "$out"
-        fail "expected '$want' from: $*"
-    }
-}
-
 start_server r1 origin="$ORIGIN_URI" spare="$WORK/spare.img" format=yes read-retries=1 read-retry-delay=1
 
 # ---- A. write errors on the origin are remapped, invisibly -----------------------
@@ -68,7 +54,7 @@ ok "A: data read back from the spare; origin export unchanged; unit 2 kept its o
 
 # ---- B. read errors reach the client as EIO -------------------------------------------
 touch "$RFAIL"
-qio_error "$URI" "Input/output error" "read $((7 * U)) $U"
+qio_fails "$URI" "Input/output error" "read $((7 * U)) $U"
 rm -f "$RFAIL"
 ok "B: a failing origin read gives the client EIO"
 
@@ -95,7 +81,7 @@ ok "C: counters at exit: $(sed -n 's/.*remap: exit: //p' "$WORK/r1.log" | cut -c
 
 start_server r2 origin="$ORIGIN_URI" spare="$WORK/spare.img" enospc=eio
 touch "$WFAIL"
-qio_error "$URI" "Input/output error" "write -P 0x66 $((30 * U)) $U"
+qio_fails "$URI" "Input/output error" "write -P 0x66 $((30 * U)) $U"
 rm -f "$WFAIL"
 ok "C: with enospc=eio the same exhaustion gives EIO"
 stop_server

@@ -29,18 +29,6 @@ make_file "$ORIGIN" $((8 << 20)) random
 make_file "$SPARE" $((1 << 20)) zero
 cp "$ORIGIN" "$WORK/original.img"
 
-qio_fails() {   # qio_fails URI TEXT CMD...: qemu-io must report TEXT
-    local uri=$1 want=$2 out
-    shift 2
-    local args=()
-    for c in "$@"; do args+=(-c "$c"); done
-    out=$(qemu-io -f raw "${args[@]}" "$uri" 2>&1)
-    printf '%s\n' "$out" | grep -q "$want" || {
-        printf '%s\n' "$out"
-        fail "expected '$want' from: $*"
-    }
-}
-
 # ---- A. write failures are remapped invisibly ------------------------------
 start_server a origin="$ORIGIN" spare="$SPARE" format=yes \
     fail=write:$((10 * U))+$U fail=write:$((12 * U + 512))+512 \

@@ -23,22 +23,6 @@ RC=$REMAP_BUILD_DIR/remapctl
 [ -x "$RC" ] || fail "$RC not found: build first"
 U=4096
 
-# rc CMD...: run remapctl, stdout in $OUT, stderr in $ERR, status in $RCODE.
-rc() {
-    "$RC" "$@" >"$WORK/out" 2>"$WORK/err"
-    RCODE=$?
-    OUT=$(cat "$WORK/out")
-    ERR=$(cat "$WORK/err")
-}
-# expect STATUS CMD...: remapctl must exit with STATUS.
-expect() {
-    local want=$1
-    shift
-    rc "$@"
-    [ "$RCODE" = "$want" ] ||
-        fail "remapctl $* exited $RCODE, want $want; stdout: $OUT; stderr: $ERR"
-}
-
 O=$WORK/origin.img
 S=$WORK/spare.img
 make_file "$O" $((4 << 20)) random

@@ -237,6 +237,23 @@ finish (int r, struct remap_buf *out, const struct remap_error *err)
   return exit_code (r);
 }
 
+/* Close the engine (if any), fold a failed final flush into r, print the
+ * output or the error, free the output.  Returns the exit status. */
+static int
+close_and_finish (struct remap_engine *e, int r, struct remap_buf *out,
+                  struct remap_error *err)
+{
+  if (e) {
+    int r2 = remap_close (e);
+    if (r == 0 && r2 < 0)
+      r = remap_set_error (err, r2, "final flush failed: %s",
+                           strerror (-r2));
+  }
+  r = finish (r, out, err);
+  remap_buf_free (out);
+  return r;
+}
+
 static bool
 cmd_rw (const char *c)
 {
@@ -305,15 +322,7 @@ do_exec (void)
   memcpy (argv + 1, rest, nrest * sizeof *argv);
   r = run (e, nrest + 1, argv, &out, &err);
   free (argv);
-  if (e) {
-    int r2 = remap_close (e);
-    if (r == 0 && r2 < 0)
-      r = remap_set_error (&err, r2, "final flush failed: %s",
-                           strerror (-r2));
-  }
-  r = finish (r, &out, &err);
-  remap_buf_free (&out);
-  return r;
+  return close_and_finish (e, r, &out, &err);
 }
 
 /* ---- format ---------------------------------------------------------- */
@@ -790,15 +799,7 @@ do_import (void)
   else if (r == 0)
     remap_buf_printf (&out, "imported %zu bad range(s) from %s\n", x.n, file);
   remap_extents_free (&x);
-  if (e) {
-    int r2 = remap_close (e);
-    if (r == 0 && r2 < 0)
-      r = remap_set_error (&err, r2, "final flush failed: %s",
-                           strerror (-r2));
-  }
-  r = finish (r, &out, &err);
-  remap_buf_free (&out);
-  return r;
+  return close_and_finish (e, r, &out, &err);
 }
 
 /* ---- scan ------------------------------------------------------------ */

@@ -77,6 +77,7 @@ e2e_init() {
     REMAP_SOURCE_DIR=$src
     REMAP_BUILD_DIR=${REMAP_BUILD_DIR:-$src/build}
     PLUGIN=$REMAP_BUILD_DIR/remap.so
+    RC=$REMAP_BUILD_DIR/remapctl
     command -v nbdkit >/dev/null 2>&1 || skip "nbdkit not installed"
     [ -f "$PLUGIN" ] || { log "FAIL: $PLUGIN not found: build first (cmake -S . -B build && cmake --build build)"; exit 1; }
     WORK=$(mktemp -d "/tmp/remap-$E2E_NAME.XXXXXX") || { echo "mktemp failed" >&2; exit 1; }
@@ -256,4 +257,36 @@ blockdev_detach() {
     rc=$?
     FUSE_PID=
     [ "$rc" = 0 ] || fail "nbdfuse exited with status $rc"
+}
+
+# qio_fails URI TEXT CMD...: the qemu-io commands must fail with TEXT (the
+# strerror of the errno the client received).
+qio_fails() {
+    local uri=$1 want=$2 out c
+    shift 2
+    local args=()
+    for c in "$@"; do args+=(-c "$c"); done
+    out=$(qemu-io -f raw "${args[@]}" "$uri" 2>&1)
+    printf '%s\n' "$out" | grep -q "$want" || {
+        printf '%s\n' "$out"
+        fail "expected '$want' from: $*"
+    }
+}
+
+# ---- remapctl ------------------------------------------------------------
+# RC (set by e2e_init) is build/remapctl.  rc CMD...: run it, stdout in
+# $OUT, stderr in $ERR, status in $RCODE.  expect STATUS CMD...: it must
+# exit with STATUS.
+rc() {
+    "$RC" "$@" >"$WORK/out" 2>"$WORK/err"
+    RCODE=$?
+    OUT=$(cat "$WORK/out")
+    ERR=$(cat "$WORK/err")
+}
+expect() {
+    local want=$1
+    shift
+    rc "$@"
+    [ "$RCODE" = "$want" ] ||
+        fail "remapctl $* exited $RCODE, want $want; stdout: $OUT; stderr: $ERR"
 }
