@@ -195,6 +195,8 @@ mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
   uint64_t s;
   int r = 0;
 
+  atomic_fetch_add (&e->begun, 1);
+
   pthread_mutex_lock (&e->meta_lock);
   pthread_rwlock_rdlock (&e->tab_lock);
   bool known = table_find (&e->t, u) != SLOT_NONE;
@@ -221,6 +223,7 @@ mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
     table_unalloc (&e->t, s);
  out:
   pthread_mutex_unlock (&e->meta_lock);
+  atomic_fetch_add (&e->finished, 1);
   return r;
 }
 
@@ -372,8 +375,23 @@ place_locked (struct remap_engine *e, struct reloc *rl, const uint8_t *ubuf,
 
 /* Move unit rl->u to a fresh spare unit (or its pending slot).  Stripe of
  * u held exclusive. */
+static int relocate_inner (struct remap_engine *e, struct reloc *rl,
+                           struct remap_error *err);
+
+/* Every change of where data lives is bracketed by begun/finished, so that
+ * the lock-free fast path can tell it overlapped one (see fast_ok). */
 static int
 relocate (struct remap_engine *e, struct reloc *rl, struct remap_error *err)
+{
+  atomic_fetch_add (&e->begun, 1);
+  int r = relocate_inner (e, rl, err);
+  atomic_fetch_add (&e->finished, 1);
+  return r;
+}
+
+static int
+relocate_inner (struct remap_engine *e, struct reloc *rl,
+                struct remap_error *err)
 {
   uint64_t valid = unit_valid (e, rl->u);
   uint64_t base = rl->src == SRC_SPARE ? rl->old.slot * e->unit
@@ -593,6 +611,33 @@ fua (struct remap_engine *e, bool spare, struct remap_error *err)
   return 0;
 }
 
+/* The lock-free fast path.  While nothing is remapped, pending or in
+ * doubt, and no placement change is under way, a request can go straight
+ * to the origin without stripe locks or lookups: that is what keeps remap
+ * as cheap as nbdkit's file plugin on a healthy disk.  fast_ok samples the
+ * change counters (finished before begun, so a change that completed is
+ * also seen in nindexed); fast_still_ok says whether a change began while
+ * the request ran, in which case the caller redoes it on the locked path
+ * (a write is idempotent, a read is simply read again).  A change that
+ * began before the sample either finished (and is visible in nindexed) or
+ * is counted as under way. */
+static bool
+fast_ok (struct remap_engine *e, uint64_t *sample)
+{
+  uint64_t f = atomic_load (&e->finished);
+  uint64_t b = atomic_load (&e->begun);
+  *sample = b;
+  return b == f && atomic_load (&e->nindexed) == 0
+    && atomic_load (&e->ndoubt) == 0 && atomic_load (&e->nvpend) == 0
+    && !e->opts.readonly;
+}
+
+static bool
+fast_still_ok (struct remap_engine *e, uint64_t sample)
+{
+  return atomic_load (&e->begun) == sample;
+}
+
 /* Requests are served in pieces of at most CHUNK_UNITS units, aligned to
  * stripe groups, each under its own stripe locks: a request never holds
  * more than 65 stripes (ThreadSanitizer's deadlock detector tracks at most
@@ -614,6 +659,11 @@ remap_pwrite (struct remap_engine *e, const void *buf, size_t len,
 {
   int r = check_range (e, len, off, err);
   bool spare = false;
+  uint64_t sample;
+  if (r == 0 && len && fast_ok (e, &sample)
+      && remap_backend_pwrite (e->origin, buf, len, off) == 0
+      && fast_still_ok (e, sample))
+    len = 0;                    /* done; only FUA is left */
   for (uint64_t pos = off; r == 0 && pos < off + len;) {
     uint64_t cend = chunk_end (e, pos, off + len);
     uint64_t first = pos / e->unit, last = (cend - 1) / e->unit;
@@ -625,7 +675,7 @@ remap_pwrite (struct remap_engine *e, const void *buf, size_t len,
     unlock_units (e, first, last);
     pos = cend;
   }
-  if (r == 0 && len && (flags & REMAP_FUA))
+  if (r == 0 && (flags & REMAP_FUA))
     r = fua (e, spare, err);
   return r;
 }
@@ -796,6 +846,11 @@ remap_pread (struct remap_engine *e, void *vbuf, size_t len, uint64_t off,
                             (unsigned long long) off);
   if (len == 0)
     return 0;
+  uint64_t sample;
+  if (fast_ok (e, &sample)
+      && remap_backend_pread (e->origin, buf, len, off) == 0
+      && fast_still_ok (e, sample))
+    return 0;
   int ret = 0;
   for (uint64_t cpos = off; cpos < off + len;) {
     uint64_t end = chunk_end (e, cpos, off + len);
@@ -960,6 +1015,7 @@ remap_unmap (struct remap_engine *e, uint64_t u, unsigned flags,
   if (r)
     return r;
   lock_units (e, u, u, true);
+  atomic_fetch_add (&e->begun, 1);
   struct map m;
   lookup_unit (e, u, &m.slot, &m.word, &m.lost);
   enum remap_slot_state st = word_state (m.word);
@@ -997,6 +1053,7 @@ remap_unmap (struct remap_engine *e, uint64_t u, unsigned flags,
   r = commit_locked (e, &c, 1, err);
   pthread_mutex_unlock (&e->meta_lock);
  out:
+  atomic_fetch_add (&e->finished, 1);
   unlock_units (e, u, u);
   return r;
 }

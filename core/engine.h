@@ -64,6 +64,12 @@ struct remap_engine {
    * stripe held, so a remap of that unit cannot be in flight. */
   atomic_uint_fast64_t nindexed;
 
+  /* Placement changes (remaps, unmaps, pending marks) begun and finished.
+   * The lock-free fast path (datapath.c) runs only when the two are equal
+   * and nothing is remapped, and redoes its request under the stripe
+   * locks if `begun' moved while it ran. */
+  atomic_uint_fast64_t begun, finished;
+
   atomic_uint_fast64_t c_events, c_read_errors, c_write_errors,
     c_spare_errors, c_retries, c_enospc, c_meta_units, c_repaired;
 };

@@ -137,4 +137,29 @@ grep -q "not a socket" "$WORK/nonsock.log" || fail "message: $(cat "$WORK/nonsoc
 [ "$(cat "$C")" = data ] || fail "the regular file was touched"
 ok "control= refuses a path that is not a socket"
 
+# ---- online scan of a failing origin (rehearsal), counters change ----------------
+rm -f "$C"
+make_file "$WORK/fo.img" $((4 << 20)) random
+make_file "$WORK/fs.img" $((1 << 20)) zero
+start_server srv3 "$WORK/fo.img" spare="$WORK/fs.img" format=yes control="$C" \
+    fail=read:$((100 * U + 512))+512 fail=read:$((700 * U))+$((2 * U)) \
+    read-retries=1 read-retry-delay=1
+expect 0 status -c "$C" --json
+[ "$(jq .counters.pending_units <<<"$OUT")" = 0 ] || fail "pending before the scan: $OUT"
+expect 0 scan -c "$C" --json --no-progress
+[ "$(jq -c .bad_units <<<"$OUT")" = '[100,700,701]' ] || fail "online scan found: $OUT"
+expect 0 status -c "$C" --json
+[ "$(jq .counters.pending_units <<<"$OUT")" = 3 ] || fail "pending after the scan: $OUT"
+[ "$(jq '.counters.read_errors > 0 and .counters.retries > 0' <<<"$OUT")" = true ] ||
+    fail "read error counters after the scan: $OUT"
+expect 0 list -c "$C" --json
+[ "$(jq -c '[.entries[] | [.origin_unit, .state]]' <<<"$OUT")" = \
+  '[[100,"pending"],[700,"pending"],[701,"pending"]]' ] || fail "list after scan: $OUT"
+qio "$URI" "write -P 0x5c $((700 * U)) $((2 * U))" "read -P 0x5c $((700 * U)) $((2 * U))"
+expect 0 status -c "$C" --json
+[ "$(jq -c '[.counters.pending_units, .counters.reallocated_units]' <<<"$OUT")" = '[1,2]' ] ||
+    fail "rewriting pending units 700-701 should remap them: $OUT"
+stop_server
+ok "online scan found exactly the failing units 100, 700, 701; a rewrite remapped two of them"
+
 E2E_RESULT=0
