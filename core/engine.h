@@ -17,6 +17,11 @@
  * A mapping becomes visible (table_set) only after the commit that makes
  * it durable has returned; the unit's stripe is held exclusive across both,
  * so nobody can observe the gap.
+ *
+ * Exception, the fast path (datapath.c, fast_ok): while the table is empty
+ * and no placement change is under way, requests skip the stripes and go
+ * straight to the origin; a request that overlapped the beginning of a
+ * change (begun/finished counters) is done again with the stripes held.
  */
 #ifndef REMAP_CORE_ENGINE_H
 #define REMAP_CORE_ENGINE_H
