@@ -179,9 +179,5 @@ main (void)
   tcase_add_test (tc, test_write_races_remap);
   tcase_add_test (tc, test_no_fast_path_with_remaps);
   suite_add_tcase (s, tc);
-  SRunner *sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  int failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return tl_run (s);
 }

@@ -243,9 +243,5 @@ main (void)
   tcase_add_test (tc, test_write_errors_during_repair);
   tcase_add_test (tc, test_crash_during_repair);
   suite_add_tcase (s, tc);
-  SRunner *sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  int failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return tl_run (s);
 }

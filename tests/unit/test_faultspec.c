@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "remap/backend.h"
+#include "testlib.h"
 
 START_TEST (test_valid)
 {
@@ -114,9 +115,5 @@ main (void)
   tcase_add_test (tc, test_file);
   tcase_add_test (tc, test_set_rules_live);
   suite_add_tcase (s, tc);
-  SRunner *sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  int failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return tl_run (s);
 }

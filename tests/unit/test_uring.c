@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "remap/backend.h"
+#include "testlib.h"
 
 static char path_a[256], path_b[256];
 
@@ -133,9 +134,5 @@ main (void)
   tcase_add_test (tc, test_errors_per_transfer);
   tcase_add_test (tc, test_status);
   suite_add_tcase (s, tc);
-  SRunner *sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  int failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return tl_run (s);
 }
