@@ -256,15 +256,4 @@ tl_run (Suite *s)
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
-/* Run a suite, print Check's summary, return the process exit status. */
-static inline int
-tl_run (Suite *s)
-{
-  SRunner *sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  int failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
-
 #endif /* REMAP_TESTS_TESTLIB_H */
