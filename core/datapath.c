@@ -57,7 +57,7 @@ stripes (uint64_t first, uint64_t last, unsigned *a0, unsigned *a1,
     *a0 = 0, *a1 = s1, *b0 = s0, *b1 = NSTRIPES - 1;
 }
 
-void
+static void
 lock_units (struct remap_engine *e, uint64_t first, uint64_t last, bool excl)
 {
   unsigned a0, a1, b0, b1;
@@ -68,7 +68,7 @@ lock_units (struct remap_engine *e, uint64_t first, uint64_t last, bool excl)
     (excl ? pthread_rwlock_wrlock : pthread_rwlock_rdlock) (&e->stripe[i]);
 }
 
-void
+static void
 unlock_units (struct remap_engine *e, uint64_t first, uint64_t last)
 {
   unsigned a0, a1, b0, b1;
@@ -98,7 +98,7 @@ lookup_locked_tab (struct remap_engine *e, uint64_t u, struct map *m)
   m->lost = table_lost (&e->t, s);
 }
 
-void
+static void
 lookup_unit (struct remap_engine *e, uint64_t u, uint64_t *slot,
              uint64_t *word, uint64_t *lost)
 {
@@ -195,13 +195,9 @@ mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
   uint64_t s;
   int r = 0;
 
-  atomic_fetch_add (&e->begun, 1);
-
+  /* meta_lock excludes every writer of the table: no tab_lock needed. */
   pthread_mutex_lock (&e->meta_lock);
-  pthread_rwlock_rdlock (&e->tab_lock);
-  bool known = table_find (&e->t, u) != SLOT_NONE;
-  pthread_rwlock_unlock (&e->tab_lock);
-  if (known)
+  if (table_find (&e->t, u) != SLOT_NONE)
     goto out;
   if (e->opts.readonly) {       /* never write, not even a pending mark */
     table_uset_add (&e->t.vpend, u);
@@ -218,12 +214,13 @@ mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
     goto out;
   }
   struct change c = { s, make_word (REMAP_SLOT_PENDING, u), 0 };
+  atomic_fetch_add (&e->begun, 1);     /* a placement change (fast_ok) */
   r = commit_locked (e, &c, 1, err);
+  atomic_fetch_add (&e->finished, 1);
   if (r)
     table_unalloc (&e->t, s);
  out:
   pthread_mutex_unlock (&e->meta_lock);
-  atomic_fetch_add (&e->finished, 1);
   return r;
 }
 

@@ -106,13 +106,4 @@ int alloc_locked (struct remap_engine *e, uint64_t *slot,
 /* Aligned buffer of n bytes (free with free()).  NULL on ENOMEM. */
 void *eng_alloc_buf (size_t n);
 
-/* ---- datapath.c ---- */
-void lock_units (struct remap_engine *e, uint64_t first, uint64_t last,
-                 bool excl);
-void unlock_units (struct remap_engine *e, uint64_t first, uint64_t last);
-
-/* Snapshot of one unit's mapping (takes tab_lock shared). */
-void lookup_unit (struct remap_engine *e, uint64_t u, uint64_t *slot,
-                  uint64_t *word, uint64_t *lost);
-
 #endif /* REMAP_CORE_ENGINE_H */

@@ -333,12 +333,3 @@ table_unalloc (struct table *t, uint64_t s)
   if (word_state (t->slot[s]) == REMAP_SLOT_FREE && !bit_test (t->rsv, s))
     bit_clear (t->busy, s);
 }
-
-size_t
-table_memory (const struct table *t)
-{
-  size_t words = (size_t) (t->N + 63) / 64;
-  return t->N * sizeof *t->slot + 2 * words * sizeof (uint64_t)
-    + t->index_cap * sizeof *t->index
-    + t->lost.cap * (sizeof *t->lost.keys + sizeof *t->lost.vals);
-}

@@ -112,7 +112,5 @@ int table_uset_add (struct lostmap *m, uint64_t u);
 bool table_uset_has (const struct lostmap *m, uint64_t u);
 void table_uset_del (struct lostmap *m, uint64_t u);
 
-/* Bytes of heap the table uses (for the memory benchmark). */
-size_t table_memory (const struct table *t);
 
 #endif /* REMAP_CORE_TABLE_H */
