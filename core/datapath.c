@@ -3,7 +3,7 @@
  *
  * A request is split at unit boundaries and walked in windows of up to
  * WINDOW units: the window's mappings are looked up under one shared hold
- * of tab_lock, then consecutive units with the same destination are merged
+ * of the table lock, then consecutive units with the same destination are merged
  * into one backend call (a 1 MiB read of a healthy region is one pread).
  * When the table is empty (nindexed == 0) the whole request goes to the
  * origin with no lookup at all.
@@ -81,41 +81,20 @@ unlock_units (struct remap_engine *e, uint64_t first, uint64_t last)
 
 /* ---- lookups --------------------------------------------------------- */
 
-struct map {
-  uint64_t slot, word, lost;
-};
-
-static void
-lookup_locked_tab (struct remap_engine *e, uint64_t u, struct map *m)
-{
-  uint32_t s = table_find (&e->t, u);
-  if (s == SLOT_NONE) {
-    m->slot = m->word = m->lost = 0;
-    return;
-  }
-  m->slot = s;
-  m->word = e->t.slot[s];
-  m->lost = table_lost (&e->t, s);
-}
-
+/* The table's own lock is taken inside these (table.h). */
 static void
 lookup_unit (struct remap_engine *e, uint64_t u, uint64_t *slot,
              uint64_t *word, uint64_t *lost)
 {
-  struct map m;
-  pthread_rwlock_rdlock (&e->tab_lock);
-  lookup_locked_tab (e, u, &m);
-  pthread_rwlock_unlock (&e->tab_lock);
+  struct tmap m;
+  table_lookup (e->t, u, &m);
   *slot = m.slot, *word = m.word, *lost = m.lost;
 }
 
 static void
-lookup_window (struct remap_engine *e, uint64_t u0, unsigned n, struct map *m)
+lookup_window (struct remap_engine *e, uint64_t u0, unsigned n, struct tmap *m)
 {
-  pthread_rwlock_rdlock (&e->tab_lock);
-  for (unsigned i = 0; i < n; i++)
-    lookup_locked_tab (e, u0 + i, &m[i]);
-  pthread_rwlock_unlock (&e->tab_lock);
+  table_lookup_run (e->t, u0, n, m);
 }
 
 /* ---- granules -------------------------------------------------------- */
@@ -195,22 +174,21 @@ mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
   uint64_t s;
   int r = 0;
 
-  /* meta_lock excludes every writer of the table: no tab_lock needed. */
-  pthread_mutex_lock (&e->meta_lock);
-  if (table_find (&e->t, u) != SLOT_NONE)
+  struct tmap m;
+  pthread_mutex_lock (&e->meta_lock);   /* one writer of the table */
+  table_lookup (e->t, u, &m);
+  if (m.word != 0)
     goto out;
   if (e->opts.readonly) {       /* never write, not even a pending mark */
-    table_uset_add (&e->t.vpend, u);
-    atomic_store (&e->nvpend, e->t.vpend.count);
+    table_vpend_add (e->t, u);
     goto out;
   }
-  if (table_alloc (&e->t, &e->cursor, &s) != 0) {
+  if (table_alloc (e->t, &e->cursor, &s) != 0) {
     /* Full: the unit stays unreadable, counted but not persisted. */
-    if (!table_uset_has (&e->t.vpend, u))
+    if (!table_vpend_has (e->t, u))
       eng_log (e, REMAP_LOG_WARN, "unit %llu is pending, but the spare is "
              "full: not recorded on disk", (unsigned long long) u);
-    table_uset_add (&e->t.vpend, u);
-    atomic_store (&e->nvpend, e->t.vpend.count);
+    table_vpend_add (e->t, u);
     goto out;
   }
   struct change c = { s, make_word (REMAP_SLOT_PENDING, u), 0 };
@@ -218,7 +196,7 @@ mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
   r = commit_locked (e, &c, 1, err);
   atomic_fetch_add (&e->finished, 1);
   if (r)
-    table_unalloc (&e->t, s);
+    table_unalloc (e->t, s);    /* a held slot stays busy */
  out:
   pthread_mutex_unlock (&e->meta_lock);
   return r;
@@ -300,7 +278,7 @@ fill_from (struct remap_engine *e, enum source src, uint64_t base,
 struct reloc {
   uint64_t u;
   enum source src;              /* where the rest of the unit lives */
-  struct map old;               /* current mapping (word 0 = none) */
+  struct tmap old;               /* current mapping (word 0 = none) */
   const uint8_t *data;          /* new bytes for [doff, doff+dlen), or NULL */
   uint64_t doff, dlen;
   uint64_t extra_lost;          /* granules to record lost anyway */
@@ -328,7 +306,7 @@ place_locked (struct remap_engine *e, struct reloc *rl, const uint8_t *ubuf,
       s = rl->old.slot;
     else if ((r = alloc_locked (e, &s, err)) != 0)
       return r;
-    if (bit_test (e->t.rsv, s))  /* can't happen: rsv is always busy */
+    if (table_is_reserved (e->t, s))  /* can't happen: rsv is busy */
       return remap_set_error (err, -EUCLEAN, "internal error: allocator "
                               "returned metadata unit %llu",
                               (unsigned long long) s);
@@ -355,7 +333,7 @@ place_locked (struct remap_engine *e, struct reloc *rl, const uint8_t *ubuf,
                                  0 };
     if ((r = commit_locked (e, c, n, err)) != 0) {
       if (!reuse)
-        table_unalloc (&e->t, s);
+        table_unalloc (e->t, s);  /* a held slot stays busy */
       return r;
     }
     atomic_fetch_add (&e->c_events, 1);
@@ -428,15 +406,14 @@ relocate_inner (struct remap_engine *e, struct reloc *rl,
 static void
 written (struct remap_engine *e, uint64_t off, uint64_t len)
 {
-  if (atomic_load (&e->nvpend) == 0)
+  if (table_nvpend (e->t) == 0)
     return;
   pthread_mutex_lock (&e->meta_lock);
   for (uint64_t u = off / e->unit; u <= (off + len - 1) / e->unit; u++)
     if (granules_covered (e, off - u * e->unit, off + len - u * e->unit,
                           unit_valid (e, u))
         == granules_covered (e, 0, e->unit, unit_valid (e, u)))
-      table_uset_del (&e->t.vpend, u);
-  atomic_store (&e->nvpend, e->t.vpend.count);
+      table_vpend_del (e->t, u);
   pthread_mutex_unlock (&e->meta_lock);
 }
 
@@ -475,7 +452,7 @@ write_origin (struct remap_engine *e, const uint8_t *buf, size_t len,
 
 /* Write a piece of a mapped unit to its spare unit. */
 static int
-write_mapped (struct remap_engine *e, uint64_t u, const struct map *m,
+write_mapped (struct remap_engine *e, uint64_t u, const struct tmap *m,
               const uint8_t *data, uint64_t doff, uint64_t dlen,
               struct remap_error *err)
 {
@@ -517,11 +494,11 @@ write_range (struct remap_engine *e, const uint8_t *buf, uint64_t len,
              struct remap_error *err)
 {
   uint64_t end = off + len;
-  struct map m[WINDOW];
+  struct tmap m[WINDOW];
 
   /* Nothing remapped: the whole range is one origin call, as the file
    * plugin would make it. */
-  if (buf && atomic_load (&e->nindexed) == 0)
+  if (buf && table_nindexed (e->t) == 0)
     return write_origin (e, buf, len, off, err);
 
   for (uint64_t pos = off; pos < end;) {
@@ -529,7 +506,7 @@ write_range (struct remap_engine *e, const uint8_t *buf, uint64_t len,
     uint64_t ulast = (end - 1) / e->unit;
     unsigned n = ulast - u0 + 1 < WINDOW ? (unsigned) (ulast - u0 + 1)
       : WINDOW;
-    if (atomic_load (&e->nindexed) == 0)
+    if (table_nindexed (e->t) == 0)
       memset (m, 0, n * sizeof m[0]);
     else
       lookup_window (e, u0, n, m);
@@ -624,8 +601,8 @@ fast_ok (struct remap_engine *e, uint64_t *sample)
   uint64_t f = atomic_load (&e->finished);
   uint64_t b = atomic_load (&e->begun);
   *sample = b;
-  return b == f && atomic_load (&e->nindexed) == 0
-    && atomic_load (&e->ndoubt) == 0 && atomic_load (&e->nvpend) == 0
+  return b == f && table_nindexed (e->t) == 0
+    && table_ndoubt (e->t) == 0 && table_nvpend (e->t) == 0
     && !e->opts.readonly;
 }
 
@@ -704,7 +681,7 @@ remap_trim (struct remap_engine *e, uint64_t len, uint64_t off,
             unsigned flags, struct remap_error *err)
 {
   int r = check_range (e, len, off, err);
-  struct map m[WINDOW];
+  struct tmap m[WINDOW];
   for (uint64_t pos = off; r == 0 && pos < off + len;) {
     uint64_t end = off + len;
     uint64_t u0 = pos / e->unit, ulast = (end - 1) / e->unit;
@@ -772,7 +749,7 @@ read_window (struct remap_engine *e, uint8_t *buf, uint64_t off,
              uint64_t end, uint64_t *pos, uint64_t last,
              struct remap_error *err)
 {
-  struct map m[WINDOW];
+  struct tmap m[WINDOW];
   struct remap_io io[WINDOW];
   struct rpiece pc[WINDOW];
   size_t n_io = 0;
@@ -853,7 +830,7 @@ remap_pread (struct remap_engine *e, void *vbuf, size_t len, uint64_t off,
     uint64_t end = chunk_end (e, cpos, off + len);
     uint64_t first = cpos / e->unit, last = (end - 1) / e->unit;
     lock_units (e, first, last, false);
-    if (atomic_load (&e->nindexed) == 0) {
+    if (table_nindexed (e->t) == 0) {
       int r = read_origin (e, buf + (cpos - off), end - cpos, cpos, false,
                            err);
       if (r && !ret)
@@ -890,7 +867,7 @@ remap_lookup (struct remap_engine *e, uint64_t u, struct remap_mapping *mp)
 {
   if (u >= e->sb.origin_units)
     return -EINVAL;
-  struct map m;
+  struct tmap m;
   lookup_unit (e, u, &m.slot, &m.word, &m.lost);
   mp->origin_unit = u;
   mp->state = word_state (m.word);
@@ -965,7 +942,7 @@ remap_mark_spare_bad (struct remap_engine *e, uint64_t s,
                             "of the spare (%llu units)",
                             (unsigned long long) s,
                             (unsigned long long) e->L->spare_units);
-  if (bit_test (e->t.rsv, s))
+  if (table_is_reserved (e->t, s))
     return remap_set_error (err, -EINVAL, "spare unit %llu holds metadata; "
                             "a damaged metadata copy is repaired, not marked "
                             "bad", (unsigned long long) s);
@@ -973,7 +950,8 @@ remap_mark_spare_bad (struct remap_engine *e, uint64_t s,
     return remap_set_error (err, -EROFS, "the engine is open read-only");
 
   pthread_mutex_lock (&e->meta_lock);
-  uint64_t w = e->t.slot[s];
+  uint64_t w, lost;
+  table_read_slots (e->t, s, 1, &w, &lost);
   int r = 0;
   if (word_state (w) == REMAP_SLOT_FREE) {
     struct change c = { s, make_word (REMAP_SLOT_BAD, 0), 0 };
@@ -1013,7 +991,7 @@ remap_unmap (struct remap_engine *e, uint64_t u, unsigned flags,
     return r;
   lock_units (e, u, u, true);
   atomic_fetch_add (&e->begun, 1);
-  struct map m;
+  struct tmap m;
   lookup_unit (e, u, &m.slot, &m.word, &m.lost);
   enum remap_slot_state st = word_state (m.word);
   if (st == REMAP_SLOT_FREE)

@@ -251,10 +251,10 @@ encode_block (struct remap_engine *e, uint64_t k, uint64_t gen,
                          .alloc_cursor = cursor };
 
   memcpy (tb.uuid, e->sb.uuid, 16);
+  table_read_slots (e->t, k * E, E, e->word_buf, e->lost_buf);
   for (uint32_t j = 0; j < E; j++) {
     uint64_t s = k * E + j;
-    uint64_t w = s < l->spare_units ? e->t.slot[s] : 0;
-    uint64_t lost = s < l->spare_units ? table_lost (&e->t, s) : 0;
+    uint64_t w = e->word_buf[j], lost = e->lost_buf[j];
     for (size_t x = 0; x < n; x++)
       if (c[x].slot == s) {
         w = c[x].word;
@@ -268,74 +268,80 @@ encode_block (struct remap_engine *e, uint64_t k, uint64_t gen,
 }
 
 /* Write one metadata unit to copy i at extent offset k (0 = superblock),
- * then flush if asked.  A failure retires the copy. */
+ * then flush if asked.  A failed write retires the copy (its bytes there
+ * are now unknown); a failed flush does not: the flush may have failed for
+ * any write of the spare, so it proves nothing against this copy, it only
+ * means that this write is not known to be durable.  The log names which of
+ * the two failed. */
 static int
 write_meta_unit (struct remap_engine *e, uint32_t i, uint64_t k,
                  const uint8_t *buf, bool flush)
 {
   uint64_t off = copy_unit (e->L, i, k) * e->unit;
   int r = remap_backend_pwrite (e->spare, buf, e->unit, off);
-  if (r == 0 && flush)
-    r = remap_backend_flush (e->spare);
   atomic_fetch_add (&e->c_meta_units, 1);
   if (r) {
     e->copy_ok[i] = false;
     eng_log (e, REMAP_LOG_WARN,
-             "metadata copy %u: write at spare byte %llu failed (%s); copy "
-             "retired until the next open repairs it", i,
+             "metadata copy %u: write of %u bytes at spare byte %llu failed "
+             "(%s); copy retired until the next open repairs it", i, e->unit,
              (unsigned long long) off, strerror (-r));
+    return r;
   }
+  if (flush && (r = remap_backend_flush (e->spare)) != 0)
+    eng_log (e, REMAP_LOG_WARN,
+             "metadata copy %u: flush of spare %s after writing spare byte "
+             "%llu failed (%s); that write is not known to be durable",
+             i, e->spare->name, (unsigned long long) off, strerror (-r));
   return r;
 }
 
-/* Set slot s in memory, keeping the counters in step.  tab_lock held
- * exclusive; room reserved (table_reserve) so table_set cannot fail. */
+/* A commit whose outcome is unknown: the block may or may not have
+ * reached the disk in some copy, so the next open may find either
+ * version.  Keep both possible until then: every slot the changes name
+ * stays out of the free pool (a slot given to another unit now could be
+ * read back as this unit's after a restart), and every origin unit they
+ * name, before or after, refuses writes (its old and new homes must both
+ * keep their bytes). */
 static void
-set_slot (struct remap_engine *e, uint64_t s, uint64_t w, uint64_t lost)
+keep_in_doubt (struct remap_engine *e, const struct change *c, size_t n)
 {
-  uint64_t old = e->t.slot[s], oldlost = table_lost (&e->t, s);
-  table_set (&e->t, s, w, lost);
-  enum remap_slot_state os = word_state (old), ns = word_state (w);
-  e->n_mapped += (ns == REMAP_SLOT_MAPPED) - (os == REMAP_SLOT_MAPPED);
-  e->n_pending += (ns == REMAP_SLOT_PENDING) - (os == REMAP_SLOT_PENDING);
-  e->n_bad += (ns == REMAP_SLOT_BAD) - (os == REMAP_SLOT_BAD);
-  uint64_t nl = ns == REMAP_SLOT_MAPPED ? lost : 0;
-  e->n_lost_units += (nl != 0) - (oldlost != 0);
-  e->n_lost_granules += (uint64_t) __builtin_popcountll (nl)
-    - (uint64_t) __builtin_popcountll (oldlost);
-}
-
-/* Apply one durable change.  If another slot still holds the same origin
- * unit, that slot is the old home of a relocation whose second block is
- * not written yet (or never will be): it becomes BAD in memory, exactly as
- * the next open would resolve the pair (the newer block wins, the loser
- * is a spare unit that failed). */
-static void
-apply_change (struct remap_engine *e, const struct change *c)
-{
-  enum remap_slot_state ns = word_state (c->word);
-  if (ns == REMAP_SLOT_MAPPED || ns == REMAP_SLOT_PENDING) {
-    uint32_t o = table_find (&e->t, word_origin (c->word));
-    if (o != SLOT_NONE && o != c->slot)
-      set_slot (e, o, make_word (REMAP_SLOT_BAD, 0), 0);
-    table_uset_del (&e->t.vpend, word_origin (c->word));
-    atomic_store (&e->nvpend, e->t.vpend.count);
+  for (size_t y = 0; y < n; y++) {
+    uint64_t w[2] = { c[y].word, 0 }, lost;
+    table_read_slots (e->t, c[y].slot, 1, &w[1], &lost);
+    if (table_hold (e->t, c[y].slot) != 0)
+      eng_log (e, REMAP_LOG_ERROR, "out of memory holding spare unit %llu "
+               "after a failed commit", (unsigned long long) c[y].slot);
+    for (int z = 0; z < 2; z++) {
+      enum remap_slot_state st = word_state (w[z]);
+      if ((st == REMAP_SLOT_MAPPED || st == REMAP_SLOT_PENDING)
+          && table_doubt_add (e->t, word_origin (w[z])) != 0)
+        eng_log (e, REMAP_LOG_ERROR, "out of memory recording unit %llu "
+                 "in doubt", (unsigned long long) word_origin (w[z]));
+    }
   }
-  set_slot (e, c->slot, c->word, c->lost);
 }
 
 /* Commit the changes block by block.  Each block is written to every
  * healthy copy (a flush after each) and, once durable in at least one,
  * its changes are applied to memory: memory never runs ahead of the disk,
  * and never lags behind it either, so a later write cannot go to a slot
- * that the next open would not choose. */
+ * that the next open would not choose.
+ *
+ * Every block written takes a new generation, whether its writes succeed
+ * or not: a write that failed may still have reached the disk, and a later
+ * commit of the same block must win over it at the next open, so a
+ * generation is never given to two different contents. */
 int
 commit_locked (struct remap_engine *e, const struct change *c, size_t n,
                struct remap_error *err)
 {
   uint32_t E = e->L->entries_per_block;
 
-  if (table_reserve (&e->t, n) != 0)
+  if (n > COMMIT_MAX)
+    return remap_set_error (err, -EINVAL, "internal error: a commit of %zu "
+                            "changes (at most %u)", n, COMMIT_MAX);
+  if (table_reserve (e->t, n) != 0)
     return remap_set_error (err, -ENOMEM, "out of memory updating the table");
   for (size_t x = 0; x < n; x++) {
     uint64_t k = c[x].slot / E;
@@ -346,36 +352,40 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
       continue;
     uint64_t gen = e->generation + 1;
     encode_block (e, k, gen, e->cursor, c, n, e->meta_buf);
-    unsigned ok = 0;
+    unsigned ok = 0, tried = 0;
     for (uint32_t i = 0; i < e->L->copies; i++)
-      if (e->copy_ok[i] && write_meta_unit (e, i, 1 + k, e->meta_buf, true) == 0)
-        ok++;
-    if (ok == 0) {
-      /* Some of these writes may still reach the disk: the units named
-       * by this and later changes are in doubt until the next open. */
-      for (size_t y = x; y < n; y++) {
-        uint64_t ws[2] = { c[y].word, e->t.slot[c[y].slot] };
-        for (int z = 0; z < 2; z++) {
-          enum remap_slot_state st = word_state (ws[z]);
-          if (st == REMAP_SLOT_MAPPED || st == REMAP_SLOT_PENDING)
-            table_uset_add (&e->t.doubt, word_origin (ws[z]));
-        }
+      if (e->copy_ok[i]) {
+        tried++;
+        e->generation = gen;        /* spent, even if the write fails */
+        if (write_meta_unit (e, i, 1 + k, e->meta_buf, true) == 0)
+          ok++;
       }
-      atomic_store (&e->ndoubt, e->t.doubt.count);
+    if (ok == 0) {
+      /* Nothing tried: nothing can have reached the disk.  Else the
+       * outcome of this block is unknown, and later blocks were never
+       * written but belong to the same change. */
+      if (tried)
+        keep_in_doubt (e, c + x, n - x);
       return remap_set_error (err, -EIO,
-                              "%s: the remap table could not be written to "
-                              "any metadata copy; the spare is failing",
-                              e->spare->name);
+                              "%s: the remap table could not be %s any "
+                              "metadata copy; the spare is failing",
+                              e->spare->name, tried ? "made durable in"
+                              : "written: no healthy copy is left of");
     }
-    e->generation = gen;
     e->block_gen[k] = gen;
     e->block_cursor[k] = e->cursor;
-    pthread_rwlock_wrlock (&e->tab_lock);
+    struct change blk[COMMIT_MAX];
+    size_t nb = 0;
     for (size_t y = x; y < n; y++)
       if (c[y].slot / E == k)
-        apply_change (e, &c[y]);
-    atomic_store (&e->nindexed, e->n_mapped + e->n_pending);
-    pthread_rwlock_unlock (&e->tab_lock);
+        blk[nb++] = c[y];
+    if (table_apply (e->t, blk, nb) != 0) {
+      /* Cannot happen after table_reserve; if it did, memory would lag the
+       * disk: stop trusting both until reopen. */
+      keep_in_doubt (e, blk, nb);
+      return remap_set_error (err, -ENOMEM, "out of memory applying a "
+                              "commit; restart remap to reload the table");
+    }
   }
   return 0;
 }
@@ -384,28 +394,20 @@ int
 check_doubt (struct remap_engine *e, uint64_t first, uint64_t last,
              struct remap_error *err)
 {
-  if (atomic_load (&e->ndoubt) == 0)
+  uint64_t u;
+  if (table_ndoubt (e->t) == 0 || !table_doubt_find (e->t, first, last, &u))
     return 0;
-  int r = 0;
-  pthread_mutex_lock (&e->meta_lock);
-  const struct lostmap *m = &e->t.doubt;
-  for (size_t i = 0; i < m->cap && r == 0; i++) {
-    uint64_t u = m->keys[i] - 1;
-    if (m->keys[i] && u >= first && u <= last)
-      r = remap_set_error (err, -EIO, "unit %llu: recording its remap "
-                           "failed on every metadata copy, so whether the "
-                           "spare or the origin holds it is uncertain; it "
-                           "refuses writes until remap is restarted and "
-                           "repairs the spare", (unsigned long long) u);
-  }
-  pthread_mutex_unlock (&e->meta_lock);
-  return r;
+  return remap_set_error (err, -EIO, "unit %llu: recording its remap "
+                          "failed on every metadata copy, so whether the "
+                          "spare or the origin holds it is uncertain; it "
+                          "refuses writes until remap is restarted and "
+                          "repairs the spare", (unsigned long long) u);
 }
 
 int
 alloc_locked (struct remap_engine *e, uint64_t *slot, struct remap_error *err)
 {
-  if (table_alloc (&e->t, &e->cursor, slot) == 0)
+  if (table_alloc (e->t, &e->cursor, slot) == 0)
     return 0;
   atomic_fetch_add (&e->c_enospc, 1);
   return remap_set_error (err, -ENOSPC,
@@ -663,8 +665,10 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
         continue;
       uint64_t w = make_word (ent[j].state, ent[j].origin_unit);
       if (ent[j].state != REMAP_SLOT_BAD) {
-        uint32_t o = table_find (&e->t, ent[j].origin_unit);
-        if (o != SLOT_NONE) {
+        struct tmap m;
+        table_lookup (e->t, ent[j].origin_unit, &m);
+        uint64_t o = m.slot;
+        if (m.word != 0) {
           /* The same origin unit in two slots: a crash between the two
            * blocks of a relocation.  The newer block wins; the other slot
            * was the unit's failing old home and becomes BAD (rewritten by
@@ -674,12 +678,16 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
             dirty[k] = true;
           }
           else {
-            table_set (&e->t, o, make_word (REMAP_SLOT_BAD, 0), 0);
+            if (table_load (e->t, o, make_word (REMAP_SLOT_BAD, 0), 0) != 0) {
+              r = remap_set_error (err, -ENOMEM, "out of memory loading "
+                                   "the table");
+              goto out;
+            }
             dirty[o / E] = true;
           }
         }
       }
-      if (table_set (&e->t, s, w, ent[j].lost) != 0) {
+      if (table_load (e->t, s, w, ent[j].lost) != 0) {
         r = remap_set_error (err, -ENOMEM, "out of memory loading the table");
         goto out;
       }
@@ -690,28 +698,6 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
   free (buf);
   free (ent);
   return r;
-}
-
-static void
-count_table (struct remap_engine *e)
-{
-  e->n_mapped = e->n_pending = e->n_bad = 0;
-  e->n_lost_units = e->n_lost_granules = 0;
-  for (uint64_t s = 0; s < e->t.N; s++) {
-    switch (word_state (e->t.slot[s])) {
-    case REMAP_SLOT_MAPPED: {
-      e->n_mapped++;
-      uint64_t lost = table_lost (&e->t, s);
-      e->n_lost_units += lost != 0;
-      e->n_lost_granules += (uint64_t) __builtin_popcountll (lost);
-      break;
-    }
-    case REMAP_SLOT_PENDING: e->n_pending++; break;
-    case REMAP_SLOT_BAD: e->n_bad++; break;
-    default: break;
-    }
-  }
-  atomic_store (&e->nindexed, e->n_mapped + e->n_pending);
 }
 
 /* Rewrite stale or damaged blocks and superblocks of every copy, and the
@@ -773,13 +759,14 @@ engine_free (struct remap_engine *e)
     for (unsigned i = 0; i < NSTRIPES; i++)
       pthread_rwlock_destroy (&e->stripe[i]);
     pthread_mutex_destroy (&e->meta_lock);
-    pthread_rwlock_destroy (&e->tab_lock);
   }
-  table_free (&e->t);
+  table_destroy (e->t);
   free (e->block_gen);
   free (e->block_cursor);
   free (e->meta_buf);
   free (e->ent_buf);
+  free (e->word_buf);
+  free (e->lost_buf);
   remap_backend_close (e->origin);
   remap_backend_close (e->spare);
   free (e);
@@ -833,7 +820,6 @@ engine_init (struct remap_engine *e)
     pthread_rwlock_init (&e->stripe[i], &a);
   pthread_rwlockattr_destroy (&a);
   pthread_mutex_init (&e->meta_lock, NULL);
-  pthread_rwlock_init (&e->tab_lock, NULL);
   e->locks_ready = true;
   e->unit = l->unit;
   e->granule = e->sb.lost_granule;
@@ -845,13 +831,14 @@ engine_init (struct remap_engine *e)
   e->block_cursor = calloc (l->table_blocks, sizeof *e->block_cursor);
   e->meta_buf = eng_alloc_buf (l->unit);
   e->ent_buf = malloc (l->entries_per_block * sizeof *e->ent_buf);
-  if (!e->block_gen || !e->block_cursor || !e->meta_buf || !e->ent_buf || table_init (&e->t, l->spare_units))
+  e->word_buf = malloc (l->entries_per_block * sizeof *e->word_buf);
+  e->lost_buf = malloc (l->entries_per_block * sizeof *e->lost_buf);
+  if (!e->block_gen || !e->block_cursor || !e->meta_buf || !e->ent_buf
+      || !e->word_buf || !e->lost_buf
+      || table_create (l->spare_units, &e->t) != 0)
     return -ENOMEM;
   for (uint32_t i = 0; i < l->copies; i++)
-    for (uint64_t u = 0; u < l->copy_units; u++) {
-      bit_set (e->t.rsv, l->copy_offset[i] + u);
-      bit_set (e->t.busy, l->copy_offset[i] + u);
-    }
+    table_reserve_units (e->t, l->copy_offset[i], l->copy_units);
   return 0;
 }
 
@@ -898,7 +885,6 @@ remap_open (struct remap_backend *origin, struct remap_backend *spare,
   }
   if ((r = load_table (e, &sc, dirty, err)) != 0)
     goto fail;
-  count_table (e);
   if (!e->opts.readonly && !e->opts.no_repair)
     repair (e, &sc, dirty);
   else {
@@ -956,17 +942,21 @@ remap_unit (const struct remap_engine *e)
 void
 remap_get_counters (struct remap_engine *e, struct remap_counters *c)
 {
+  struct table_counts n;
   memset (c, 0, sizeof *c);
   pthread_mutex_lock (&e->meta_lock);
-  c->reallocated_units = e->n_mapped;
-  c->pending_units = e->n_pending + e->t.vpend.count;
-  c->uncorrectable_units = e->n_lost_units;
-  c->lost_granules = e->n_lost_granules;
-  c->spare_bad_units = e->n_bad;
+  table_get_counts (e->t, &n);
+  c->reallocated_units = n.mapped;
+  c->pending_units = n.pending + n.vpend;
+  c->uncorrectable_units = n.lost_units;
+  c->lost_granules = n.lost_granules;
+  c->spare_bad_units = n.bad;
   c->spare_usable_units = e->L->usable_units;
   c->spare_total_units = e->L->spare_units;
-  c->spare_free_units = e->L->usable_units - e->n_mapped - e->n_pending
-    - e->n_bad;
+  c->spare_free_units = e->L->usable_units - n.mapped - n.pending - n.bad
+    - n.held;
+  c->doubt_units = n.doubt;
+  c->held_spare_units = n.held;
   c->copies_total = e->L->copies;
   for (uint32_t i = 0; i < e->L->copies; i++)
     c->copies_valid += e->copy_ok[i];
@@ -1003,23 +993,10 @@ remap_foreach (struct remap_engine *e,
                int (*fn) (void *opaque, const struct remap_mapping *m),
                void *opaque)
 {
-  pthread_mutex_lock (&e->meta_lock);
-  size_t n = e->n_mapped + e->n_pending + e->n_bad, i = 0;
-  struct remap_mapping *snap = malloc ((n ? n : 1) * sizeof *snap);
-  if (!snap) {
-    pthread_mutex_unlock (&e->meta_lock);
+  struct remap_mapping *snap;
+  size_t i;
+  if (table_snapshot (e->t, &snap, &i) != 0)
     return -ENOMEM;
-  }
-  for (uint64_t s = 0; s < e->t.N && i < n; s++) {
-    uint64_t w = e->t.slot[s];
-    if (word_state (w) == REMAP_SLOT_FREE)
-      continue;
-    snap[i++] = (struct remap_mapping) {
-      .origin_unit = word_origin (w), .state = word_state (w),
-      .spare_unit = s, .lost = table_lost (&e->t, s),
-    };
-  }
-  pthread_mutex_unlock (&e->meta_lock);
   int r = 0;
   for (size_t j = 0; j < i && r == 0; j++)
     r = fn (opaque, &snap[j]);

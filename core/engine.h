@@ -11,8 +11,9 @@
  *               they see the old data or the new, never a mix.
  *   meta_lock   mutex: the allocator, the commit writer, the counters of the
  *               table.  One commit at a time.
- *   tab_lock    rwlock over struct table: lookups shared, table_set
- *               exclusive.  Held only for memory operations, never for I/O.
+ *   the table's own rwlock (table.c): taken inside every table function,
+ *               never held across I/O or across calls.  Readers cannot
+ *               reach the table without it (struct table is opaque).
  *
  * A mapping becomes visible (table_set) only after the commit that makes
  * it durable has returned; the unit's stripe is held exclusive across both,
@@ -47,10 +48,12 @@ struct remap_engine {
   bool locks_ready;
   pthread_rwlock_t stripe[NSTRIPES];
   pthread_mutex_t meta_lock;
-  pthread_rwlock_t tab_lock;
 
-  /* Under meta_lock (written), tab_lock (read by lookups). */
-  struct table t;
+  /* The in-memory table: its own lock, inside (table.h).  Changed only by
+   * commits (meta_lock held, so one writer at a time) and at open. */
+  struct table *t;
+
+  /* Under meta_lock. */
   uint64_t cursor;
   uint64_t generation;
   uint64_t *block_gen;          /* [T]: generation of each table block */
@@ -58,16 +61,7 @@ struct remap_engine {
   bool copy_ok[REMAP_MAX_COPIES];
   uint8_t *meta_buf;            /* one unit, aligned, for commits */
   struct remap_entry *ent_buf;  /* E entries, for encoding (meta_lock) */
-  uint64_t n_mapped, n_pending, n_bad, n_lost_units, n_lost_granules;
-  /* Units whose commit failed with an unknown outcome: writes to them
-   * fail until the next open settles what the disk holds.  ndoubt is
-   * read without the lock as a fast "none" check. */
-  atomic_uint_fast64_t ndoubt;
-  atomic_uint_fast64_t nvpend;  /* = t.vpend.count, for lock-free checks */
-
-  /* Lock-free fast path: number of indexed slots.  Read with the unit's
-   * stripe held, so a remap of that unit cannot be in flight. */
-  atomic_uint_fast64_t nindexed;
+  uint64_t *word_buf, *lost_buf; /* E words and lost masks (meta_lock) */
 
   /* Placement changes (remaps, unmaps, pending marks) begun and finished.
    * The lock-free fast path (datapath.c) runs only when the two are equal
@@ -83,10 +77,8 @@ struct remap_engine {
 void eng_log (struct remap_engine *e, enum remap_log_level lvl,
               const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
 
-/* One change of a commit: slot s gets word w and lost mask. */
-struct change {
-  uint64_t slot, word, lost;
-};
+/* Most changes one commit takes (a relocation takes two). */
+#define COMMIT_MAX 8u
 
 /* Write the table blocks holding the changed slots (in the order given, one
  * generation each) to every healthy copy, one copy after another with a

@@ -1,20 +1,35 @@
 /* remap: in-memory remap table (internal to core/).
  *
- * Three structures, all sized by the spare, none by the origin:
+ * What it holds, all sized by the spare, none by the origin:
  *
  *   slot[N]     one 64-bit word per spare unit, the on-disk entry word:
  *               state in bits 56..63, origin unit in bits 0..55.
  *   busy, rsv   bitmaps over spare units: rsv = inside a metadata extent;
- *               busy = rsv | MAPPED | PENDING | BAD.  The allocator scans
- *               busy; a data write asserts !rsv (belt and braces).
- *   index       origin unit -> slot, open addressing with linear probing;
- *               buckets hold only a 32-bit slot number (the key is read
- *               back from slot[]), so a remap costs ~8 bytes of index at
- *               load <= 1/2, plus its 8-byte slot word.
- *   lost        slot -> lost-granule mask, a small map for the rare units
- *               with lost data.
+ *               busy = rsv | MAPPED | PENDING | BAD | held.  The allocator
+ *               scans busy.
+ *   index       origin unit -> slot, open addressing with linear probing.
+ *   lost        slot -> lost-granule mask (rare).
+ *   vpend       origin units pending in memory only (nothing recorded).
+ *   doubt       origin units whose last commit had an unknown outcome.
+ *   held        slots that a commit of unknown outcome named: they stay out
+ *               of the free pool until the next open settles what the disk
+ *               holds (issue 8, item 2).
+ *   counters    mapped, pending, bad, lost units and granules.
  *
- * Locking is the caller's (see engine.h); these functions never block.
+ * Locking is the table's own and it is not optional: struct table is
+ * opaque, and every function below takes the table's rwlock itself, shared
+ * for the readers, exclusive for the writers.  No caller can reach the
+ * index, the bitmaps or the maps except through these functions, so a
+ * lookup can never walk an index that a writer is growing or freeing: the
+ * rule lives in the structure of the code, not in a comment.  The lock is
+ * held only for memory operations, never across I/O, and no function calls
+ * another public one while holding it (so the writer-preferring lock
+ * cannot deadlock against a recursive reader).
+ *
+ * What the lock does not give: atomicity across calls.  A caller that
+ * looks up and then changes (commit) relies on the engine's own
+ * serialisation (meta_lock for writers, the stripe locks for the data of
+ * one unit); see engine.h.
  */
 #ifndef REMAP_CORE_TABLE_H
 #define REMAP_CORE_TABLE_H
@@ -24,26 +39,11 @@
 #include <stdint.h>
 
 #include "remap/format.h"
+#include "remap/remap.h"
 
 #define SLOT_NONE UINT32_MAX
 
-struct lostmap {
-  uint64_t *keys;               /* slot + 1; 0 = empty */
-  uint64_t *vals;
-  size_t cap, count;            /* cap is a power of two or 0 */
-};
-
-struct table {
-  uint64_t N;
-  uint64_t *slot;
-  uint64_t *busy;
-  uint64_t *rsv;
-  uint32_t *index;
-  size_t index_cap, index_count;
-  struct lostmap lost;
-  struct lostmap vpend;         /* origin unit -> 1: pending, not on disk */
-  struct lostmap doubt;         /* origin unit -> 1: state uncertain */
-};
+struct table;
 
 static inline enum remap_slot_state
 word_state (uint64_t w)
@@ -64,53 +64,95 @@ make_word (enum remap_slot_state s, uint64_t origin)
     | (origin & REMAP_ENTRY_ORIGIN_MASK);
 }
 
-static inline bool
-bit_test (const uint64_t *bm, uint64_t i)
-{
-  return (bm[i / 64] >> (i % 64)) & 1;
-}
+/* Where an origin unit lives: word 0 means on the origin (slot, lost 0). */
+struct tmap {
+  uint64_t slot, word, lost;
+};
 
-static inline void
-bit_set (uint64_t *bm, uint64_t i)
-{
-  bm[i / 64] |= UINT64_C (1) << (i % 64);
-}
+/* One change of a commit: slot gets word and lost mask. */
+struct change {
+  uint64_t slot, word, lost;
+};
 
-static inline void
-bit_clear (uint64_t *bm, uint64_t i)
-{
-  bm[i / 64] &= ~(UINT64_C (1) << (i % 64));
-}
+struct table_counts {
+  uint64_t mapped, pending, bad;        /* slots in each state */
+  uint64_t lost_units, lost_granules;   /* over MAPPED slots */
+  uint64_t vpend;                       /* pending in memory only */
+  uint64_t doubt;                       /* origin units in doubt */
+  uint64_t held;                        /* FREE slots held (doubtful commit) */
+};
 
-/* Allocate an empty table for N spare units.  0 or -ENOMEM. */
-int table_init (struct table *t, uint64_t N);
-void table_free (struct table *t);
+/* ---- life ------------------------------------------------------------- */
 
-/* Find the slot holding origin unit u (MAPPED or PENDING); SLOT_NONE. */
-uint32_t table_find (const struct table *t, uint64_t origin);
+/* An empty table for N spare units (N < 2^32).  0 or -ENOMEM. */
+int table_create (uint64_t N, struct table **out);
+/* NULL is accepted.  No other thread may use t any more. */
+void table_destroy (struct table *t);
 
-/* Set slot s to word w, keeping the index, busy bitmap and lost map in step
- * (lost applies to MAPPED only).  -ENOMEM if the index cannot grow (then
- * nothing changed). */
-int table_set (struct table *t, uint64_t s, uint64_t w, uint64_t lost);
+/* ---- readers (shared lock) -------------------------------------------- */
 
-uint64_t table_lost (const struct table *t, uint64_t s);
+/* Where origin unit u lives (MAPPED or PENDING slot, or word 0). */
+void table_lookup (struct table *t, uint64_t u, struct tmap *m);
+/* The same for units u0 .. u0+n-1, under one hold of the lock. */
+void table_lookup_run (struct table *t, uint64_t u0, unsigned n,
+                       struct tmap *m);
+/* The words and lost masks of slots s0 .. s0+n-1 (0 past the end). */
+void table_read_slots (struct table *t, uint64_t s0, unsigned n,
+                       uint64_t *word, uint64_t *lost);
+bool table_is_reserved (struct table *t, uint64_t s);
+void table_get_counts (struct table *t, struct table_counts *c);
+/* The first unit of [first, last] in doubt: true and *u, or false. */
+bool table_doubt_find (struct table *t, uint64_t first, uint64_t last,
+                       uint64_t *u);
+bool table_vpend_has (struct table *t, uint64_t u);
+/* Every non-free slot in slot order, in a malloc'd array the caller frees.
+ * 0 or -ENOMEM. */
+int table_snapshot (struct table *t, struct remap_mapping **out, size_t *n);
 
-/* Make room so that the next n table_set calls cannot fail.  0, -ENOMEM. */
+/* Lock-free hints (atomic loads; exact once the writer that changed them
+ * has returned): MAPPED + PENDING slots, units in doubt, units pending in
+ * memory only. */
+uint64_t table_nindexed (const struct table *t);
+uint64_t table_ndoubt (const struct table *t);
+uint64_t table_nvpend (const struct table *t);
+
+/* ---- writers (exclusive lock) ----------------------------------------- */
+
+/* Mark [first, first+n) reserved (metadata): never allocated, never
+ * written as data.  Done at open, before the first allocation. */
+void table_reserve_units (struct table *t, uint64_t first, uint64_t n);
+
+/* Make room so that table_apply of n changes cannot fail.  0, -ENOMEM. */
 int table_reserve (struct table *t, size_t n);
+
+/* Apply the changes of a durable commit, in order, as one step for
+ * readers.  A change that maps or marks pending origin unit u also clears u
+ * from the memory-only pending set, and turns BAD any other slot that still
+ * holds u (the old home of a relocation whose second block is not written
+ * yet, as the next open would resolve it).  0 or -ENOMEM (nothing applied;
+ * cannot happen after table_reserve (n)). */
+int table_apply (struct table *t, const struct change *c, size_t n);
+
+/* Set one slot as loaded from disk (open).  Same rules for the index,
+ * busy, lost and counters as table_apply, without the relocation rule.
+ * 0 or -ENOMEM (nothing changed). */
+int table_load (struct table *t, uint64_t s, uint64_t word, uint64_t lost);
 
 /* Next-fit: first slot >= *cursor (wrapping once) that is not busy.  Marks
  * it busy and advances *cursor past it.  -ENOSPC if none. */
 int table_alloc (struct table *t, uint64_t *cursor, uint64_t *slot);
-/* Undo table_alloc of a slot that never got an entry. */
-void table_unalloc (struct table *t, uint64_t slot);
+/* Give back a slot from table_alloc that never got an entry.  A held or
+ * reserved slot stays busy. */
+void table_unalloc (struct table *t, uint64_t s);
+/* Keep slot s out of the free pool for the life of the table: a commit
+ * naming it had an unknown outcome.  0 or -ENOMEM (then s is still busy
+ * until something frees it: the caller logs and carries on). */
+int table_hold (struct table *t, uint64_t s);
 
-/* Small sets of origin units kept beside the table: units that failed a
- * read while nothing could be recorded (vpend) and units whose last commit
- * failed with an unknown outcome (doubt).  add: 0 or -ENOMEM. */
-int table_uset_add (struct lostmap *m, uint64_t u);
-bool table_uset_has (const struct lostmap *m, uint64_t u);
-void table_uset_del (struct lostmap *m, uint64_t u);
-
+/* Origin unit u is in doubt (writes to it are refused until reopen). */
+int table_doubt_add (struct table *t, uint64_t u);
+/* Memory-only pending set.  add: 0 or -ENOMEM. */
+int table_vpend_add (struct table *t, uint64_t u);
+void table_vpend_del (struct table *t, uint64_t u);
 
 #endif /* REMAP_CORE_TABLE_H */

@@ -190,6 +190,10 @@ struct remap_counters {
   uint64_t generation;          /* newest committed table generation */
   uint64_t meta_write_units;    /* metadata units written since open */
   uint64_t repaired_blocks;     /* table blocks/superblocks rewritten at open */
+  uint64_t doubt_units;         /* units whose last commit had an unknown
+                                   outcome: writes refused until reopen */
+  uint64_t held_spare_units;    /* free spare units kept out of use until
+                                   reopen (named by such a commit) */
 };
 
 void remap_get_counters (struct remap_engine *e, struct remap_counters *c);
