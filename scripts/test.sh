@@ -124,6 +124,9 @@ then
 fi
 
 if [ "$quick" = no ]; then
+  # The stress test of the table (tests/fault/test_stress.c) runs a minute
+  # under each sanitizer; the plain build gives it its default 5 s.
+  export REMAP_STRESS_SECONDS=${REMAP_STRESS_SECONDS:-60}
   step "ASan+UBSan build-asan/ (unit, fault, fuzz)" \
        "$root/scripts/sanitize.sh" address
   step "valgrind build/ (unit)" "$root/scripts/valgrind.sh" "$root/build"
