@@ -56,6 +56,41 @@ eng_alloc_buf (size_t n)
   return p;
 }
 
+int
+eng_flush (struct remap_engine *e, struct remap_backend *b, const char *why)
+{
+  int r = remap_backend_flush (b);
+  if (r == 0)
+    return 0;
+  atomic_int *first = b == e->origin ? &e->origin_flush_err
+    : &e->spare_flush_err;
+  int none = 0;
+  if (atomic_compare_exchange_strong (first, &none, r))
+    eng_log (e, REMAP_LOG_ERROR, "%s %s: flush failed during %s (%s): "
+             "writes acknowledged since its last good flush may be lost, "
+             "so every FLUSH and FUA request fails from now on, until "
+             "remap is restarted", b == e->origin ? "origin" : "spare",
+             b->name, why, strerror (-r));
+  return r;
+}
+
+int
+eng_flush_failed (struct remap_engine *e, struct remap_error *err)
+{
+  int ro = atomic_load (&e->origin_flush_err);
+  int rs = atomic_load (&e->spare_flush_err);
+  if (ro == 0 && rs == 0)
+    return 0;
+  const char *side = ro ? "origin" : "spare";
+  return remap_set_error (err, -EIO, "%s %s: an earlier flush failed (%s), "
+                          "so writes acknowledged before it may have been "
+                          "lost; every flush fails until remap is "
+                          "restarted (check the %s's device or file "
+                          "system, then restart the server)", side,
+                          ro ? e->origin->name : e->spare->name,
+                          strerror (-(ro ? ro : rs)), side);
+}
+
 void
 remap_uuid_format (const uint8_t u[16], char out[37])
 {
@@ -268,23 +303,35 @@ encode_block (struct remap_engine *e, uint64_t k, uint64_t gen,
 }
 
 /* Write one metadata unit to copy i at extent offset k (0 = superblock),
- * then flush if asked.  A failure retires the copy. */
+ * then flush if asked.  Only a media error of the write retires the copy
+ * (SPEC 3.10): any other write error, and a failed flush, which says
+ * nothing about this copy, leave it in use; the caller still counts the
+ * copy as not written. */
 static int
 write_meta_unit (struct remap_engine *e, uint32_t i, uint64_t k,
                  const uint8_t *buf, bool flush)
 {
   uint64_t off = copy_unit (e->L, i, k) * e->unit;
   int r = remap_backend_pwrite (e->spare, buf, e->unit, off);
-  if (r == 0 && flush)
-    r = remap_backend_flush (e->spare);
   atomic_fetch_add (&e->c_meta_units, 1);
-  if (r) {
+  if (r && remap_error_class (r) == REMAP_ERRCLASS_MEDIA) {
     e->copy_ok[i] = false;
     eng_log (e, REMAP_LOG_WARN,
              "metadata copy %u: write at spare byte %llu failed (%s); copy "
              "retired until the next open repairs it", i,
              (unsigned long long) off, strerror (-r));
   }
+  else if (r)
+    eng_log (e, REMAP_LOG_WARN,
+             "metadata copy %u: write at spare byte %llu failed (%s: %s); "
+             "the copy stays in use", i, (unsigned long long) off,
+             strerror (-r), remap_errclass_name (remap_error_class (r)));
+  else if (flush && (r = eng_flush (e, e->spare, "a commit")) != 0)
+    eng_log (e, REMAP_LOG_WARN,
+             "metadata copy %u: flush after the write at spare byte %llu "
+             "failed (%s); whether that write is durable is unknown; the "
+             "copy stays in use", i, (unsigned long long) off,
+             strerror (-r));
   return r;
 }
 
