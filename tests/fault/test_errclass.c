@@ -16,6 +16,8 @@
  *   client flush (origin or spare)       -EIO, and every later flush and
  *                                        FUA too, until the engine reopens
  *   commit flush of one copy / of all    the copy is not retired, no BAD
+ *   FUA writes in threads, one flush failing: logged once, and no FUA
+ *                                        succeeds after one has failed
  *
  * "No change" is: the counters of the table (reallocated, events, pending,
  * uncorrectable, lost, bad, free, copies valid, generation) and the whole
@@ -30,6 +32,7 @@
  * returns.
  */
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -96,6 +99,7 @@ struct env {
 };
 
 static char logbuf[16384];
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
 log_fn (void *opaque, enum remap_log_level lvl, const char *msg)
@@ -103,8 +107,21 @@ log_fn (void *opaque, enum remap_log_level lvl, const char *msg)
   (void) opaque;
   if (lvl < REMAP_LOG_WARN)
     return;
+  pthread_mutex_lock (&log_lock);
   size_t n = strlen (logbuf);
   snprintf (logbuf + n, sizeof logbuf - n, "%s\n", msg);
+  pthread_mutex_unlock (&log_lock);
+}
+
+static size_t
+count_in_log (const char *what)
+{
+  size_t n = 0;
+  pthread_mutex_lock (&log_lock);
+  for (const char *p = logbuf; (p = strstr (p, what)) != NULL; p++)
+    n++;
+  pthread_mutex_unlock (&log_lock);
+  return n;
 }
 
 /* Open the engine over fresh fault injectors (no rules) on the bytes. */
@@ -721,6 +738,70 @@ START_TEST (test_commit_flush_all_copies)
 }
 END_TEST
 
+/* Threads writing with FUA while one flush of the origin fails, once, in
+ * the middle: the failure is logged once, and from the moment a thread
+ * has seen a FUA fail, every FUA it makes fails too (no flush succeeds
+ * after a failed one).  Run it under TSan. */
+#define FLUSH_THREADS 4
+#define FLUSH_WRITES 40
+
+struct fctx {
+  struct remap_engine *e;
+  pthread_barrier_t *bar;
+  unsigned id;
+  int failed_at;                /* first failing write, or -1 */
+  bool ok_after_failure;        /* a FUA succeeded after one failed */
+};
+
+static void *
+fua_writer (void *p)
+{
+  struct fctx *c = p;
+  uint8_t data[UNIT];
+  pthread_barrier_wait (c->bar);
+  for (int i = 0; i < FLUSH_WRITES; i++) {
+    tl_pattern (data, UNIT, c->id * 1000 + (unsigned) i);
+    uint64_t u = c->id * 8 + (unsigned) i % 8;
+    int r = remap_pwrite (c->e, data, UNIT, u * UNIT, REMAP_FUA, NULL);
+    if (r && c->failed_at < 0)
+      c->failed_at = i;
+    if (r == 0 && c->failed_at >= 0)
+      c->ok_after_failure = true;
+  }
+  return NULL;
+}
+
+START_TEST (test_flush_failure_threads)
+{
+  struct env v;
+  pthread_barrier_t bar;
+  pthread_t t[FLUSH_THREADS];
+  struct fctx c[FLUSH_THREADS];
+
+  env_open (&v, 1 * MiB, NULL);
+  rule (v.ofault, 0, 0, REMAP_FAULT_FLUSH, -EIO, FLUSH_THREADS, 1);
+  pthread_barrier_init (&bar, NULL, FLUSH_THREADS);
+  for (unsigned i = 0; i < FLUSH_THREADS; i++) {
+    c[i] = (struct fctx) { .e = v.e, .bar = &bar, .id = i, .failed_at = -1 };
+    ck_assert_int_eq (pthread_create (&t[i], NULL, fua_writer, &c[i]), 0);
+  }
+  for (unsigned i = 0; i < FLUSH_THREADS; i++)
+    pthread_join (t[i], NULL);
+  pthread_barrier_destroy (&bar);
+  unsigned saw = 0;
+  for (unsigned i = 0; i < FLUSH_THREADS; i++) {
+    saw += c[i].failed_at >= 0;
+    ck_assert_msg (!c[i].ok_after_failure, "thread %u: a FUA write "
+                   "succeeded after one had failed", i);
+  }
+  ck_assert_uint_ge (saw, 1);
+  ck_assert_uint_eq (count_in_log ("flush failed during"), 1);
+  ck_assert_int_eq (remap_flush (v.e, NULL), -EIO);
+  ck_assert_uint_eq (tl_counters (v.e).reallocated_units, 0);
+  env_close (&v);
+}
+END_TEST
+
 /* ---- a sparse spare that runs out of host space ----------------------------- */
 
 START_TEST (test_sparse_spare_enospc)
@@ -860,6 +941,7 @@ errclass_suite (void)
   tcase_add_loop_test (fl, test_client_flush, 0, NCLASSES);
   tcase_add_loop_test (fl, test_commit_flush_one_copy, 0, NCLASSES);
   tcase_add_loop_test (fl, test_commit_flush_all_copies, 0, NCLASSES);
+  tcase_add_test (fl, test_flush_failure_threads);
   tcase_add_test (sp, test_sparse_spare_enospc);
   tcase_add_test (sp, test_spare_file_size_limit);
   suite_add_tcase (s, io);
