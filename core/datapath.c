@@ -23,6 +23,15 @@
  * mapping, and only then returns: nothing is acknowledged before it is
  * durable, and no mapping ever points at data that was not written.
  *
+ * Error classes (SPEC 3.10, docs/ERRORS.md).  All of the above happens
+ * only for a MEDIA error (remap_error_class).  Any other error (no space,
+ * a lost connection, a transient or permission error) fails the request
+ * with its own errno and changes nothing: no remap, no pending mark, no
+ * BAD spare unit, no lost granule.  A failed flush is a class of its own:
+ * it says nothing about the unit or copy whose flush met it, so it blames
+ * none; it fails the request with -EIO, and every later FLUSH and FUA
+ * request too, until the next open (eng_flush, engine.c).
+ *
  * Locks: see engine.h.  Every function here that ends in _locked expects the
  * unit's stripe held exclusive (shared for the read path's pending marks).
  */
@@ -138,14 +147,68 @@ unit_valid (struct remap_engine *e, uint64_t u)
   return left < e->unit ? left : e->unit;
 }
 
+/* ---- error classes ---------------------------------------------------- */
+
+/* Only a media error is a verdict on the unit that met it. */
+static bool
+media (int r)
+{
+  return remap_error_class (r) == REMAP_ERRCLASS_MEDIA;
+}
+
+/* Worth an immediate retry: the medium may answer the next time, or the
+ * resource of the moment may be back.  A lost connection is the backend's
+ * to re-establish; space, permission and other errors do not heal within
+ * a back-off. */
+static bool
+retryable (int r)
+{
+  enum remap_errclass c = remap_error_class (r);
+  return c == REMAP_ERRCLASS_MEDIA || c == REMAP_ERRCLASS_TRANSIENT;
+}
+
+static const char *
+what_next (int r)
+{
+  switch (remap_error_class (r)) {
+  case REMAP_ERRCLASS_NOSPACE:
+    return "the file system or quota under it is full: free space there, "
+      "or preallocate the spare, then retry";
+  case REMAP_ERRCLASS_CONNECTION:
+    return "it cannot be reached: retry once it is back";
+  case REMAP_ERRCLASS_TRANSIENT:
+    return "a passing condition: retry";
+  case REMAP_ERRCLASS_PERMISSION:
+    return "check that it is writable and that remap may access it";
+  default:
+    return "only media errors are remapped";
+  }
+}
+
+/* Fail a request for a non-media error r of backend b, met by `op' (a
+ * phrase: "read of", "write of") on origin unit u: the errno is kept so
+ * the client can be told the right thing; nothing was changed. */
+static int
+not_media (struct remap_engine *e, struct remap_backend *b, const char *op,
+           uint64_t u, int r, struct remap_error *err)
+{
+  return remap_set_error (err, r, "%s %s: %s unit %llu failed: %s (%s); "
+                          "no unit changes state; %s",
+                          b == e->origin ? "origin" : "spare", b->name, op,
+                          (unsigned long long) u, strerror (-r),
+                          remap_errclass_name (remap_error_class (r)),
+                          what_next (r));
+}
+
 /* ---- origin reads with retries ---------------------------------------- */
 
 /* Counters (SPEC 4.3): read_errors counts every origin read call that
  * failed; retries counts every call made because an earlier one failed,
  * including the unit-by-unit reads that isolate a failed request. */
 
-/* Read with up to read_retries extra attempts.  after_failure: this call
- * is itself a retry of a failed read. */
+/* Read with up to read_retries extra attempts (for media and transient
+ * errors only).  after_failure: this call is itself a retry of a failed
+ * read. */
 static int
 origin_read_retry (struct remap_engine *e, void *buf, size_t len,
                    uint64_t off, bool after_failure)
@@ -154,7 +217,8 @@ origin_read_retry (struct remap_engine *e, void *buf, size_t len,
   if (after_failure)
     atomic_fetch_add (&e->c_retries, 1);
   int r = remap_backend_pread (e->origin, buf, len, off);
-  for (unsigned i = 0; r && i < e->opts.read_retries; i++) {
+  for (unsigned i = 0; r && retryable (r) && i < e->opts.read_retries;
+       i++) {
     atomic_fetch_add (&e->c_read_errors, 1);
     atomic_fetch_add (&e->c_retries, 1);
     if (delay && e->opts.sleep_us)
@@ -203,7 +267,10 @@ mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
 }
 
 /* Read [off, off+len) of the origin, all of it inside locked units.  On
- * failure isolate the failing units, mark them pending, and fail -EIO. */
+ * failure isolate the failing units, mark them pending, and fail -EIO.
+ * A unit failing with a non-media error fails the request with that error
+ * at once: it is no unit's fault, so no unit is marked, and the rest of
+ * the request would meet it too. */
 static int
 read_origin (struct remap_engine *e, uint8_t *buf, size_t len, uint64_t off,
              bool after_failure, struct remap_error *err)
@@ -221,6 +288,8 @@ read_origin (struct remap_engine *e, uint8_t *buf, size_t len, uint64_t off,
     uint64_t u = pos / e->unit;
     uint64_t pend = (u + 1) * e->unit < end ? (u + 1) * e->unit : end;
     int r = origin_read_retry (e, buf + (pos - off), pend - pos, pos, true);
+    if (r && !media (r))
+      return ret ? ret : not_media (e, e->origin, "read of", u, r, err);
     if (r) {
       eng_log (e, REMAP_LOG_WARN, "origin %s: read error in unit %llu "
                "(bytes %llu..%llu): %s; unit marked pending",
@@ -243,21 +312,25 @@ read_origin (struct remap_engine *e, uint8_t *buf, size_t len, uint64_t off,
 
 /* ---- relocation ------------------------------------------------------ */
 
-/* Fill ubuf[a, b) from backend b at base; unreadable granules -> *lost. */
-static void
-fill_from (struct remap_engine *e, enum source src, uint64_t base,
-           uint8_t *ubuf, uint64_t a, uint64_t b, uint64_t *lost)
+/* Fill ubuf[a, b) of unit u from src at base.  Granules that fail with a
+ * media error read as zeroes and join *lost; any other error fails the
+ * relocation (its errno, with a message): a granule is recorded as lost
+ * only when the medium lost it, never because it could not be reached. */
+static int
+fill_from (struct remap_engine *e, enum source src, uint64_t u,
+           uint64_t base, uint8_t *ubuf, uint64_t a, uint64_t b,
+           uint64_t *lost, struct remap_error *err)
 {
   if (a >= b)
-    return;
+    return 0;
   if (src == SRC_NONE) {
     memset (ubuf + a, 0, b - a);
     *lost |= granules_touched (e, a, b);
-    return;
+    return 0;
   }
   struct remap_backend *be = src == SRC_ORIGIN ? e->origin : e->spare;
   if (remap_backend_pread (be, ubuf + a, b - a, base + a) == 0)
-    return;
+    return 0;
   atomic_fetch_add (src == SRC_ORIGIN ? &e->c_read_errors
                     : &e->c_spare_errors, 1);
   for (uint64_t g = a / e->granule; g * e->granule < b; g++) {
@@ -266,13 +339,16 @@ fill_from (struct remap_engine *e, enum source src, uint64_t base,
     int r = src == SRC_ORIGIN
       ? origin_read_retry (e, ubuf + ga, gb - ga, base + ga, true)
       : remap_backend_pread (be, ubuf + ga, gb - ga, base + ga);
+    if (r && src == SRC_SPARE)
+      atomic_fetch_add (&e->c_spare_errors, 1);
+    if (r && !media (r))
+      return not_media (e, be, "reading the rest of", u, r, err);
     if (r) {
       memset (ubuf + ga, 0, gb - ga);
       *lost |= UINT64_C (1) << g;
-      if (src == SRC_SPARE)
-        atomic_fetch_add (&e->c_spare_errors, 1);
     }
   }
+  return 0;
 }
 
 struct reloc {
@@ -284,14 +360,20 @@ struct reloc {
   uint64_t extra_lost;          /* granules to record lost anyway */
 };
 
+/* enospc=eio (SPEC 3.6): every lack of space, the spare's own or the
+ * host's under either backend, is reported as EIO. */
 static int
 enospc (struct remap_engine *e, int r)
 {
-  return r == -ENOSPC && e->opts.enospc_as_eio ? -EIO : r;
+  return e->opts.enospc_as_eio
+    && remap_error_class (r) == REMAP_ERRCLASS_NOSPACE ? -EIO : r;
 }
 
 /* Write ubuf to a spare unit and commit u -> it (meta_lock held).  Spare
- * units that fail the write are marked bad and another is tried. */
+ * units that fail the write with a media error are marked bad and another
+ * is tried.  Any other write error, and any flush error, fails the
+ * relocation and changes nothing: the unit keeps its old home, the new
+ * slot goes back to the free pool, and no spare unit is blamed. */
 static int
 place_locked (struct remap_engine *e, struct reloc *rl, const uint8_t *ubuf,
               uint64_t lost, struct remap_error *err)
@@ -311,8 +393,23 @@ place_locked (struct remap_engine *e, struct reloc *rl, const uint8_t *ubuf,
                               "returned metadata unit %llu",
                               (unsigned long long) s);
     r = remap_backend_pwrite (e->spare, ubuf, e->unit, s * e->unit);
-    if (r == 0)
-      r = remap_backend_flush (e->spare);
+    if (r && !media (r)) {
+      atomic_fetch_add (&e->c_spare_errors, 1);
+      if (!reuse)
+        table_unalloc (e->t, s);
+      return not_media (e, e->spare, "writing the new spare unit of", rl->u,
+                        r, err);
+    }
+    if (r == 0 && (r = eng_flush (e, e->spare, "a remap")) != 0) {
+      if (!reuse)
+        table_unalloc (e->t, s);
+      return remap_set_error (err, -EIO, "spare %s: flush after writing "
+                              "unit %llu to spare unit %llu failed (%s); "
+                              "the unit was not remapped and no spare unit "
+                              "is blamed", e->spare->name,
+                              (unsigned long long) rl->u,
+                              (unsigned long long) s, strerror (-r));
+    }
     if (r) {
       atomic_fetch_add (&e->c_spare_errors, 1);
       eng_log (e, REMAP_LOG_WARN, "spare %s: write to unit %llu failed "
@@ -381,8 +478,13 @@ relocate_inner (struct remap_engine *e, struct reloc *rl,
     return remap_set_error (err, -ENOMEM, "out of memory");
   if (!rl->data)
     a = b = 0;
-  fill_from (e, rl->src, base, ubuf, 0, a, &lost);
-  fill_from (e, rl->src, base, ubuf, b, valid, &lost);
+  r = fill_from (e, rl->src, rl->u, base, ubuf, 0, a, &lost, err);
+  if (r == 0)
+    r = fill_from (e, rl->src, rl->u, base, ubuf, b, valid, &lost, err);
+  if (r) {
+    free (ubuf);
+    return enospc (e, r);
+  }
   memset (ubuf + valid, 0, e->unit - valid);
   if (rl->data)
     memcpy (ubuf + a, rl->data, b - a);
@@ -400,8 +502,6 @@ relocate_inner (struct remap_engine *e, struct reloc *rl,
 
 /* ---- writes ---------------------------------------------------------- */
 
-/* Write [off, off+len) of the origin (units locked exclusive); a unit that
- * fails moves to the spare with the caller's bytes. */
 /* Units of [off, off+len) that were written: no longer pending. */
 static void
 written (struct remap_engine *e, uint64_t off, uint64_t len)
@@ -417,6 +517,9 @@ written (struct remap_engine *e, uint64_t off, uint64_t len)
   pthread_mutex_unlock (&e->meta_lock);
 }
 
+/* Write [off, off+len) of the origin (units locked exclusive); a unit that
+ * fails with a media error moves to the spare with the caller's bytes.  A
+ * unit that fails otherwise fails the request with that error, unmoved. */
 static int
 write_origin (struct remap_engine *e, const uint8_t *buf, size_t len,
               uint64_t off, struct remap_error *err)
@@ -432,6 +535,10 @@ write_origin (struct remap_engine *e, const uint8_t *buf, size_t len,
     uint64_t pend = (u + 1) * e->unit < end ? (u + 1) * e->unit : end;
     int r = remap_backend_pwrite (e->origin, buf + (pos - off), pend - pos,
                                   pos);
+    if (r && !media (r)) {
+      atomic_fetch_add (&e->c_write_errors, 1);
+      return not_media (e, e->origin, "write of", u, r, err);
+    }
     if (r) {
       atomic_fetch_add (&e->c_write_errors, 1);
       eng_log (e, REMAP_LOG_INFO, "origin %s: write error in unit %llu: %s;"
@@ -458,7 +565,11 @@ write_mapped (struct remap_engine *e, uint64_t u, const struct tmap *m,
 {
   int r = remap_backend_pwrite (e->spare, data, dlen,
                                 m->slot * e->unit + doff);
-  if (r) {
+  if (r && !media (r)) {
+    atomic_fetch_add (&e->c_spare_errors, 1);
+    return not_media (e, e->spare, "write of", u, r, err);
+  }
+  if (r) {                      /* the spare unit failed: move the unit */
     atomic_fetch_add (&e->c_spare_errors, 1);
     struct reloc rl = { .u = u, .src = SRC_SPARE, .old = *m, .data = data,
                         .doff = doff, .dlen = dlen };
@@ -468,9 +579,11 @@ write_mapped (struct remap_engine *e, uint64_t u, const struct tmap *m,
   if (m->lost & cov) {
     /* Lost data rewritten: the bytes must be durable before the mapping
      * stops calling them lost. */
-    if ((r = remap_backend_flush (e->spare)) != 0)
-      return remap_set_error (err, -EIO, "spare %s: flush failed: %s",
-                              e->spare->name, strerror (-r));
+    if ((r = eng_flush (e, e->spare, "a rewrite of lost data")) != 0)
+      return remap_set_error (err, -EIO, "spare %s: flush after rewriting "
+                              "lost data of unit %llu failed: %s; it stays "
+                              "recorded as lost", e->spare->name,
+                              (unsigned long long) u, strerror (-r));
     struct change c = { m->slot, m->word, m->lost & ~cov };
     pthread_mutex_lock (&e->meta_lock);
     r = commit_locked (e, &c, 1, err);
@@ -574,15 +687,29 @@ check_range (struct remap_engine *e, uint64_t len, uint64_t off,
   return 0;
 }
 
+/* Flush the origin and, if asked, the spare (both, even if the first
+ * fails), for `why' (a FLUSH or FUA request).  -EIO if one fails now or
+ * any flush failed before: a failed flush is never forgotten, because the
+ * writes it should have made durable may be gone (docs/ERRORS.md). */
+static int
+flush_backends (struct remap_engine *e, bool spare, const char *why,
+                struct remap_error *err)
+{
+  int ro = eng_flush (e, e->origin, why);
+  int rs = spare ? eng_flush (e, e->spare, why) : 0;
+  if (ro || rs)
+    return remap_set_error (err, -EIO, "%s %s: flush failed: %s; writes "
+                            "acknowledged before it may not be on the disk",
+                            ro ? "origin" : "spare",
+                            ro ? e->origin->name : e->spare->name,
+                            strerror (-(ro ? ro : rs)));
+  return eng_flush_failed (e, err);
+}
+
 static int
 fua (struct remap_engine *e, bool spare, struct remap_error *err)
 {
-  int r = remap_backend_flush (e->origin);
-  if (r == 0 && spare)
-    r = remap_backend_flush (e->spare);
-  if (r)
-    return remap_set_error (err, -EIO, "flush failed: %s", strerror (-r));
-  return 0;
+  return flush_backends (e, spare, "a FUA request", err);
 }
 
 /* The lock-free fast path.  While nothing is remapped, pending or in
@@ -651,7 +778,7 @@ remap_pwrite (struct remap_engine *e, const void *buf, size_t len,
   }
   if (r == 0 && (flags & REMAP_FUA))
     r = fua (e, spare, err);
-  return r;
+  return enospc (e, r);
 }
 
 int
@@ -673,7 +800,7 @@ remap_zero (struct remap_engine *e, uint64_t len, uint64_t off,
   }
   if (r == 0 && (flags & REMAP_FUA))
     r = fua (e, spare, err);
-  return r;
+  return enospc (e, r);
 }
 
 int
@@ -710,15 +837,7 @@ remap_trim (struct remap_engine *e, uint64_t len, uint64_t off,
 int
 remap_flush (struct remap_engine *e, struct remap_error *err)
 {
-  int r = remap_backend_flush (e->origin);
-  if (r)
-    return remap_set_error (err, -EIO, "origin %s: flush failed: %s",
-                            e->origin->name, strerror (-r));
-  r = remap_backend_flush (e->spare);
-  if (r)
-    return remap_set_error (err, -EIO, "spare %s: flush failed: %s",
-                            e->spare->name, strerror (-r));
-  return 0;
+  return flush_backends (e, true, "a FLUSH request", err);
 }
 
 /* ---- reads ----------------------------------------------------------- */
@@ -795,6 +914,10 @@ read_window (struct remap_engine *e, uint8_t *buf, uint64_t off,
       continue;
     if (!pc[k].spare)
       r = read_origin (e, io[k].buf, io[k].len, io[k].off, true, err);
+    else if (!media (io[k].result)) {
+      atomic_fetch_add (&e->c_spare_errors, 1);
+      r = not_media (e, e->spare, "read of", pc[k].u, io[k].result, err);
+    }
     else {
       atomic_fetch_add (&e->c_spare_errors, 1);
       r = remap_set_error (err, -EIO, "spare %s: cannot read spare unit "
@@ -1014,7 +1137,7 @@ remap_unmap (struct remap_engine *e, uint64_t u, unsigned flags,
     if (r == 0)
       r = remap_backend_pwrite (e->origin, ubuf, valid, u * e->unit);
     if (r == 0)
-      r = remap_backend_flush (e->origin);
+      r = eng_flush (e, e->origin, "an unmap");
     free (ubuf);
     if (r) {
       r = remap_set_error (err, -EIO, "unit %llu: copying its data back to "

@@ -56,6 +56,41 @@ eng_alloc_buf (size_t n)
   return p;
 }
 
+int
+eng_flush (struct remap_engine *e, struct remap_backend *b, const char *why)
+{
+  int r = remap_backend_flush (b);
+  if (r == 0)
+    return 0;
+  atomic_int *first = b == e->origin ? &e->origin_flush_err
+    : &e->spare_flush_err;
+  int none = 0;
+  if (atomic_compare_exchange_strong (first, &none, r))
+    eng_log (e, REMAP_LOG_ERROR, "%s %s: flush failed during %s (%s): "
+             "writes acknowledged since its last good flush may be lost, "
+             "so every FLUSH and FUA request fails from now on, until "
+             "remap is restarted", b == e->origin ? "origin" : "spare",
+             b->name, why, strerror (-r));
+  return r;
+}
+
+int
+eng_flush_failed (struct remap_engine *e, struct remap_error *err)
+{
+  int ro = atomic_load (&e->origin_flush_err);
+  int rs = atomic_load (&e->spare_flush_err);
+  if (ro == 0 && rs == 0)
+    return 0;
+  const char *side = ro ? "origin" : "spare";
+  return remap_set_error (err, -EIO, "%s %s: an earlier flush failed (%s), "
+                          "so writes acknowledged before it may have been "
+                          "lost; every flush fails until remap is "
+                          "restarted (check the %s's device or file "
+                          "system, then restart the server)", side,
+                          ro ? e->origin->name : e->spare->name,
+                          strerror (-(ro ? ro : rs)), side);
+}
+
 void
 remap_uuid_format (const uint8_t u[16], char out[37])
 {
@@ -268,11 +303,11 @@ encode_block (struct remap_engine *e, uint64_t k, uint64_t gen,
 }
 
 /* Write one metadata unit to copy i at extent offset k (0 = superblock),
- * then flush if asked.  A failed write retires the copy (its bytes there
- * are now unknown); a failed flush does not: the flush may have failed for
- * any write of the spare, so it proves nothing against this copy, it only
- * means that this write is not known to be durable.  The log names which of
- * the two failed. */
+ * then flush if asked.  Only a media error of the write retires the copy
+ * (SPEC 3.10): its bytes there are now unknown.  Any other write error, and
+ * a failed flush (which may belong to any earlier write of the spare, so it
+ * proves nothing against this copy), leave it in use; the caller still
+ * counts the copy as not written.  The log names which operation failed. */
 static int
 write_meta_unit (struct remap_engine *e, uint32_t i, uint64_t k,
                  const uint8_t *buf, bool flush)
@@ -280,7 +315,7 @@ write_meta_unit (struct remap_engine *e, uint32_t i, uint64_t k,
   uint64_t off = copy_unit (e->L, i, k) * e->unit;
   int r = remap_backend_pwrite (e->spare, buf, e->unit, off);
   atomic_fetch_add (&e->c_meta_units, 1);
-  if (r) {
+  if (r && remap_error_class (r) == REMAP_ERRCLASS_MEDIA) {
     e->copy_ok[i] = false;
     eng_log (e, REMAP_LOG_WARN,
              "metadata copy %u: write of %u bytes at spare byte %llu failed "
@@ -288,11 +323,20 @@ write_meta_unit (struct remap_engine *e, uint32_t i, uint64_t k,
              (unsigned long long) off, strerror (-r));
     return r;
   }
-  if (flush && (r = remap_backend_flush (e->spare)) != 0)
+  else if (r)
+    eng_log (e, REMAP_LOG_WARN,
+             "metadata copy %u: write of %u bytes at spare byte %llu failed "
+             "(%s: %s); the copy stays in use", i, e->unit,
+             (unsigned long long) off, strerror (-r),
+             remap_errclass_name (remap_error_class (r)));
+  else if (flush && (r = eng_flush (e, e->spare, "a commit")) != 0) {
     eng_log (e, REMAP_LOG_WARN,
              "metadata copy %u: flush of spare %s after writing spare byte "
-             "%llu failed (%s); that write is not known to be durable",
-             i, e->spare->name, (unsigned long long) off, strerror (-r));
+             "%llu failed (%s); whether that write is durable is unknown; "
+             "the copy stays in use", i, e->spare->name,
+             (unsigned long long) off, strerror (-r));
+    r = -EIO;                   /* a failed flush is EIO, whatever it said */
+  }
   return r;
 }
 
@@ -353,24 +397,33 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
     uint64_t gen = e->generation + 1;
     encode_block (e, k, gen, e->cursor, c, n, e->meta_buf);
     unsigned ok = 0, tried = 0;
+    int why = 0;                    /* the first copy's error */
     for (uint32_t i = 0; i < e->L->copies; i++)
       if (e->copy_ok[i]) {
         tried++;
         e->generation = gen;        /* spent, even if the write fails */
-        if (write_meta_unit (e, i, 1 + k, e->meta_buf, true) == 0)
+        int r = write_meta_unit (e, i, 1 + k, e->meta_buf, true);
+        if (r == 0)
           ok++;
+        else if (why == 0)
+          why = r;
       }
-    if (ok == 0) {
-      /* Nothing tried: nothing can have reached the disk.  Else the
-       * outcome of this block is unknown, and later blocks were never
-       * written but belong to the same change. */
-      if (tried)
-        keep_in_doubt (e, c + x, n - x);
+    if (ok == 0 && tried == 0)      /* nothing can have reached the disk */
       return remap_set_error (err, -EIO,
-                              "%s: the remap table could not be %s any "
-                              "metadata copy; the spare is failing",
-                              e->spare->name, tried ? "made durable in"
-                              : "written: no healthy copy is left of");
+                              "%s: the remap table cannot be written: no "
+                              "metadata copy is left in service (every one "
+                              "failed a write); restart remap to repair "
+                              "them", e->spare->name);
+    if (ok == 0) {
+      /* The outcome of this block is unknown; later blocks were never
+       * written but belong to the same change. */
+      keep_in_doubt (e, c + x, n - x);
+      return remap_set_error (err, remap_error_class (why)
+                              == REMAP_ERRCLASS_MEDIA ? -EIO : why,
+                              "%s: the remap table could not be made "
+                              "durable in any metadata copy (%s); the "
+                              "units it named refuse writes until remap is "
+                              "restarted", e->spare->name, strerror (-why));
     }
     e->block_gen[k] = gen;
     e->block_cursor[k] = e->cursor;

@@ -71,6 +71,12 @@ struct remap_engine {
 
   atomic_uint_fast64_t c_events, c_read_errors, c_write_errors,
     c_spare_errors, c_retries, c_enospc, c_meta_units, c_repaired;
+
+  /* The error of the first failed flush of each backend since open, or 0.
+   * Set once by eng_flush, never cleared: the writes that flush should
+   * have made durable may be gone, so every later FLUSH and FUA request
+   * fails (eng_flush_failed) until the next open (docs/ERRORS.md). */
+  atomic_int origin_flush_err, spare_flush_err;
 };
 
 /* ---- engine.c ---- */
@@ -94,6 +100,17 @@ int check_doubt (struct remap_engine *e, uint64_t first, uint64_t last,
 /* Allocate a spare unit (meta_lock held).  -ENOSPC with a message. */
 int alloc_locked (struct remap_engine *e, uint64_t *slot,
                   struct remap_error *err);
+
+/* Flush backend b (e->origin or e->spare) for `why' ("a remap", "a FLUSH
+ * request").  A failure is logged, naming the flush, and remembered for
+ * the rest of the engine's life; it blames no unit and no copy.  0 or the
+ * backend's negative errno.  Any thread, any locks. */
+int eng_flush (struct remap_engine *e, struct remap_backend *b,
+               const char *why);
+
+/* -EIO with a message if a flush of the origin or the spare has failed
+ * since open; else 0. */
+int eng_flush_failed (struct remap_engine *e, struct remap_error *err);
 
 /* Aligned buffer of n bytes (free with free()).  NULL on ENOMEM. */
 void *eng_alloc_buf (size_t n);

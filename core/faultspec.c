@@ -47,8 +47,10 @@ bad (struct remap_error *err, const char *spec, const char *why)
   return remap_set_error (err, -EINVAL,
                           "fault rule '%s': %s (expected "
                           "OPS:OFFSET[+LENGTH][,after=N][,times=N]"
-                          "[,error=EIO|ENOSPC|EPERM] with OPS read, write, "
-                          "rw or flush, e.g. write:1m+4k,after=10)",
+                          "[,error=ERRNO] with OPS read, write, rw or flush "
+                          "and ERRNO a name such as EIO, ENODATA, ENOSPC, "
+                          "ENOTCONN, EAGAIN or EPERM, e.g. "
+                          "write:1m+4k,after=10)",
                           spec, why);
 }
 
@@ -93,14 +95,10 @@ remap_fault_parse_rule (const char *spec, struct remap_fault_rule *out,
     else if (klen == 5 && strncmp (p, "times", 5) == 0)
       p = parse_size (v, &r.times);
     else if (klen == 5 && strncmp (p, "error", 5) == 0) {
+      /* Any errno the error classes name (core/errclass.c), so that a
+       * rehearsal can fail with every class, not only media errors. */
       size_t n = strcspn (v, ",");
-      if (n == 3 && strncmp (v, "EIO", 3) == 0)
-        r.err = -EIO;
-      else if (n == 6 && strncmp (v, "ENOSPC", 6) == 0)
-        r.err = -ENOSPC;
-      else if (n == 5 && strncmp (v, "EPERM", 5) == 0)
-        r.err = -EPERM;
-      else
+      if ((r.err = remap_errno_from_name (v, n)) == 0)
         return bad (err, spec, "unknown error name");
       p = v + n;
     }

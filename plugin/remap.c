@@ -12,9 +12,12 @@
  *   .open returns NBDKIT_HANDLE_NOT_NEEDED).  The engine is thread-safe, so
  *   the thread model is PARALLEL and multi-conn is advertised: a flush on
  *   any connection makes origin, spare and metadata durable for all.
- * - Data callbacks translate engine errors to the two errnos nbdkit passes
- *   to clients unchanged: ENOSPC (spare exhausted, unless enospc=eio) and
- *   EIO (everything else).  nbdkit would turn any other errno into EINVAL.
+ * - Data callbacks translate engine errors by class (remap_error_to_client,
+ *   docs/ERRORS.md) to errnos nbdkit passes to clients unchanged: ENOSPC
+ *   (no space: the spare full, or the host under it; EIO with enospc=eio),
+ *   EPERM (a backend refused us), and EIO (media errors, lost data, lost
+ *   connections, failed flushes, everything else).  nbdkit would turn any
+ *   other errno into EINVAL.
  * - format=yes formats only a spare that holds nothing resembling remap
  *   metadata: a spare with a valid table is opened as it is, and one with
  *   damaged metadata is handed to the engine unchanged, which refuses it
@@ -819,8 +822,9 @@ plugin_false (void *h)
   return 0;
 }
 
-/* A failed request: log the engine's message, give the client EIO or
- * ENOSPC and nothing else (nbdkit sends EINVAL for other errnos). */
+/* A failed request: log the engine's message, give the client the errno
+ * of the error's class: EIO, ENOSPC or EPERM and nothing else (nbdkit
+ * sends EINVAL for other errnos). */
 static int
 io_failed (const char *op, const struct remap_error *err, int r)
 {
@@ -828,7 +832,7 @@ io_failed (const char *op, const struct remap_error *err, int r)
     nbdkit_error ("%s", err->msg);
   else
     nbdkit_error ("%s: %s", op, strerror (-r));
-  nbdkit_set_error (r == -ENOSPC ? ENOSPC : EIO);
+  nbdkit_set_error (remap_error_to_client (r));
   return -1;
 }
 

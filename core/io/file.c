@@ -2,8 +2,12 @@
  *
  * Plain pread/pwrite on one file descriptor, looped until the whole request
  * is transferred (EINTR retried, short transfers continued).  A read that
- * meets end of file before `len' bytes is -EIO: the file shrank under us.
- * Media errors (EIO, ENODATA, EBADMSG, EREMOTEIO) all become -EIO.
+ * meets end of file before `len' bytes is -ENXIO: the file shrank under
+ * us, which is no media error (a connection-class error: the file we
+ * opened is gone as it was).  Media errors (EIO, ENODATA, EILSEQ, EBADMSG,
+ * EREMOTEIO) all become -EIO; every other errno is returned as it is, so
+ * that the engine can tell a full file system (ENOSPC, EDQUOT, EFBIG) or a
+ * read-only one (EROFS) from a bad sector (docs/ERRORS.md).
  *
  * O_DIRECT (SPEC 3.9).  Block devices use it unless NODIRECT; regular files
  * only with DIRECT.  The kernel then wants buffer, offset and length aligned
@@ -83,6 +87,7 @@ media_errno (int e)
   switch (e) {
   case EIO:
   case ENODATA:
+  case EILSEQ:
   case EBADMSG:
   case EREMOTEIO:
     return -EIO;
@@ -107,7 +112,7 @@ full_read (int fd, void *buf, size_t len, uint64_t off, size_t need)
       return media_errno (errno);
     }
     if (r == 0)
-      return done >= need ? 0 : -EIO; /* unexpected end of file */
+      return done >= need ? 0 : -ENXIO; /* the file shrank */
     done += r;
   }
   return 0;

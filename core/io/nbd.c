@@ -7,14 +7,18 @@
  * guarantees that a flush on one connection covers writes completed on
  * the others), else exactly one.  A request borrows a free handle.
  *
- * Errors: libnbd reports the server's NBD error as an errno; anything that
- * is not ENOSPC or EINVAL is a failed medium for us (-EIO).  Requests are
+ * Errors: libnbd's errno is returned as it is, for the engine's error
+ * classes (docs/ERRORS.md): a server's media error arrives as EIO, its
+ * ENOSPC, EPERM or ESHUTDOWN as themselves; a connection that dies under
+ * a request gives ENOTCONN, and every later call on the dead handle
+ * EINVAL ("invalid state"); neither is a media error, so neither moves
+ * data.  A failure without an errno is EPROTO.  Requests are
  * split at MAX_REQUEST (libnbd refuses more than 64 MiB).  Alignment is the
  * server's business: strict alignment checking is switched off so that
  * sub-block requests reach the server, which handles them (nbdkit does).
  *
  * Not done: reconnecting after the server goes away (every later request
- * then fails with -EIO, which the engine treats like a failing disk), and
+ * then fails, and the engine reports it without acting on it), and
  * an advisory lock (NBD has none: exclusive use is the server's business).
  */
 #include <errno.h>
@@ -83,7 +87,7 @@ static int
 nbd_err (void)
 {
   int e = nbd_get_errno ();
-  return e == ENOSPC || e == EINVAL ? -e : -EIO;
+  return e ? -e : -EPROTO;
 }
 
 static unsigned

@@ -134,7 +134,7 @@ static int
 media (int res)
 {
   switch (-res) {
-  case EIO: case ENODATA: case EBADMSG: case EREMOTEIO:
+  case EIO: case ENODATA: case EILSEQ: case EBADMSG: case EREMOTEIO:
     return -EIO;
   default:
     return res;

@@ -174,13 +174,15 @@ int remap_fault_set_rules (struct remap_backend *b,
 
 /* Parse one rehearsal rule (SPEC 4.4), as the plugin's fail= takes it:
  *
- *   OPS:OFFSET[+LENGTH][,after=N][,times=N][,error=EIO|ENOSPC|EPERM]
+ *   OPS:OFFSET[+LENGTH][,after=N][,times=N][,error=ERRNO]
  *
  * OPS is read, write, rw (both) or flush.  OFFSET and LENGTH are bytes,
  * with an optional suffix s (512-byte sectors), k, m, g or t (powers of
  * 1024); LENGTH defaults to 512.  after=N lets N matching accesses pass
  * first ("fail from the N+1-th access"); times=N fails N accesses and then
- * heals (default 0: forever).  0 or -EINVAL with a message. */
+ * heals (default 0: forever).  ERRNO is any name remap_errno_from_name
+ * knows (EIO, the default, ENODATA, ENOSPC, ENOTCONN, EAGAIN, EPERM ...):
+ * one per error class and more.  0 or -EINVAL with a message. */
 int remap_fault_parse_rule (const char *spec, struct remap_fault_rule *out,
                             struct remap_error *err);
 

@@ -41,6 +41,41 @@ int remap_set_error (struct remap_error *ctx, int err, const char *fmt, ...)
 int remap_error_prefix (struct remap_error *ctx, int err, const char *fmt, ...)
   __attribute__ ((format (printf, 3, 4)));
 
+/* ---- error classes (core/errclass.c; docs/ERRORS.md) ------------------
+ *
+ * Only a MEDIA error moves data, makes a unit pending, marks a spare unit
+ * bad or records lost granules (SPEC 3.10); every other class is reported
+ * and changes nothing.  An errno that is not known is OTHER. */
+enum remap_errclass {
+  REMAP_ERRCLASS_NONE = 0,      /* 0: not an error */
+  REMAP_ERRCLASS_MEDIA,         /* EIO, ENODATA, EILSEQ, EBADMSG, EREMOTEIO */
+  REMAP_ERRCLASS_NOSPACE,       /* ENOSPC, EDQUOT, EFBIG */
+  REMAP_ERRCLASS_CONNECTION,    /* ENOTCONN, ECONNRESET, EPIPE, ETIMEDOUT ... */
+  REMAP_ERRCLASS_TRANSIENT,     /* EAGAIN, EINTR, ENOMEM, EBUSY ... */
+  REMAP_ERRCLASS_PERMISSION,    /* EPERM, EACCES, EROFS ... */
+  REMAP_ERRCLASS_OTHER,         /* everything else: EINVAL, EOPNOTSUPP ... */
+};
+
+/* The class of a negative errno as backends return it (the sign is
+ * ignored). */
+enum remap_errclass remap_error_class (int err);
+
+/* "media error", "out of space", "connection lost", ... (static). */
+const char *remap_errclass_name (enum remap_errclass c);
+
+/* The positive errno an NBD client should receive for an engine error:
+ * ENOSPC (no space), EPERM (permission), else EIO; 0 for 0.  These are
+ * errnos nbdkit passes through to clients unchanged. */
+int remap_error_to_client (int err);
+
+/* "EIO", "ENOSPC", ... for the errnos the classes list (sign ignored);
+ * NULL for others. */
+const char *remap_errno_name (int err);
+
+/* The negative errno named by name[0..len) ("ENOTCONN"), or 0 if the name
+ * is not one remap_errno_name knows. */
+int remap_errno_from_name (const char *name, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

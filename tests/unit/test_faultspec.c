@@ -36,6 +36,20 @@ START_TEST (test_valid)
   ck_assert_uint_eq (r.len, 1u << 30);
   ck_assert_int_eq (remap_fault_parse_rule ("flush:0", &r, &err), 0);
   ck_assert_uint_eq (r.ops, REMAP_FAULT_FLUSH);
+
+  /* One errno name per error class, and more (core/errclass.c). */
+  static const struct { const char *spec; int err; } names[] = {
+    { "read:0,error=ENODATA", -ENODATA }, { "read:0,error=EDQUOT", -EDQUOT },
+    { "read:0,error=ENOTCONN", -ENOTCONN }, { "read:0,error=EAGAIN", -EAGAIN },
+    { "read:0,error=EROFS", -EROFS }, { "read:0,error=EINVAL", -EINVAL },
+    { "write:0,error=ETIMEDOUT,times=1", -ETIMEDOUT },
+  };
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    ck_assert_msg (remap_fault_parse_rule (names[i].spec, &r, &err) == 0,
+                   "%s: %s", names[i].spec, err.msg);
+    ck_assert_int_eq (r.err, names[i].err);
+  }
+  ck_assert_uint_eq (r.times, 1);
 }
 END_TEST
 
@@ -44,6 +58,7 @@ START_TEST (test_invalid)
   static const char *bad[] = {
     "", "read", "reed:0", "read:", "read:x", "read:0+0", "read:0+",
     "read:0,after", "read:0,after=x", "read:0,color=1", "read:0,error=EFOO",
+    "read:0,error=eio", "read:0,error=", "read:0,error=5",
     "read:0 junk", "read:-1", "read:18446744073709551615t",
     "read:18446744073709551615+2",
   };

@@ -273,6 +273,22 @@ qio_fails() {
     }
 }
 
+# set_fail_rules NAME FILE TEXT: replace the rehearsal rule file FILE
+# (fail-file=FILE) of server NAME with TEXT, atomically (a rename: the
+# server never reads half a file), and wait until the server has loaded it
+# (its log counts one more "rehearsal: N rule(s) active").
+set_fail_rules() {
+    local log=$WORK/$1.log n
+    n=$(grep -c 'rehearsal: .* rule(s) active' "$log")
+    printf '%s\n' "$3" >"$2.new" && mv -f "$2.new" "$2" ||
+        fail "cannot write $2"
+    for _ in $(seq 50); do
+        [ "$(grep -c 'rehearsal: .* rule(s) active' "$log")" -gt "$n" ] && return
+        sleep 0.1
+    done
+    fail "server $1 did not load the rules: $3"
+}
+
 # ---- remapctl ------------------------------------------------------------
 # RC (set by e2e_init) is build/remapctl.  rc CMD...: run it, stdout in
 # $OUT, stderr in $ERR, status in $RCODE.  expect STATUS CMD...: it must
