@@ -888,10 +888,11 @@ engine_init (struct remap_engine *e)
   e->lost_buf = malloc (l->entries_per_block * sizeof *e->lost_buf);
   if (!e->block_gen || !e->block_cursor || !e->meta_buf || !e->ent_buf
       || !e->word_buf || !e->lost_buf
-      || table_create (l->spare_units, &e->t) != 0)
+      || table_create (l->spare_units, l->entries_per_block, &e->t) != 0)
     return -ENOMEM;
   for (uint32_t i = 0; i < l->copies; i++)
-    table_reserve_units (e->t, l->copy_offset[i], l->copy_units);
+    if (table_reserve_units (e->t, l->copy_offset[i], l->copy_units) != 0)
+      return -ENOMEM;
   return 0;
 }
 

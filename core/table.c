@@ -1,15 +1,34 @@
-/* remap: in-memory remap table.  See table.h for the structures and the
+/* remap: in-memory remap table.  See table.h for the contract and the
  * locking rule.
  *
- * Layout of this file: the unlocked helpers (index, small maps, one slot)
- * are static and named *_wl (write lock held) or take a const table (read
- * lock held); the public functions below them are the only places that
- * take the lock, and each takes it exactly once.
+ * Memory follows the number of entries, not the size of the spare
+ * (SPEC 2.6):
  *
- * The index deletes by backward shift (no tombstones), so lookups stay
- * short however many remaps come and go.  Growth doubles the bucket array
- * and reinserts, with the lock held exclusive: no reader can be walking
- * the old array when it is freed.
+ *   blk[T]     one pointer per table block (T = N / E, so a quarter of a
+ *              bit per spare unit at 4 KiB units; calloc'd, so the pages
+ *              of untouched regions are never resident).  A block that
+ *              holds no entry has no array.  A block's array lists its
+ *              non-free slots in slot order: a 16-bit offset in the block
+ *              and the 64-bit entry word, 10 bytes per entry.
+ *   index      origin unit -> slot: open addressing, linear probing, load
+ *              1/2 to 3/4 (it grows by half); a bucket is the slot (32
+ *              bits) and 32 bits of the origin's hash, so a probe rarely
+ *              needs the word.  11 to 16 bytes per indexed entry.
+ *   lost       slot -> lost-granule mask, for the rare units with lost data.
+ *   claimed    slots handed out by table_alloc that have no entry yet.
+ *   held       slots named by a commit of unknown outcome.
+ *   vpend, doubt   origin units: pending in memory only, in doubt.
+ *   rsv        the reserved extents (metadata copies), at most 8.
+ *
+ * A slot is free for the allocator when it is in no reserved extent, has no
+ * entry, and is neither claimed nor held.  The allocator is next-fit over
+ * blocks: a block without an array is free from the offset asked, a full
+ * block is skipped whole, otherwise the gaps of its sorted array are walked.
+ *
+ * Layout of this file: the unlocked helpers (index, small maps, blocks, one
+ * slot) are static and named *_wl (write lock held) or take a const table
+ * (read lock held); the public functions below them are the only places
+ * that take the lock, and each takes it exactly once.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -19,6 +38,8 @@
 
 #include "table.h"
 
+#define MAX_RSV 16
+
 /* A small open-addressing map, key + 1 (0 = empty) -> value. */
 struct umap {
   uint64_t *keys;
@@ -26,23 +47,38 @@ struct umap {
   size_t cap, count;            /* cap is a power of two or 0 */
 };
 
+/* The non-free slots of one table block, in slot order. */
+struct blk {
+  uint32_t n, cap;
+  uint16_t *off;                /* [cap] offset of the slot in the block */
+  uint64_t *word;               /* [cap] its entry word */
+};
+
+struct bucket {
+  uint32_t slot;                /* SLOT_NONE: empty */
+  uint32_t tag;                 /* high half of the origin's hash */
+};
+
 struct table {
   pthread_rwlock_t lock;
-  uint64_t N;
-  uint64_t *slot;
-  uint64_t *busy;
-  uint64_t *rsv;
-  uint32_t *index;
+  uint64_t N;                   /* spare units */
+  uint32_t E;                   /* entries per block */
+  uint64_t T;                   /* blocks */
+  struct blk **blk;             /* [T] */
+  struct bucket *index;
   size_t index_cap, index_count;
   struct umap lost;             /* slot -> lost mask */
+  struct umap claimed;          /* slot -> 1 */
+  struct umap held;             /* slot -> 1 */
   struct umap vpend;            /* origin unit -> 1 */
   struct umap doubt;            /* origin unit -> 1 */
-  struct umap held;             /* slot -> 1 */
+  struct { uint64_t first, end; } rsv[MAX_RSV];
+  unsigned nrsv;
   struct table_counts n;
   atomic_uint_fast64_t a_indexed, a_doubt, a_vpend;
 };
 
-static inline size_t
+static inline uint64_t
 hash64 (uint64_t x)
 {
   x ^= x >> 33;
@@ -50,25 +86,7 @@ hash64 (uint64_t x)
   x ^= x >> 33;
   x *= UINT64_C (0xc4ceb9fe1a85ec53);
   x ^= x >> 33;
-  return (size_t) x;
-}
-
-static inline bool
-bit_test (const uint64_t *bm, uint64_t i)
-{
-  return (bm[i / 64] >> (i % 64)) & 1;
-}
-
-static inline void
-bit_set (uint64_t *bm, uint64_t i)
-{
-  bm[i / 64] |= UINT64_C (1) << (i % 64);
-}
-
-static inline void
-bit_clear (uint64_t *bm, uint64_t i)
-{
-  bm[i / 64] &= ~(UINT64_C (1) << (i % 64));
+  return x;
 }
 
 /* ---- small maps (caller holds the lock as needed) ---------------------- */
@@ -77,7 +95,7 @@ static size_t
 umap_pos (const struct umap *m, uint64_t k, bool *found)
 {
   size_t mask = m->cap - 1;
-  size_t i = hash64 (k) & mask;
+  size_t i = (size_t) hash64 (k) & mask;
   while (m->keys[i] != 0 && m->keys[i] != k + 1)
     i = (i + 1) & mask;
   *found = m->keys[i] == k + 1;
@@ -140,7 +158,7 @@ umap_del_wl (struct umap *m, uint64_t k)
   if (!found)
     return;
   for (size_t j = (i + 1) & mask; m->keys[j] != 0; j = (j + 1) & mask) {
-    size_t home = hash64 (m->keys[j] - 1) & mask;
+    size_t home = (size_t) hash64 (m->keys[j] - 1) & mask;
     bool between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
     if (!between) {
       m->keys[i] = m->keys[j];
@@ -181,61 +199,188 @@ umap_free (struct umap *m)
   free (m->vals);
 }
 
+/* ---- blocks -------------------------------------------------------------- */
+
+/* Position of offset o in block b: the index where it is or would go. */
+static uint32_t
+blk_pos (const struct blk *b, uint32_t o, bool *found)
+{
+  uint32_t lo = 0, hi = b->n;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    if (b->off[mid] < o)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  *found = lo < b->n && b->off[lo] == o;
+  return lo;
+}
+
+/* The word of slot s (0: free). */
+static uint64_t
+word_of (const struct table *t, uint64_t s)
+{
+  const struct blk *b = t->blk[s / t->E];
+  bool found;
+  if (!b)
+    return 0;
+  uint32_t i = blk_pos (b, (uint32_t) (s % t->E), &found);
+  return found ? b->word[i] : 0;
+}
+
+/* Make sure block k can take `more' more entries.  0 or -ENOMEM. */
+static int
+blk_room_wl (struct table *t, uint64_t k, uint32_t more)
+{
+  struct blk *b = t->blk[k];
+  if (b && b->n + more <= b->cap)
+    return 0;
+  if (!b) {
+    b = calloc (1, sizeof *b);
+    if (!b)
+      return -ENOMEM;
+    t->blk[k] = b;
+  }
+  /* Small steps: memory stays close to 10 bytes per entry. */
+  uint32_t cap = b->cap + (b->cap < 32 ? 4 : b->cap / 4);
+  if (cap < b->n + more)
+    cap = b->n + more;
+  if (cap > t->E)
+    cap = t->E;
+  uint16_t *off = realloc (b->off, cap * sizeof *off);
+  if (!off)
+    return -ENOMEM;
+  b->off = off;
+  uint64_t *word = realloc (b->word, cap * sizeof *word);
+  if (!word)
+    return -ENOMEM;
+  b->word = word;
+  b->cap = cap;
+  return 0;
+}
+
+/* Set the word of slot s (0 removes it); room made by blk_room_wl. */
+static void
+blk_set_wl (struct table *t, uint64_t s, uint64_t w)
+{
+  uint64_t k = s / t->E;
+  uint32_t o = (uint32_t) (s % t->E);
+  struct blk *b = t->blk[k];
+  bool found;
+  uint32_t i = b ? blk_pos (b, o, &found) : 0;
+  if (!b)
+    found = false;
+  if (w == 0) {
+    if (!found)
+      return;
+    memmove (b->off + i, b->off + i + 1, (b->n - i - 1) * sizeof *b->off);
+    memmove (b->word + i, b->word + i + 1, (b->n - i - 1) * sizeof *b->word);
+    if (--b->n == 0) {
+      free (b->off);
+      free (b->word);
+      free (b);
+      t->blk[k] = NULL;
+    }
+    return;
+  }
+  if (found) {
+    b->word[i] = w;
+    return;
+  }
+  memmove (b->off + i + 1, b->off + i, (b->n - i) * sizeof *b->off);
+  memmove (b->word + i + 1, b->word + i, (b->n - i) * sizeof *b->word);
+  b->off[i] = (uint16_t) o;
+  b->word[i] = w;
+  b->n++;
+}
+
+static bool
+reserved (const struct table *t, uint64_t s)
+{
+  for (unsigned i = 0; i < t->nrsv; i++)
+    if (s >= t->rsv[i].first && s < t->rsv[i].end)
+      return true;
+  return false;
+}
+
 /* ---- index ------------------------------------------------------------- */
+
+/* The home bucket of a hash: its low half scaled to [0, cap), so that cap
+ * need not be a power of two and the index can grow by half instead of
+ * doubling (memory: 8 bytes per bucket at a load of 1/2 to 3/4). */
+static inline size_t
+home_of (uint64_t h, size_t cap)
+{
+  return (size_t) (((h & UINT32_MAX) * (uint64_t) cap) >> 32);
+}
+
+static inline size_t
+next_of (size_t i, size_t cap)
+{
+  return i + 1 < cap ? i + 1 : 0;
+}
 
 static uint32_t
 find (const struct table *t, uint64_t origin)
 {
   if (t->index_count == 0)
     return SLOT_NONE;
-  size_t mask = t->index_cap - 1;
-  for (size_t i = hash64 (origin) & mask;; i = (i + 1) & mask) {
-    uint32_t s = t->index[i];
-    if (s == SLOT_NONE)
+  uint64_t h = hash64 (origin);
+  uint32_t tag = (uint32_t) (h >> 32);
+  for (size_t i = home_of (h, t->index_cap);; i = next_of (i, t->index_cap)) {
+    const struct bucket *bk = &t->index[i];
+    if (bk->slot == SLOT_NONE)
       return SLOT_NONE;
-    if (word_origin (t->slot[s]) == origin)
-      return s;
+    if (bk->tag == tag && word_origin (word_of (t, bk->slot)) == origin)
+      return bk->slot;
   }
 }
 
 static void
-index_put (uint32_t *idx, size_t cap, uint64_t origin, uint32_t s)
+index_put (struct bucket *idx, size_t cap, uint64_t origin, uint32_t s)
 {
-  size_t mask = cap - 1;
-  size_t i = hash64 (origin) & mask;
-  while (idx[i] != SLOT_NONE)
-    i = (i + 1) & mask;
-  idx[i] = s;
+  uint64_t h = hash64 (origin);
+  size_t i = home_of (h, cap);
+  while (idx[i].slot != SLOT_NONE)
+    i = next_of (i, cap);
+  idx[i] = (struct bucket) { s, (uint32_t) (h >> 32) };
 }
 
 static int
 index_grow_wl (struct table *t)
 {
-  size_t cap = t->index_cap ? t->index_cap * 2 : 64;
-  uint32_t *idx = malloc (cap * sizeof *idx);
+  size_t cap = t->index_cap ? t->index_cap + t->index_cap / 2 : 64;
+  if (cap >= UINT32_MAX)
+    return -ENOMEM;
+  struct bucket *idx = malloc (cap * sizeof *idx);
   if (!idx)
     return -ENOMEM;
-  memset (idx, 0xff, cap * sizeof *idx);
+  for (size_t i = 0; i < cap; i++)
+    idx[i].slot = SLOT_NONE;
   for (size_t i = 0; i < t->index_cap; i++)
-    if (t->index[i] != SLOT_NONE)
-      index_put (idx, cap, word_origin (t->slot[t->index[i]]), t->index[i]);
+    if (t->index[i].slot != SLOT_NONE)
+      index_put (idx, cap, word_origin (word_of (t, t->index[i].slot)),
+                 t->index[i].slot);
   free (t->index);
   t->index = idx;
   t->index_cap = cap;
   return 0;
 }
 
-/* Remove the bucket holding slot s (origin o), shifting back the cluster. */
+/* Remove the bucket holding slot s (origin o), shifting back the cluster.
+ * Called while slot s still holds its old word. */
 static void
 index_del_wl (struct table *t, uint64_t o, uint32_t s)
 {
-  size_t mask = t->index_cap - 1;
-  size_t i = hash64 (o) & mask;
-  while (t->index[i] != s)
-    i = (i + 1) & mask;
-  for (size_t j = (i + 1) & mask; t->index[j] != SLOT_NONE;
-       j = (j + 1) & mask) {
-    size_t home = hash64 (word_origin (t->slot[t->index[j]])) & mask;
+  size_t cap = t->index_cap;
+  size_t i = home_of (hash64 (o), cap);
+  while (t->index[i].slot != s)
+    i = next_of (i, cap);
+  for (size_t j = next_of (i, cap); t->index[j].slot != SLOT_NONE;
+       j = next_of (j, cap)) {
+    uint64_t oj = word_origin (word_of (t, t->index[j].slot));
+    size_t home = home_of (hash64 (oj), cap);
     /* Move j back to i if its home is not in (i, j] cyclically. */
     bool between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
     if (!between) {
@@ -243,7 +388,7 @@ index_del_wl (struct table *t, uint64_t o, uint32_t s)
       i = j;
     }
   }
-  t->index[i] = SLOT_NONE;
+  t->index[i].slot = SLOT_NONE;
   t->index_count--;
 }
 
@@ -256,22 +401,15 @@ indexed (uint64_t w)
   return st == REMAP_SLOT_MAPPED || st == REMAP_SLOT_PENDING;
 }
 
-/* Room for n more indexed slots and lost masks. */
+/* Room for n changes: n more indexed slots and lost masks, a free place in
+ * n blocks cannot be promised here (blocks are per slot), see set_wl. */
 static int
 reserve_wl (struct table *t, size_t n)
 {
-  while ((t->index_count + n) * 2 > t->index_cap)
+  while ((t->index_count + n) * 4 > t->index_cap * 3)
     if (index_grow_wl (t) != 0)
       return -ENOMEM;
   return umap_room_wl (&t->lost, n);
-}
-
-static void
-free_if_unused_wl (struct table *t, uint64_t s)
-{
-  if (word_state (t->slot[s]) == REMAP_SLOT_FREE && !bit_test (t->rsv, s)
-      && umap_get (&t->held, s) == 0)
-    bit_clear (t->busy, s);
 }
 
 static void
@@ -291,29 +429,33 @@ count_wl (struct table *t, uint64_t w, uint64_t lost, int sign)
   }
 }
 
-/* Set slot s; room reserved (reserve_wl (t, 1)), so this cannot fail. */
-static void
+/* Set slot s (< N).  Fails only with -ENOMEM, before changing anything:
+ * the index and lost room come from reserve_wl, the block's from
+ * blk_room_wl here. */
+static int
 set_wl (struct table *t, uint64_t s, uint64_t w, uint64_t lost)
 {
-  uint64_t old = t->slot[s];
+  uint64_t old = word_of (t, s);
+  if (word_state (w) == REMAP_SLOT_FREE)
+    w = 0;
   if (word_state (w) != REMAP_SLOT_MAPPED)
     lost = 0;
+  if (w && !old && blk_room_wl (t, s / t->E, 1) != 0)
+    return -ENOMEM;
   count_wl (t, old, umap_get (&t->lost, s), -1);
   if (indexed (old) && (!indexed (w) || word_origin (old) != word_origin (w)))
     index_del_wl (t, word_origin (old), (uint32_t) s);
   bool add = indexed (w) && (!indexed (old)
                              || word_origin (old) != word_origin (w));
-  t->slot[s] = w;
+  blk_set_wl (t, s, w);
   if (add) {
     index_put (t->index, t->index_cap, word_origin (w), (uint32_t) s);
     t->index_count++;
   }
   umap_set_wl (&t->lost, s, lost);      /* room reserved */
   count_wl (t, w, lost, +1);
-  if (word_state (w) == REMAP_SLOT_FREE)
-    free_if_unused_wl (t, s);
-  else
-    bit_set (t->busy, s);
+  umap_del_wl (&t->claimed, s);         /* it has an entry, or is free */
+  return 0;
 }
 
 static void
@@ -327,23 +469,19 @@ publish_wl (struct table *t)
 /* ---- life -------------------------------------------------------------- */
 
 int
-table_create (uint64_t N, struct table **out)
+table_create (uint64_t N, uint32_t E, struct table **out)
 {
   *out = NULL;
-  if (N >= SLOT_NONE)
+  if (N >= SLOT_NONE || E == 0 || E > 65536)
     return -EINVAL;
   struct table *t = calloc (1, sizeof *t);
   if (!t)
     return -ENOMEM;
-  size_t words = (size_t) (N + 63) / 64;
   t->N = N;
-  t->slot = calloc (N ? N : 1, sizeof *t->slot);
-  t->busy = calloc (words ? words : 1, sizeof *t->busy);
-  t->rsv = calloc (words ? words : 1, sizeof *t->rsv);
-  if (!t->slot || !t->busy || !t->rsv) {
-    free (t->slot);
-    free (t->busy);
-    free (t->rsv);
+  t->E = E;
+  t->T = (N + E - 1) / E;
+  t->blk = calloc (t->T ? t->T : 1, sizeof *t->blk);
+  if (!t->blk) {
     free (t);
     return -ENOMEM;
   }
@@ -365,14 +503,19 @@ table_destroy (struct table *t)
   if (!t)
     return;
   pthread_rwlock_destroy (&t->lock);
-  free (t->slot);
-  free (t->busy);
-  free (t->rsv);
+  for (uint64_t k = 0; k < t->T; k++)
+    if (t->blk[k]) {
+      free (t->blk[k]->off);
+      free (t->blk[k]->word);
+      free (t->blk[k]);
+    }
+  free (t->blk);
   free (t->index);
   umap_free (&t->lost);
+  umap_free (&t->claimed);
+  umap_free (&t->held);
   umap_free (&t->vpend);
   umap_free (&t->doubt);
-  umap_free (&t->held);
   free (t);
 }
 
@@ -387,7 +530,7 @@ lookup_rl (const struct table *t, uint64_t u, struct tmap *m)
     return;
   }
   m->slot = s;
-  m->word = t->slot[s];
+  m->word = word_of (t, s);
   m->lost = umap_get (&t->lost, s);
 }
 
@@ -415,8 +558,8 @@ table_read_slots (struct table *t, uint64_t s0, unsigned n, uint64_t *word,
   pthread_rwlock_rdlock (&t->lock);
   for (unsigned i = 0; i < n; i++) {
     uint64_t s = s0 + i;
-    word[i] = s < t->N ? t->slot[s] : 0;
-    lost[i] = s < t->N ? umap_get (&t->lost, s) : 0;
+    word[i] = s < t->N ? word_of (t, s) : 0;
+    lost[i] = word[i] ? umap_get (&t->lost, s) : 0;
   }
   pthread_rwlock_unlock (&t->lock);
 }
@@ -425,7 +568,7 @@ bool
 table_is_reserved (struct table *t, uint64_t s)
 {
   pthread_rwlock_rdlock (&t->lock);
-  bool r = s < t->N && bit_test (t->rsv, s);
+  bool r = s < t->N && reserved (t, s);
   pthread_rwlock_unlock (&t->lock);
   return r;
 }
@@ -439,8 +582,7 @@ table_get_counts (struct table *t, struct table_counts *c)
   c->doubt = t->doubt.count;
   c->held = 0;                  /* held slots the table calls free */
   for (size_t i = 0; i < t->held.cap && t->held.count; i++)
-    if (t->held.keys[i]
-        && word_state (t->slot[t->held.keys[i] - 1]) == REMAP_SLOT_FREE)
+    if (t->held.keys[i] && word_of (t, t->held.keys[i] - 1) == 0)
       c->held++;
   pthread_rwlock_unlock (&t->lock);
 }
@@ -482,14 +624,15 @@ table_snapshot (struct table *t, struct remap_mapping **out, size_t *n)
     pthread_rwlock_unlock (&t->lock);
     return -ENOMEM;
   }
-  for (uint64_t s = 0; s < t->N && i < cap; s++) {
-    uint64_t w = t->slot[s];
-    if (word_state (w) == REMAP_SLOT_FREE)
-      continue;
-    snap[i++] = (struct remap_mapping) {
-      .origin_unit = word_origin (w), .state = word_state (w),
-      .spare_unit = s, .lost = umap_get (&t->lost, s),
-    };
+  for (uint64_t k = 0; k < t->T && i < cap; k++) {
+    const struct blk *b = t->blk[k];
+    for (uint32_t j = 0; b && j < b->n && i < cap; j++) {
+      uint64_t s = k * t->E + b->off[j], w = b->word[j];
+      snap[i++] = (struct remap_mapping) {
+        .origin_unit = word_origin (w), .state = word_state (w),
+        .spare_unit = s, .lost = umap_get (&t->lost, s),
+      };
+    }
   }
   pthread_rwlock_unlock (&t->lock);
   *out = snap;
@@ -517,15 +660,19 @@ table_nvpend (const struct table *t)
 
 /* ---- writers ----------------------------------------------------------- */
 
-void
+int
 table_reserve_units (struct table *t, uint64_t first, uint64_t n)
 {
+  int r = -ENOSPC;
   pthread_rwlock_wrlock (&t->lock);
-  for (uint64_t s = first; s < first + n && s < t->N; s++) {
-    bit_set (t->rsv, s);
-    bit_set (t->busy, s);
+  if (t->nrsv < MAX_RSV) {
+    t->rsv[t->nrsv].first = first;
+    t->rsv[t->nrsv].end = first + n;
+    t->nrsv++;
+    r = 0;
   }
   pthread_rwlock_unlock (&t->lock);
+  return r;
 }
 
 int
@@ -537,15 +684,33 @@ table_reserve (struct table *t, size_t n)
   return r;
 }
 
+/* Does change c add an entry to its block? */
+static bool
+adds_entry (const struct table *t, const struct change *c)
+{
+  return word_state (c->word) != REMAP_SLOT_FREE && word_of (t, c->slot) == 0;
+}
+
 int
 table_apply (struct table *t, const struct change *c, size_t n)
 {
   pthread_rwlock_wrlock (&t->lock);
-  /* Each change can add one indexed slot and one lost mask. */
+  /* Each change can add one indexed slot, one lost mask and one entry to
+   * a block (a relocation's BAD mark reuses its slot's entry).  Make room
+   * for all of them first, so that the changes apply as one step or not at
+   * all. */
   int r = reserve_wl (t, n);
-  for (size_t x = 0; x < n && r == 0; x++) {
+  for (size_t x = 0; x < n && r == 0; x++)
     if (c[x].slot >= t->N)
-      continue;                 /* the caller's bug: never a stray write */
+      r = -EINVAL;              /* the caller's bug: never a stray write */
+  for (size_t x = 0; x < n && r == 0; x++) {
+    uint32_t more = 0;          /* new entries of c[x]'s block, up to x */
+    for (size_t y = 0; y <= x; y++)
+      more += c[y].slot / t->E == c[x].slot / t->E && adds_entry (t, &c[y]);
+    if (more)
+      r = blk_room_wl (t, c[x].slot / t->E, more);
+  }
+  for (size_t x = 0; x < n && r == 0; x++) {
     if (indexed (c[x].word)) {
       uint64_t u = word_origin (c[x].word);
       uint32_t o = find (t, u);
@@ -568,24 +733,70 @@ table_load (struct table *t, uint64_t s, uint64_t word, uint64_t lost)
   pthread_rwlock_wrlock (&t->lock);
   int r = reserve_wl (t, 1);
   if (r == 0)
-    set_wl (t, s, word, lost);
+    r = set_wl (t, s, word, lost);
   publish_wl (t);
   pthread_rwlock_unlock (&t->lock);
   return r;
 }
 
-/* First clear bit of busy in [from, to), or UINT64_MAX. */
-static uint64_t
-scan (const uint64_t *busy, uint64_t from, uint64_t to)
+static bool
+taken (const struct table *t, uint64_t s)
 {
-  uint64_t i = from;
-  while (i < to) {
-    uint64_t w = ~busy[i / 64] & (UINT64_MAX << (i % 64));
-    if (w) {
-      uint64_t b = (i & ~UINT64_C (63)) + (uint64_t) __builtin_ctzll (w);
-      return b < to ? b : UINT64_MAX;
+  return umap_get (&t->claimed, s) || umap_get (&t->held, s);
+}
+
+/* The first free slot in [from, to) of block k (to within the block), or
+ * UINT64_MAX.  Reserved extents are skipped whole. */
+static uint64_t
+free_in_block (const struct table *t, uint64_t k, uint64_t from, uint64_t to)
+{
+  const struct blk *b = t->blk[k];
+  if (b && b->n == t->E)
+    return UINT64_MAX;
+  bool found;
+  uint32_t i = b ? blk_pos (b, (uint32_t) (from - k * t->E), &found) : 0;
+  for (uint64_t s = from; s < to;) {
+    bool busy = false;
+    for (unsigned x = 0; x < t->nrsv; x++)
+      if (s >= t->rsv[x].first && s < t->rsv[x].end) {
+        s = t->rsv[x].end;
+        busy = true;
+        break;
+      }
+    if (busy)
+      continue;
+    while (b && i < b->n && k * t->E + b->off[i] < s)
+      i++;
+    if (b && i < b->n && k * t->E + b->off[i] == s) {
+      s++;
+      continue;
     }
-    i = (i & ~UINT64_C (63)) + 64;
+    if (!taken (t, s))
+      return s;
+    s++;
+  }
+  return UINT64_MAX;
+}
+
+/* First free slot in [from, to), block by block. */
+static uint64_t
+scan (const struct table *t, uint64_t from, uint64_t to)
+{
+  for (uint64_t s = from; s < to;) {
+    bool skipped = false;
+    for (unsigned x = 0; x < t->nrsv; x++)
+      if (s >= t->rsv[x].first && s < t->rsv[x].end) {
+        s = t->rsv[x].end;      /* a whole metadata copy at once */
+        skipped = true;
+      }
+    if (skipped)
+      continue;
+    uint64_t k = s / t->E;
+    uint64_t end = (k + 1) * t->E < to ? (k + 1) * t->E : to;
+    uint64_t f = free_in_block (t, k, s, end);
+    if (f != UINT64_MAX)
+      return f;
+    s = end;
   }
   return UINT64_MAX;
 }
@@ -595,16 +806,17 @@ table_alloc (struct table *t, uint64_t *cursor, uint64_t *slot)
 {
   pthread_rwlock_wrlock (&t->lock);
   uint64_t c = *cursor < t->N ? *cursor : 0;
-  uint64_t s = scan (t->busy, c, t->N);
+  uint64_t s = scan (t, c, t->N);
   if (s == UINT64_MAX)
-    s = scan (t->busy, 0, c);
+    s = scan (t, 0, c);
   int r = -ENOSPC;
-  if (s != UINT64_MAX) {
-    bit_set (t->busy, s);
+  if (s != UINT64_MAX && umap_set_wl (&t->claimed, s, 1) == 0) {
     *slot = s;
     *cursor = s + 1 < t->N ? s + 1 : 0;
     r = 0;
   }
+  else if (s != UINT64_MAX)
+    r = -ENOMEM;
   pthread_rwlock_unlock (&t->lock);
   return r;
 }
@@ -615,7 +827,7 @@ table_unalloc (struct table *t, uint64_t s)
   if (s >= t->N)
     return;
   pthread_rwlock_wrlock (&t->lock);
-  free_if_unused_wl (t, s);
+  umap_del_wl (&t->claimed, s);
   pthread_rwlock_unlock (&t->lock);
 }
 
@@ -625,7 +837,6 @@ table_hold (struct table *t, uint64_t s)
   if (s >= t->N)
     return -EINVAL;
   pthread_rwlock_wrlock (&t->lock);
-  bit_set (t->busy, s);
   int r = umap_set_wl (&t->held, s, 1);
   pthread_rwlock_unlock (&t->lock);
   return r;

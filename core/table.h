@@ -1,14 +1,14 @@
 /* remap: in-memory remap table (internal to core/).
  *
- * What it holds, all sized by the spare, none by the origin:
+ * What it holds (table.c has the memory layout: it follows the number of
+ * entries, not the size of the spare):
  *
- *   slot[N]     one 64-bit word per spare unit, the on-disk entry word:
- *               state in bits 56..63, origin unit in bits 0..55.
- *   busy, rsv   bitmaps over spare units: rsv = inside a metadata extent;
- *               busy = rsv | MAPPED | PENDING | BAD | held.  The allocator
- *               scans busy.
- *   index       origin unit -> slot, open addressing with linear probing.
+ *   entries     the non-free slots (MAPPED, PENDING, BAD) and their words:
+ *               state in bits 56..63, origin unit in bits 0..55, as on disk.
+ *   index       origin unit -> slot, for MAPPED and PENDING slots.
+ *   reserved    the extents of the metadata copies: never allocated.
  *   lost        slot -> lost-granule mask (rare).
+ *   claimed     slots the allocator handed out that have no entry yet.
  *   vpend       origin units pending in memory only (nothing recorded).
  *   doubt       origin units whose last commit had an unknown outcome.
  *   held        slots that a commit of unknown outcome named: they stay out
@@ -84,8 +84,9 @@ struct table_counts {
 
 /* ---- life ------------------------------------------------------------- */
 
-/* An empty table for N spare units (N < 2^32).  0 or -ENOMEM. */
-int table_create (uint64_t N, struct table **out);
+/* An empty table for N spare units (N < 2^32) in blocks of E entries
+ * (E <= 65536).  0, -EINVAL or -ENOMEM. */
+int table_create (uint64_t N, uint32_t E, struct table **out);
 /* NULL is accepted.  No other thread may use t any more. */
 void table_destroy (struct table *t);
 
@@ -119,8 +120,9 @@ uint64_t table_nvpend (const struct table *t);
 /* ---- writers (exclusive lock) ----------------------------------------- */
 
 /* Mark [first, first+n) reserved (metadata): never allocated, never
- * written as data.  Done at open, before the first allocation. */
-void table_reserve_units (struct table *t, uint64_t first, uint64_t n);
+ * written as data.  Done at open, before the first allocation.  At most 16
+ * extents: 0 or -ENOSPC. */
+int table_reserve_units (struct table *t, uint64_t first, uint64_t n);
 
 /* Make room so that table_apply of n changes cannot fail.  0, -ENOMEM. */
 int table_reserve (struct table *t, size_t n);
