@@ -80,7 +80,8 @@ struct remap_open_opts {
 /* Open an engine over origin and spare (ownership passes to the engine, also
  * on failure).  Locks both, loads the newest valid generation of every table
  * block, repairs stale or damaged copies (unless readonly/no_repair), and
- * checks the identity.  -EUCLEAN: no valid copy; -ENODEV: identity mismatch;
+ * checks the identity.  -EUCLEAN: no valid copy, or copies of more than one
+ * spare or layout (docs/FORMAT.md 11.4, 12); -ENODEV: identity mismatch;
  * -EWOULDBLOCK: held by another process; -ENOMEDIUM: no remap metadata. */
 int remap_open (struct remap_backend *origin, struct remap_backend *spare,
                 const struct remap_open_opts *opts, struct remap_engine **out,
