@@ -189,6 +189,8 @@ struct probe {
   struct group g[MAX_CANDIDATES];
   size_t nf, ng;
   bool magic;                   /* a probe carried a remap magic */
+  int io;                       /* the first failed read, 0 if none */
+  uint64_t io_off;
   struct remap_error first;     /* why the first invalid probe was */
 };
 
@@ -198,8 +200,14 @@ probe_at (struct remap_backend *spare, uint64_t off, struct probe *p,
           struct remap_sb *sb)
 {
   uint8_t buf[REMAP_SB_SIZE];
-  if (remap_backend_pread (spare, buf, sizeof buf, off) != 0)
+  int r = remap_backend_pread (spare, buf, sizeof buf, off);
+  if (r) {
+    if (!p->io) {
+      p->io = r;
+      p->io_off = off;
+    }
     return;
+  }
   p->magic |= memcmp (buf, REMAP_SB_MAGIC, 8) == 0;
   if (sb_decode_at (buf, off, sb, &p->first) != 0)
     return;
@@ -317,7 +325,7 @@ refute_by_table_blocks (struct remap_backend *spare, struct probe *p)
 
 /* ---- the verdict ------------------------------------------------------ */
 
-/* Nothing valid anywhere: damaged metadata, or none. */
+/* Nothing valid anywhere: damaged metadata, unreadable places, or none. */
 static int
 verdict_none (struct remap_backend *spare, struct probe *p,
               struct remap_error *err)
@@ -328,8 +336,12 @@ verdict_none (struct remap_backend *spare, struct probe *p,
     uint8_t m[4];
     if (u + 4 > spare->size)
       break;
-    p->magic |= remap_backend_pread (spare, m, 4, u) == 0
-      && get32 (m) == REMAP_TB_MAGIC;
+    int r = remap_backend_pread (spare, m, 4, u);
+    if (r && !p->io) {
+      p->io = r;
+      p->io_off = u;
+    }
+    p->magic |= r == 0 && get32 (m) == REMAP_TB_MAGIC;
   }
   if (p->magic)
     return remap_set_error (err, -EUCLEAN,
@@ -339,6 +351,14 @@ verdict_none (struct remap_backend *spare, struct probe *p,
                             "its remaps may be lost", spare->name,
                             p->first.msg[0] ? p->first.msg
                             : "no valid superblock", spare->name);
+  if (p->io)
+    return remap_set_error (err, p->io,
+                            "%s: cannot tell whether it holds remap "
+                            "metadata: reading byte %llu, where a superblock "
+                            "may be, failed (%s).  Fix the read error; "
+                            "formatting could destroy a table that is there",
+                            spare->name, (unsigned long long) p->io_off,
+                            strerror (-p->io));
   return remap_set_error (err, -ENOMEDIUM,
                           "%s holds no remap metadata; format it first "
                           "(format=yes, or 'remapctl format')", spare->name);
@@ -408,8 +428,12 @@ discover (struct remap_backend *spare, struct remap_sb *best,
   r = remap_backend_pread (spare, buf, sizeof buf, 0);
   if (r == 0 && sb_decode_at (buf, 0, best, &p->first) == 0)
     goto out;
-  r = 0;
-  p->magic = memcmp (buf, REMAP_SB_MAGIC, 8) == 0;
+  if (r) {
+    p->io = r;
+    p->io_off = 0;
+  }
+  else
+    p->magic = memcmp (buf, REMAP_SB_MAGIC, 8) == 0;
   size_t nc = candidates (spare->size, cand);
   for (size_t i = 1; i < nc; i++) {
     struct remap_sb sb;

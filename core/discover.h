@@ -23,7 +23,8 @@ int sb_decode_at (const uint8_t *buf, uint64_t off, struct remap_sb *sb,
  * -ENOMEDIUM: every place a superblock could be was read and none holds
  * remap metadata.  -EUCLEAN: metadata is there, but no valid superblock, or
  * superblocks of more than one spare or layout (the message names them;
- * there is no vote). */
+ * there is no vote).  Another -errno: a read failed where metadata could
+ * be and nothing valid was found (the message names the byte). */
 int discover (struct remap_backend *spare, struct remap_sb *best,
               struct remap_error *err);
 

@@ -328,7 +328,9 @@ format_superblocks (struct remap_backend *spare, const struct remap_sb *sb,
   return 0;
 }
 
-/* Format without force touches only a spare that holds no metadata. */
+/* Format without force touches only a spare where every place metadata
+ * could be was read and holds none (SPEC 2.5): a table that could not be
+ * read is not "no table". */
 static int
 check_blank (struct remap_backend *spare, struct remap_error *err)
 {
@@ -337,16 +339,21 @@ check_blank (struct remap_backend *spare, struct remap_error *err)
   int r = discover (spare, &old, &derr);
   if (r == -ENOMEDIUM)
     return 0;
-  char u[37] = "unknown";
-  if (r == 0)
-    remap_uuid_format (old.uuid, u);
-  return remap_set_error (err, -EEXIST,
-                          "spare %s already holds remap metadata (uuid %s%s"
-                          "%s); it is not formatted again.  To keep its "
-                          "remaps, open it without formatting; to destroy "
-                          "them, format with force",
-                          spare->name, u, r == 0 ? ", origin " : "",
-                          r == 0 ? old.origin_label : "");
+  if (r == 0 || r == -EUCLEAN) {
+    char u[37] = "unknown";
+    if (r == 0)
+      remap_uuid_format (old.uuid, u);
+    return remap_set_error (err, -EEXIST,
+                            "spare %s already holds remap metadata (uuid %s%s"
+                            "%s); it is not formatted again.  To keep its "
+                            "remaps, open it without formatting; to destroy "
+                            "them, format with force",
+                            spare->name, u, r == 0 ? ", origin " : "",
+                            r == 0 ? old.origin_label : "");
+  }
+  /* A read failed where metadata could be (derr names the byte). */
+  return remap_set_error (err, r, "%s; not formatting it (force would "
+                          "format it regardless)", derr.msg);
 }
 
 int

@@ -1,5 +1,15 @@
-/* Fault tests: format is safe to interrupt (SPEC 2.4, 2.5).
+/* Fault tests: format never destroys what it could not read, and a crash
+ * at any write of format leaves a spare that opens (SPEC 2.5).
  *
+ *   unreadable_table  an existing table whose reads fail (every read; the
+ *                     places discovery looks; only the superblocks):
+ *                     remap_spare_has_metadata says yes, format without
+ *                     force refuses naming the error and the byte, open
+ *                     reports the read error (never "no metadata"), and no
+ *                     byte of the spare changes.
+ *   unreadable_blank  a blank spare with one unreadable place where a
+ *                     superblock could be: format without force refuses,
+ *                     naming that byte; force formats it.
  *   format_crash      the spare caches writes and crashes at every write of
  *                     format (blank spares, and format by force over a
  *                     table of the same and of other layouts), losing,
@@ -89,6 +99,153 @@ check_old_table (struct world *w, struct remap_engine *e, const char *ctx)
                  "%s: the disk does not read what was written", ctx);
   free (buf);
 }
+
+static struct remap_backend *
+faulty (struct world *w)
+{
+  struct remap_backend *fb;
+  ck_assert_int_eq (remap_fault_create (tl_share (w->spare), true, &fb), 0);
+  snprintf (fb->name, sizeof fb->name, "%s", "failing-spare");
+  return fb;
+}
+
+static void
+add_rule (struct remap_backend *fb, uint64_t off, uint64_t len)
+{
+  struct remap_fault_rule r = { .off = off, .len = len,
+                                .ops = REMAP_FAULT_READ, .err = -EIO };
+  ck_assert_int_eq (remap_fault_add_rule (fb, &r), 0);
+}
+
+/* ---- unreadable tables ---------------------------------------------------- */
+
+static const struct table tables[] = {
+  { 512, 64 * KiB, REMAP_STRATEGY_MINIMAL, 2 },
+  { 4096, 1 * MiB, REMAP_STRATEGY_LINEAR, 4 },
+  { 4096, 4 * MiB, REMAP_STRATEGY_GEOMETRIC, 5 },
+  { 4096, 2 * MiB, REMAP_STRATEGY_GEOMETRIC, 8 },
+};
+#define NTABLES (sizeof tables / sizeof tables[0])
+
+enum failing { EVERY_READ, WHERE_DISCOVERY_LOOKS, SUPERBLOCKS, NFAILING };
+static const char *const failing_names[] = {
+  "every read fails", "the copies and the first 128 KiB fail",
+  "the superblocks fail",
+};
+
+START_TEST (test_unreadable_table)
+{
+  const struct table *t = &tables[_i / NFAILING];
+  enum failing f = (enum failing) (_i % NFAILING);
+  struct world w;
+  world_init (&w, t, 5);
+  struct remap_backend *fb = faulty (&w);
+  switch (f) {
+  case EVERY_READ:
+    add_rule (fb, 0, t->spare_size);
+    break;
+  case WHERE_DISCOVERY_LOOKS:
+    /* The copies, and every place a table block's magic is looked for. */
+    for (uint32_t i = 0; i < w.l.copies; i++)
+      add_rule (fb, w.l.copy_offset[i] * t->unit, w.l.copy_units * t->unit);
+    add_rule (fb, 0, 2 * REMAP_MAX_UNIT < t->spare_size
+              ? 2 * REMAP_MAX_UNIT : t->spare_size);
+    break;
+  case SUPERBLOCKS:
+    for (uint32_t i = 0; i < w.l.copies; i++)
+      add_rule (fb, w.l.copy_offset[i] * t->unit, REMAP_SB_SIZE);
+    break;
+  default:
+    ck_abort ();
+  }
+  char ctx[160];
+  snprintf (ctx, sizeof ctx, "unit %u %s x%u, %s", t->unit,
+            remap_strategy_name (t->s), t->copies, failing_names[f]);
+
+  ck_assert_msg (remap_spare_has_metadata (fb), "%s: reported blank", ctx);
+  struct remap_format_opts o;
+  tl_format_opts (&o, t->unit, t->s, t->copies, 9);
+  struct remap_error err = { 0 };
+  int r = remap_format (w.origin, fb, &o, &err);
+  ck_assert_msg (r != 0, "%s: formatted over a table it could not read", ctx);
+  if (f == SUPERBLOCKS)
+    ck_assert_msg (r == -EEXIST, "%s: format returned %d (%s)", ctx, r,
+                   err.msg);
+  else {
+    ck_assert_msg (r == -EIO, "%s: format returned %d (%s)", ctx, r,
+                   err.msg);
+    ck_assert_msg (strstr (err.msg, "failing-spare") && strstr (err.msg,
+                   "byte 0") && strstr (err.msg, strerror (EIO))
+                   && strstr (err.msg, "force"),
+                   "%s: the refusal does not name the spare, the byte, "
+                   "the error and the way out: %s", ctx, err.msg);
+  }
+  ck_assert_msg (memcmp (remap_mem_data (w.spare), w.golden_spare,
+                         t->spare_size) == 0, "%s: format wrote", ctx);
+
+  /* Open says what happened, not "no metadata". */
+  struct remap_engine *e = NULL;
+  remap_error_clear (&err);
+  r = remap_open (tl_share (w.origin), fb, NULL, &e, &err);
+  ck_assert_msg (r != 0 && r != -ENOMEDIUM, "%s: open returned %d (%s)",
+                 ctx, r, err.msg);
+  if (f != SUPERBLOCKS)
+    ck_assert_msg (r == -EIO && strstr (err.msg, "failing-spare"),
+                   "%s: open returned %d (%s)", ctx, r, err.msg);
+  ck_assert_msg (memcmp (remap_mem_data (w.spare), w.golden_spare,
+                         t->spare_size) == 0, "%s: open wrote", ctx);
+
+  /* Once reads work again, the table is all there. */
+  e = tl_open_ok (w.origin, w.spare, NULL);
+  check_old_table (&w, e, ctx);
+  ck_assert_int_eq (remap_close (e), 0);
+  world_free (&w);
+}
+END_TEST
+
+START_TEST (test_unreadable_blank)
+{
+  struct remap_backend *origin = tl_mem (1 * MiB), *spare = tl_mem (1 * MiB);
+  /* Copy 3 of a geometric 4096-byte layout with 5 copies: a place only
+   * that layout uses. */
+  struct remap_layout l;
+  ck_assert_int_eq (remap_layout_compute (1 * MiB, 4096,
+                                          REMAP_STRATEGY_GEOMETRIC, 5, &l,
+                                          NULL), 0);
+  uint64_t at = l.copy_offset[3] * 4096;
+  struct remap_fault_rule rule = { .off = at, .len = REMAP_SB_SIZE,
+                                   .ops = REMAP_FAULT_READ, .err = -EIO };
+  struct remap_backend *fb, *fb2;
+  ck_assert_int_eq (remap_fault_create (tl_share (spare), true, &fb), 0);
+  ck_assert_int_eq (remap_fault_add_rule (fb, &rule), 0);
+  ck_assert_int_eq (remap_fault_create (tl_share (spare), true, &fb2), 0);
+  ck_assert_int_eq (remap_fault_add_rule (fb2, &rule), 0);
+
+  ck_assert (remap_spare_has_metadata (fb));
+  struct remap_error err = { 0 };
+  int r = tl_format (origin, fb, 4096, REMAP_STRATEGY_AUTO, 0, false, &err);
+  char where[40];
+  snprintf (where, sizeof where, "byte %" PRIu64, at);
+  ck_assert_msg (r == -EIO && strstr (err.msg, where), "format returned %d "
+                 "(%s), want -EIO naming %s", r, err.msg, where);
+  for (uint64_t i = 0; i < spare->size; i++)
+    REQ (remap_mem_data (spare)[i] == 0, "byte %" PRIu64 " written", i);
+  struct remap_engine *e = NULL;
+  remap_error_clear (&err);
+  r = remap_open (tl_share (origin), fb2, NULL, &e, &err);
+  ck_assert_msg (r == -EIO, "open returned %d (%s)", r, err.msg);
+
+  /* By force it formats regardless; then it opens, with reads healed. */
+  remap_error_clear (&err);
+  r = tl_format (origin, fb, 4096, REMAP_STRATEGY_AUTO, 0, true, &err);
+  ck_assert_msg (r == 0, "forced format: %d %s", r, err.msg);
+  remap_backend_close (fb);
+  e = tl_open_ok (origin, spare, NULL);
+  ck_assert_int_eq (remap_close (e), 0);
+  remap_backend_close (origin);
+  remap_backend_close (spare);
+}
+END_TEST
 
 /* ---- a crash at every write of format ------------------------------------ */
 
@@ -263,10 +420,15 @@ static Suite *
 format_suite (void)
 {
   Suite *s = suite_create ("format safety");
+  TCase *rd = tcase_create ("unreadable");
   TCase *cr = tcase_create ("crash");
 
+  tcase_set_timeout (rd, 300);
   tcase_set_timeout (cr, 600);
+  tcase_add_loop_test (rd, test_unreadable_table, 0, NTABLES * NFAILING);
+  tcase_add_test (rd, test_unreadable_blank);
   tcase_add_loop_test (cr, test_format_crash, 0, NCRASH);
+  suite_add_tcase (s, rd);
   suite_add_tcase (s, cr);
   return s;
 }
