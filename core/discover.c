@@ -45,6 +45,16 @@
  * hold metadata of another identity; that is why repair and commits, which
  * write only there, never write over another spare's copy.
  *
+ * Unreadable places.  When nothing valid is found and some read failed,
+ * discovery returns that read's error, naming the byte, not "no metadata":
+ * format without force must never write over a table it could not read
+ * (SPEC 2.5), and remap_spare_has_metadata counts such a spare as holding
+ * metadata.
+ *
+ * What it does not do: read data units other than the candidate places,
+ * or write anything (wipe_superblocks, for format by force, is the one
+ * writer here).
+ *
  * Limits.  A place that cannot be read is no evidence: if every superblock
  * of R is unreadable or damaged and a forgery's is readable, the forgery
  * passes discovery, and the scan of its extents refuses only if it can read
