@@ -13,10 +13,13 @@
  * at it (datapath.c), and the caller is acknowledged only after the commit
  * (SPEC 2.4).
  *
- * Discovery: copy 0 is at unit 0 under every strategy, so its superblock is
- * at byte 0.  When that one is damaged, every location any (unit, strategy,
- * copies) combination could use for this spare size is probed, and the
- * superblocks found vote by uuid.
+ * Discovery (discover.c) finds the superblock by place, never by vote, so
+ * that nothing a client wrote into a data unit is taken for metadata; the
+ * scan at open then refuses a spare whose copies hold metadata of another
+ * identity, so repair and commits never write over it.  Format writes every
+ * unit of every copy extent before the first superblock, after erasing the
+ * superblocks of an earlier format (format by force), so a crash at any
+ * point leaves the old spare, nothing, or the new one, never both.
  *
  * This file does no locking of its own beyond meta_lock around commits;
  * open and close run single-threaded.
@@ -27,9 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "discover.h"
 #include "engine.h"
 
-#define MAX_CANDIDATES (1 + 8 * 3 * 36)
 #define SCAN_CHUNK_UNITS 256u
 
 void
@@ -99,160 +102,6 @@ remap_uuid_format (const uint8_t u[16], char out[37])
             "%02x%02x%02x%02x%02x%02x",
             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
             u[10], u[11], u[12], u[13], u[14], u[15]);
-}
-
-/* ---- discovery ------------------------------------------------------- */
-
-static int
-cmp_u64 (const void *a, const void *b)
-{
-  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-  return x < y ? -1 : x > y;
-}
-
-/* Every byte offset where some layout of this spare puts a superblock. */
-static size_t
-candidates (uint64_t spare_bytes, uint64_t *out)
-{
-  size_t n = 0;
-  out[n++] = 0;
-  for (uint32_t u = REMAP_MIN_UNIT; u <= REMAP_MAX_UNIT; u *= 2)
-    for (int s = REMAP_STRATEGY_MINIMAL; s <= REMAP_STRATEGY_GEOMETRIC; s++)
-      for (uint32_t c = 1; c <= REMAP_MAX_COPIES; c++) {
-        struct remap_layout l;
-        if (remap_layout_compute (spare_bytes, u, (enum remap_strategy) s, c,
-                                  &l, NULL) != 0)
-          continue;
-        for (uint32_t i = 1; i < c; i++)
-          out[n++] = l.copy_offset[i] * u;
-      }
-  qsort (out, n, sizeof *out, cmp_u64);
-  size_t m = 0;
-  for (size_t i = 0; i < n; i++)
-    if (m == 0 || out[m - 1] != out[i])
-      out[m++] = out[i];
-  return m;
-}
-
-struct found {
-  struct remap_sb sb;
-  int votes;
-};
-
-/* Read and decode the superblock at byte offset off.  Returns 0, -EUCLEAN
- * family from the decoder, or the I/O error.  *magic says if the bytes
- * carried the remap magic at all. */
-static int
-read_sb (struct remap_backend *spare, uint64_t off, struct remap_sb *sb,
-         bool *magic, struct remap_error *err)
-{
-  uint8_t buf[REMAP_SB_SIZE];
-  *magic = false;
-  if (off + REMAP_SB_SIZE > spare->size)
-    return -EINVAL;
-  int r = remap_backend_pread (spare, buf, sizeof buf, off);
-  if (r)
-    return r;
-  *magic = memcmp (buf, REMAP_SB_MAGIC, 8) == 0;
-  r = remap_sb_decode (buf, sizeof buf, sb, err);
-  if (r)
-    return r;
-  /* A superblock is only valid where its own layout says it is. */
-  if (sb->layout.copy_offset[sb->copy_index] * sb->layout.unit != off)
-    return remap_set_error (err, -EUCLEAN,
-                            "superblock at byte %llu is not where its layout "
-                            "puts copy %u", (unsigned long long) off,
-                            sb->copy_index);
-  return 0;
-}
-
-/* Find the best superblock on the spare.  0; -ENOMEDIUM (nothing that looks
- * like remap metadata); -EUCLEAN (remap magic seen, nothing valid). */
-static int
-discover (struct remap_backend *spare, struct remap_sb *best,
-          struct remap_error *err)
-{
-  struct remap_error first = { 0 };
-  bool magic, any_magic = false;
-
-  if (read_sb (spare, 0, best, &magic, &first) == 0)
-    return 0;
-  any_magic |= magic;
-
-  uint64_t *cand = malloc (MAX_CANDIDATES * sizeof *cand);
-  struct found *f = calloc (MAX_CANDIDATES, sizeof *f);
-  size_t nf = 0;
-  if (!cand || !f) {
-    free (cand);
-    free (f);
-    return remap_set_error (err, -ENOMEM, "out of memory");
-  }
-  size_t nc = candidates (spare->size, cand);
-  for (size_t i = 1; i < nc; i++) {
-    struct remap_sb sb;
-    if (read_sb (spare, cand[i], &sb, &magic, &first) != 0) {
-      any_magic |= magic;
-      continue;
-    }
-    any_magic = true;
-    size_t j;
-    for (j = 0; j < nf; j++)
-      if (memcmp (f[j].sb.uuid, sb.uuid, 16) == 0)
-        break;
-    if (j == nf)
-      f[nf++].sb = sb;
-    f[j].votes++;
-    if (sb.sb_generation > f[j].sb.sb_generation)
-      f[j].sb = sb;
-  }
-  int r;
-  if (nf == 0) {
-    /* Table blocks without any superblock still mean "metadata here". */
-    for (uint32_t u = REMAP_MIN_UNIT; u <= REMAP_MAX_UNIT && !any_magic;
-         u *= 2) {
-      uint8_t m[4];
-      if (u + 4 <= spare->size
-          && remap_backend_pread (spare, m, 4, u) == 0
-          && m[0] == 'R' && m[1] == 'M' && m[2] == 'T' && m[3] == 'B')
-        any_magic = true;
-    }
-    if (any_magic)
-      r = remap_set_error (err, -EUCLEAN,
-                           "%s: every metadata copy is damaged (%s); the "
-                           "remap table cannot be read.  Inspect it with "
-                           "'remapctl dump %s'; do not format it unless "
-                           "its remaps may be lost", spare->name,
-                           first.msg[0] ? first.msg : "no valid superblock",
-                           spare->name);
-    else
-      r = remap_set_error (err, -ENOMEDIUM,
-                           "%s holds no remap metadata; format it first "
-                           "(format=yes, or 'remapctl format')",
-                           spare->name);
-  }
-  else {
-    size_t b = 0;
-    for (size_t j = 1; j < nf; j++)
-      if (f[j].votes > f[b].votes
-          || (f[j].votes == f[b].votes
-              && (f[j].sb.sb_generation > f[b].sb.sb_generation
-                  || (f[j].sb.sb_generation == f[b].sb.sb_generation
-                      && f[j].sb.format_time > f[b].sb.format_time))))
-        b = j;
-    *best = f[b].sb;
-    r = 0;
-  }
-  free (cand);
-  free (f);
-  return r;
-}
-
-bool
-remap_spare_has_metadata (struct remap_backend *spare)
-{
-  struct remap_sb sb;
-  int r = discover (spare, &sb, NULL);
-  return r != -ENOMEDIUM;
 }
 
 /* ---- writing metadata ------------------------------------------------ */
@@ -481,61 +330,85 @@ uuid_zero (const uint8_t u[16])
   return true;
 }
 
-/* Write copy i of a fresh spare: empty table blocks, then the superblock. */
+/* Format, step 2: every unit of every copy extent, the superblock unit
+ * zeroed and the table blocks empty (generation 1), then one flush.  No
+ * superblock of this spare exists yet, so a crash here leaves nothing that
+ * opens; once the first one is written, every unit of every extent is
+ * already this spare's, and the scan at open finds nothing foreign there. */
 static int
-format_copy (struct remap_backend *spare, const struct remap_sb *sb,
-             uint32_t i, uint8_t *buf, uint32_t chunk)
+format_extents (struct remap_backend *spare, const struct remap_sb *sb,
+                uint8_t *buf, uint32_t chunk)
 {
   const struct remap_layout *l = &sb->layout;
   uint32_t unit = l->unit;
   struct remap_tb tb = { .generation = 1 };
   memcpy (tb.uuid, sb->uuid, 16);
 
-  for (uint64_t k = 0; k < l->table_blocks;) {
-    uint32_t n = 0;
-    for (; n < chunk && k < l->table_blocks; n++, k++) {
-      tb.block_index = k;
-      remap_tb_encode (&tb, NULL, 0, unit, buf + (size_t) n * unit);
+  for (uint32_t i = 0; i < l->copies; i++)
+    for (uint64_t k = 0; k < l->copy_units;) {
+      uint32_t n = 0;
+      for (; n < chunk && k < l->copy_units; n++, k++) {
+        uint8_t *p = buf + (size_t) n * unit;
+        if (k == 0)
+          memset (p, 0, unit);
+        else {
+          tb.block_index = k - 1;
+          remap_tb_encode (&tb, NULL, 0, unit, p);
+        }
+      }
+      uint64_t first = copy_unit (l, i, k - n);
+      int r = remap_backend_pwrite (spare, buf, (size_t) n * unit,
+                                    first * unit);
+      if (r)
+        return r;
     }
-    uint64_t first = copy_unit (l, i, 1 + k - n);
-    int r = remap_backend_pwrite (spare, buf, (size_t) n * unit,
-                                  first * unit);
-    if (r)
-      return r;
-  }
-  int r = remap_backend_flush (spare);
-  if (r)
-    return r;
-  encode_sb_copy (sb, i, buf, unit);
-  r = remap_backend_pwrite (spare, buf, unit, copy_unit (l, i, 0) * unit);
-  if (r)
-    return r;
   return remap_backend_flush (spare);
 }
 
-/* Zero every superblock of an older format that the new one will not
- * overwrite, so that discovery can never resurrect it. */
+/* Format, step 3: the superblocks, copy after copy, a flush after each. */
 static int
-wipe_old (struct remap_backend *spare, const struct remap_layout *nl)
+format_superblocks (struct remap_backend *spare, const struct remap_sb *sb,
+                    uint8_t *buf)
 {
-  uint64_t *cand = malloc (MAX_CANDIDATES * sizeof *cand);
-  if (!cand)
-    return -ENOMEM;
-  size_t nc = candidates (spare->size, cand);
-  uint8_t zero[REMAP_SB_SIZE] = { 0 };
-  int r = 0;
-  for (size_t i = 0; i < nc && r == 0; i++) {
-    struct remap_sb sb;
-    bool magic;
-    if (read_sb (spare, cand[i], &sb, &magic, NULL) != 0 && !magic)
-      continue;
-    if (cand[i] % nl->unit == 0
-        && remap_layout_is_reserved (nl, cand[i] / nl->unit))
-      continue;
-    r = remap_backend_pwrite (spare, zero, sizeof zero, cand[i]);
+  const struct remap_layout *l = &sb->layout;
+  for (uint32_t i = 0; i < l->copies; i++) {
+    encode_sb_copy (sb, i, buf, l->unit);
+    int r = remap_backend_pwrite (spare, buf, l->unit,
+                                  copy_unit (l, i, 0) * l->unit);
+    if (r == 0)
+      r = remap_backend_flush (spare);
+    if (r)
+      return r;
   }
-  free (cand);
-  return r;
+  return 0;
+}
+
+/* Format without force touches only a spare where every place metadata
+ * could be was read and holds none (SPEC 2.5): a table that could not be
+ * read is not "no table". */
+static int
+check_blank (struct remap_backend *spare, struct remap_error *err)
+{
+  struct remap_sb old;
+  struct remap_error derr = { 0 };
+  int r = discover (spare, &old, &derr);
+  if (r == -ENOMEDIUM)
+    return 0;
+  if (r == 0 || r == -EUCLEAN) {
+    char u[37] = "unknown";
+    if (r == 0)
+      remap_uuid_format (old.uuid, u);
+    return remap_set_error (err, -EEXIST,
+                            "spare %s already holds remap metadata (uuid %s%s"
+                            "%s); it is not formatted again.  To keep its "
+                            "remaps, open it without formatting; to destroy "
+                            "them, format with force",
+                            spare->name, u, r == 0 ? ", origin " : "",
+                            r == 0 ? old.origin_label : "");
+  }
+  /* A read failed where metadata could be (derr names the byte). */
+  return remap_set_error (err, r, "%s; not formatting it (force would "
+                          "format it regardless)", derr.msg);
 }
 
 int
@@ -564,22 +437,9 @@ remap_format (struct remap_backend *origin, struct remap_backend *spare,
   if ((r = remap_backend_lock (spare, err)) != 0)
     return r;
 
-  struct remap_sb old;
-  r = discover (spare, &old, NULL);
-  if (r != -ENOMEDIUM && !o->force) {
-    char u[37] = "unknown";
-    if (r == 0)
-      remap_uuid_format (old.uuid, u);
-    return remap_set_error (err, -EEXIST,
-                            "spare %s already holds remap metadata (uuid %s%s"
-                            "%s); it is not formatted again.  To keep its "
-                            "remaps, open it without formatting; to destroy "
-                            "them, format with force",
-                            spare->name, u, r == 0 ? ", origin " : "",
-                            r == 0 ? old.origin_label : "");
-  }
+  if (!o->force && (r = check_blank (spare, err)) != 0)
+    return r;
 
-  r = 0;
   sb.version = REMAP_SB_VERSION;
   memcpy (sb.uuid, o->uuid, 16);
   sb.origin_size = origin->size;
@@ -595,9 +455,10 @@ remap_format (struct remap_backend *origin, struct remap_backend *spare,
     label += ll - REMAP_LABEL_SIZE;
   memcpy (sb.origin_label, label, strlen (label) + 1);
 
-  if (o->force && (r = wipe_old (spare, &sb.layout)) != 0)
-    return remap_set_error (err, r, "format: wiping old metadata on %s: %s",
-                            spare->name, strerror (-r));
+  /* Step 1, by force: no superblock of the old spare survives, so no
+   * crash can leave two identities on the spare. */
+  if (o->force && (r = wipe_superblocks (spare, err)) != 0)
+    return r;
 
   uint32_t chunk = SCAN_CHUNK_UNITS;
   while ((size_t) chunk * unit > 4u << 20)
@@ -605,8 +466,9 @@ remap_format (struct remap_backend *origin, struct remap_backend *spare,
   uint8_t *buf = eng_alloc_buf ((size_t) chunk * unit);
   if (!buf)
     return remap_set_error (err, -ENOMEM, "out of memory");
-  for (uint32_t i = 0; i < sb.layout.copies && r == 0; i++)
-    r = format_copy (spare, &sb, i, buf, chunk);
+  r = format_extents (spare, &sb, buf, chunk);
+  if (r == 0)
+    r = format_superblocks (spare, &sb, buf);
   free (buf);
   if (r)
     return remap_set_error (err, r, "format: writing metadata to %s: %s",
@@ -621,13 +483,42 @@ struct scan {
   bool sb_ok[REMAP_MAX_COPIES];
 };
 
-/* Read every copy and record the generation of each valid block. */
+/* Copy i's superblock unit: is its superblock this spare's, current, at
+ * its place; and does the unit hold metadata of another identity? */
+static int
+scan_superblock (struct remap_engine *e, struct scan *sc, uint32_t i,
+                 uint8_t *buf, struct remap_error *err)
+{
+  const struct remap_layout *l = e->L;
+  uint64_t off = copy_unit (l, i, 0) * l->unit;
+  struct remap_sb sb;
+
+  sc->sb_ok[i] = false;
+  if (remap_backend_pread (e->spare, buf, l->unit, off) != 0)
+    return 0;
+  sc->sb_ok[i] = sb_decode_at (buf, off, &sb, NULL) == 0
+    && memcmp (sb.uuid, e->sb.uuid, 16) == 0
+    && sb.layout.unit == l->unit && sb.layout.strategy == l->strategy
+    && sb.layout.copies == l->copies
+    && sb.layout.spare_units == l->spare_units
+    && sb.copy_index == i && sb.sb_generation == e->sb.sb_generation;
+  uint32_t skip = sc->sb_ok[i] ? REMAP_SB_SIZE : 0;
+  return check_foreign (e->spare, &e->sb, buf + skip, l->unit - skip,
+                        off + skip, i, err);
+}
+
+/* Read every copy and record the generation of each valid block.  Every
+ * unit that is not this spare's valid metadata is searched for metadata of
+ * another identity: if there is any, the copies disagree on identity and
+ * the scan refuses (-EUCLEAN with a message), so that open neither uses
+ * them nor repairs over them (discover.c says why). */
 static int
 scan_copies (struct remap_engine *e, struct scan *sc, struct remap_error *err)
 {
   const struct remap_layout *l = e->L;
   uint32_t unit = l->unit;
   uint32_t chunk = SCAN_CHUNK_UNITS;
+  int r = 0;
   while ((size_t) chunk * unit > 4u << 20)
     chunk /= 2;
   uint8_t *buf = eng_alloc_buf ((size_t) chunk * unit);
@@ -639,33 +530,30 @@ scan_copies (struct remap_engine *e, struct scan *sc, struct remap_error *err)
     return remap_set_error (err, -ENOMEM, "out of memory");
   }
 
-  for (uint32_t i = 0; i < l->copies; i++) {
-    struct remap_sb sb;
-    bool magic;
-    sc->sb_ok[i] = read_sb (e->spare, copy_unit (l, i, 0) * unit, &sb, &magic,
-                            NULL) == 0
-      && memcmp (sb.uuid, e->sb.uuid, 16) == 0 && sb.copy_index == i
-      && sb.sb_generation == e->sb.sb_generation;
-    for (uint64_t k = 0; k < l->table_blocks; k += chunk) {
+  for (uint32_t i = 0; i < l->copies && r == 0; i++) {
+    r = scan_superblock (e, sc, i, buf, err);
+    for (uint64_t k = 0; k < l->table_blocks && r == 0; k += chunk) {
       uint32_t n = l->table_blocks - k < chunk
         ? (uint32_t) (l->table_blocks - k) : chunk;
       uint64_t off = copy_unit (l, i, 1 + k) * unit;
-      int r = remap_backend_pread (e->spare, buf, (size_t) n * unit, off);
-      for (uint32_t j = 0; j < n; j++) {
+      int rd = remap_backend_pread (e->spare, buf, (size_t) n * unit, off);
+      for (uint32_t j = 0; j < n && r == 0; j++) {
         uint8_t *p = buf + (size_t) j * unit;
+        uint64_t at = off + (uint64_t) j * unit;
         /* A failed chunk read: retry block by block to isolate it. */
-        if (r && remap_backend_pread (e->spare, p, unit,
-                                      off + (uint64_t) j * unit) != 0)
+        if (rd && remap_backend_pread (e->spare, p, unit, at) != 0)
           continue;
         struct remap_tb tb;
         if (remap_tb_decode (&e->sb, p, unit, k + j, &tb, ent, NULL) == 0)
           sc->gen[(size_t) i * l->table_blocks + k + j] = tb.generation;
+        else
+          r = check_foreign (e->spare, &e->sb, p, unit, at, i, err);
       }
     }
   }
   free (buf);
   free (ent);
-  return 0;
+  return r;
 }
 
 /* Load the best version of every table block into the table. */
@@ -755,7 +643,9 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
 
 /* Rewrite stale or damaged blocks and superblocks of every copy, and the
  * blocks changed while loading (dirty: given a fresh generation).  One
- * flush per copy, copy after copy. */
+ * flush per copy, copy after copy.  It writes only inside the copy
+ * extents, which scan_copies found free of any other identity's metadata
+ * (it refuses otherwise): repair never writes over another spare's copy. */
 static void
 repair (struct remap_engine *e, struct scan *sc, const bool *dirty)
 {
@@ -1088,11 +978,16 @@ remap_inspect (struct remap_backend *spare, struct remap_inspect *out,
   out->found = true;
   const struct remap_layout *l = e->L;
   e->block_gen = calloc (l->table_blocks, sizeof *e->block_gen);
-  if (!e->block_gen || (r = scan_copies (e, &sc, err)) != 0) {
+  if (!e->block_gen)
+    r = remap_set_error (&derr, -ENOMEM, "out of memory");
+  else
+    r = scan_copies (e, &sc, &derr);
+  /* -EUCLEAN: the copies hold metadata of another identity. */
+  if (r && r != -EUCLEAN) {
     free (e->block_gen);
     free (sc.gen);
     free (e);
-    return r ? r : remap_set_error (err, -ENOMEM, "out of memory");
+    return remap_set_error (err, r, "%s", derr.msg);
   }
 
   out->info.layout = *l;
@@ -1105,6 +1000,11 @@ remap_inspect (struct remap_backend *spare, struct remap_inspect *out,
           sizeof out->info.origin_label);
   snprintf (out->info.spare_name, sizeof out->info.spare_name, "%s",
             spare->name);
+  if (r) {
+    out->verdict = REMAP_UNUSABLE;
+    snprintf (out->reason, sizeof out->reason, "%s", derr.msg);
+    goto out;
+  }
 
   for (uint64_t k = 0; k < l->table_blocks; k++) {
     uint64_t best = 0;
@@ -1146,6 +1046,7 @@ remap_inspect (struct remap_backend *spare, struct remap_inspect *out,
               "some copies are damaged or stale; every block still has a "
               "valid copy");
   }
+ out:
   free (e->block_gen);
   free (sc.gen);
   free (e);

@@ -45,15 +45,17 @@ struct remap_format_opts {
 void remap_format_opts_init (struct remap_format_opts *opts);
 
 /* Write fresh metadata (every copy: superblock and empty table) to spare for
- * origin, then flush.  Refuses with -EEXIST if the spare already holds a
- * valid remap superblock and !force.  Does not take ownership of the
- * backends. */
+ * origin, then flush.  Without force, refuses with -EEXIST if the spare
+ * holds remap metadata (valid or damaged), and with the read's error if a
+ * place where metadata could be cannot be read.  Does not take ownership
+ * of the backends. */
 int remap_format (struct remap_backend *origin, struct remap_backend *spare,
                   const struct remap_format_opts *opts,
                   struct remap_error *err);
 
-/* True if some candidate location of the spare holds a valid superblock
- * (used to decide between "format" and "open"). */
+/* False only if every place where metadata could be was read and holds
+ * none: damaged metadata, and places that cannot be read, count as
+ * metadata (used to decide between "format" and "open"). */
 bool remap_spare_has_metadata (struct remap_backend *spare);
 
 /* ---- opening --------------------------------------------------------- */
@@ -80,8 +82,11 @@ struct remap_open_opts {
 /* Open an engine over origin and spare (ownership passes to the engine, also
  * on failure).  Locks both, loads the newest valid generation of every table
  * block, repairs stale or damaged copies (unless readonly/no_repair), and
- * checks the identity.  -EUCLEAN: no valid copy; -ENODEV: identity mismatch;
- * -EWOULDBLOCK: held by another process; -ENOMEDIUM: no remap metadata. */
+ * checks the identity.  -EUCLEAN: no valid copy, or copies of more than one
+ * spare or layout (docs/FORMAT.md 11.4, 12); -ENODEV: identity mismatch;
+ * -EWOULDBLOCK: held by another process; -ENOMEDIUM: no remap metadata; a
+ * read error: no valid superblock, and a place where one could be could
+ * not be read. */
 int remap_open (struct remap_backend *origin, struct remap_backend *spare,
                 const struct remap_open_opts *opts, struct remap_engine **out,
                 struct remap_error *err);

@@ -387,11 +387,6 @@ do_format (void)
                          "first (truncate -s 64M %s)", spare_path, spare_path);
   if (r == 0 && (r = remap_backend_lock (s, &err)) == 0)
     r = remap_backend_lock (o, &err);
-  if (r == 0 && !fo.force && remap_spare_has_metadata (s))
-    r = remap_set_error (&err, -EEXIST, "spare %s already holds remap "
-                         "metadata (valid or damaged); formatting would lose "
-                         "its table.  Use remapctl check/repair, or --force "
-                         "to overwrite it", spare_path);
   if (r == 0)
     r = remap_layout_compute (s->size, fo.unit ? fo.unit : REMAP_DEFAULT_UNIT,
                               fo.strategy, fo.copies, &l, &err);
@@ -409,6 +404,9 @@ do_format (void)
     if (r == -EWOULDBLOCK)
       fprintf (stderr, "%s: a running server holds the files; stop it "
                "before formatting\n", progname);
+    else if (r == -EEXIST)
+      fprintf (stderr, "%s: formatting would lose its table: use remapctl "
+               "check/repair, or --force to overwrite it\n", progname);
     return r == -EINVAL ? EXIT_USAGE : exit_code (r);
   }
   printf ("formatted %s for origin %s: unit %" PRIu32 " bytes, strategy %s, "
