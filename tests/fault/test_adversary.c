@@ -301,6 +301,56 @@ START_TEST (test_repair_enospc_retires_no_copy)
 }
 END_TEST
 
+/* ---- 3. a grown origin: a remap past the old end makes the spare
+   unopenable ------------------------------------------------------------
+
+   With ignore_origin_size (remap_open_opts: "accept an origin whose size
+   changed"), the engine serves the origin's new size, but the table's
+   decoder rejects any entry whose origin unit is past the superblock's
+   origin_units.  A write past the old end that meets a media error is
+   remapped and acknowledged; the commit writes an entry that no open will
+   ever decode, so at the next open its table block is "damaged in every
+   metadata copy" and the spare (with every other remap on it) refuses to
+   open.  The API's own checks (check_unit) refuse such units; the data
+   path does not.  (Issue 8, item 6.) */
+START_TEST (test_grown_origin_remap_keeps_spare_openable)
+{
+  const uint64_t old_units = 64, new_units = 96;
+  struct remap_backend *om = tl_mem (old_units * UNIT);
+  struct remap_backend *sm = tl_mem (1 * MiB);
+  tl_format_ok (om, sm, UNIT, REMAP_STRATEGY_AUTO, 0);
+  remap_backend_close (om);
+  om = tl_mem (new_units * UNIT);             /* the origin grew */
+  struct remap_open_opts o = { .ignore_origin_size = true };
+
+  struct remap_backend *of;
+  ck_assert_int_eq (remap_fault_create (tl_share (om), true, &of), 0);
+  struct remap_fault_rule fr = { .off = 80 * UNIT, .len = UNIT,
+                                 .ops = REMAP_FAULT_WRITE, .err = -EIO };
+  ck_assert_int_eq (remap_fault_add_rule (of, &fr), 0);
+  struct remap_engine *e;
+  struct remap_error err = { 0 };
+  ck_assert_int_eq (remap_open (of, tl_share (sm), &o, &e, &err), 0);
+  ck_assert_int_eq (remap_remap (e, 5, 0, NULL), 0);  /* another remap */
+  uint8_t buf[UNIT];
+  tl_pattern (buf, UNIT, 80);
+  int wr = remap_pwrite (e, buf, UNIT, 80 * UNIT, REMAP_FUA, &err);
+  char wmsg[sizeof err.msg];
+  snprintf (wmsg, sizeof wmsg, "%s", err.msg);
+  remap_close (e);
+
+  remap_error_clear (&err);
+  int r = tl_open (om, sm, &o, &e, &err);
+  ck_assert_msg (r == 0, "the write past the old end returned %d%s%s; "
+                 "the spare no longer opens: %s", wr, wmsg[0] ? ": " : "",
+                 wmsg, err.msg);
+  ck_assert_int_eq (tl_lookup (e, 5).state, REMAP_SLOT_MAPPED);
+  remap_close (e);
+  remap_backend_close (om);
+  remap_backend_close (sm);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -310,6 +360,7 @@ main (void)
   tcase_add_test (tc, test_reloc_second_block_unknown_keeps_doubt);
   tcase_add_test (tc, test_repair_flush_failure_retires_no_copy);
   tcase_add_test (tc, test_repair_enospc_retires_no_copy);
+  tcase_add_test (tc, test_grown_origin_remap_keeps_spare_openable);
   suite_add_tcase (s, tc);
   return tl_run (s);
 }
