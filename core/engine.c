@@ -346,17 +346,22 @@ write_meta_unit (struct remap_engine *e, uint32_t i, uint64_t k,
  * stays out of the free pool (a slot given to another unit now could be
  * read back as this unit's after a restart), and every origin unit they
  * name, before or after, refuses writes (its old and new homes must both
- * keep their bytes). */
+ * keep their bytes).  `before' holds each slot's word from before the
+ * commit: an earlier block of the same commit may already have been
+ * applied, and table_apply's relocation rule may have changed the word of
+ * a slot named by a later block (a relocation's old home, turned BAD in
+ * memory while the disk may still name the unit there). */
 static void
-keep_in_doubt (struct remap_engine *e, const struct change *c, size_t n)
+keep_in_doubt (struct remap_engine *e, const struct change *c, size_t n,
+               const uint64_t *before)
 {
   for (size_t y = 0; y < n; y++) {
-    uint64_t w[2] = { c[y].word, 0 }, lost;
-    table_read_slots (e->t, c[y].slot, 1, &w[1], &lost);
+    uint64_t w[3] = { c[y].word, before[y], 0 }, lost;
+    table_read_slots (e->t, c[y].slot, 1, &w[2], &lost);
     if (table_hold (e->t, c[y].slot) != 0)
       eng_log (e, REMAP_LOG_ERROR, "out of memory holding spare unit %llu "
                "after a failed commit", (unsigned long long) c[y].slot);
-    for (int z = 0; z < 2; z++) {
+    for (int z = 0; z < 3; z++) {
       enum remap_slot_state st = word_state (w[z]);
       if ((st == REMAP_SLOT_MAPPED || st == REMAP_SLOT_PENDING)
           && table_doubt_add (e->t, word_origin (w[z])) != 0)
@@ -387,6 +392,11 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
                             "changes (at most %u)", n, COMMIT_MAX);
   if (table_reserve (e->t, n) != 0)
     return remap_set_error (err, -ENOMEM, "out of memory updating the table");
+  uint64_t before[COMMIT_MAX];
+  for (size_t x = 0; x < n; x++) {
+    uint64_t lost;
+    table_read_slots (e->t, c[x].slot, 1, &before[x], &lost);
+  }
   for (size_t x = 0; x < n; x++) {
     uint64_t k = c[x].slot / E;
     bool seen = false;
@@ -416,8 +426,9 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
                               "them", e->spare->name);
     if (ok == 0) {
       /* The outcome of this block is unknown; later blocks were never
-       * written but belong to the same change. */
-      keep_in_doubt (e, c + x, n - x);
+       * written, earlier ones were applied, and all belong to the same
+       * change: the whole commit is in doubt. */
+      keep_in_doubt (e, c, n, before);
       return remap_set_error (err, remap_error_class (why)
                               == REMAP_ERRCLASS_MEDIA ? -EIO : why,
                               "%s: the remap table could not be made "
@@ -435,7 +446,7 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
     if (table_apply (e->t, blk, nb) != 0) {
       /* Cannot happen after table_reserve; if it did, memory would lag the
        * disk: stop trusting both until reopen. */
-      keep_in_doubt (e, blk, nb);
+      keep_in_doubt (e, c, n, before);
       return remap_set_error (err, -ENOMEM, "out of memory applying a "
                               "commit; restart remap to reload the table");
     }
