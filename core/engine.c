@@ -778,10 +778,14 @@ repair (struct remap_engine *e, struct scan *sc, const bool *dirty)
       e->block_gen[k] = ++e->generation;
       e->block_cursor[k] = e->cursor;
     }
+  /* As in a commit (write_meta_unit): only a media error of a write
+   * retires a copy; any other error leaves it in service with that unit
+   * unrepaired (its older version loses to the newest at every open), and
+   * a failed flush blames no copy but is remembered (eng_flush). */
   for (uint32_t i = 0; i < l->copies; i++) {
-    uint64_t n = 0;
-    int r = 0;
-    for (uint64_t k = 0; k < l->table_blocks && r == 0; k++) {
+    uint64_t n = 0, failed = 0;
+    int r = 0, first = 0;
+    for (uint64_t k = 0; k < l->table_blocks && e->copy_ok[i]; k++) {
       if (!dirty[k]
           && sc->gen[(size_t) i * l->table_blocks + k] == e->block_gen[k])
         continue;
@@ -791,22 +795,36 @@ repair (struct remap_engine *e, struct scan *sc, const bool *dirty)
       encode_block (e, k, e->block_gen[k], e->block_cursor[k], NULL, 0,
                     e->meta_buf);
       r = write_meta_unit (e, i, 1 + k, e->meta_buf, false);
-      n++;
+      if (r) {
+        failed++;
+        first = first ? first : r;
+      }
+      else
+        n++;
     }
-    if (r == 0 && !sc->sb_ok[i]) {
+    if (e->copy_ok[i] && !sc->sb_ok[i]) {
       encode_sb_copy (&e->sb, i, e->meta_buf, e->unit);
       r = write_meta_unit (e, i, 0, e->meta_buf, false);
-      n++;
+      if (r) {
+        failed++;
+        first = first ? first : r;
+      }
+      else
+        n++;
     }
-    if (r == 0 && n)
-      r = remap_backend_flush (e->spare);
-    if (r) {
-      e->copy_ok[i] = false;
+    if (n && (r = eng_flush (e, e->spare, "the repair at open")) != 0) {
+      failed += n;
+      first = first ? first : r;
+      n = 0;
+    }
+    if (!e->copy_ok[i])
       eng_log (e, REMAP_LOG_WARN, "metadata copy %u could not be repaired "
-               "(%s); it stays retired", i, strerror (-r));
-    }
-    else
-      fixed += n;
+               "(%s); it stays retired", i, strerror (-first));
+    else if (failed)
+      eng_log (e, REMAP_LOG_WARN, "metadata copy %u: %llu unit(s) could not "
+               "be repaired (%s); the copy stays in service", i,
+               (unsigned long long) failed, strerror (-first));
+    fixed += n;
   }
   atomic_store (&e->c_repaired, fixed);
   if (fixed)
