@@ -351,6 +351,39 @@ START_TEST (test_grown_origin_remap_keeps_spare_openable)
 }
 END_TEST
 
+/* ---- 4. a zero request does not clear memory-only pending marks -------
+
+   A pending unit that could only be recorded in memory (the spare is
+   full) is cleared when the unit is rewritten (written(), datapath.c) --
+   but only by remap_pwrite: remap_zero of the whole unit (NBD
+   WRITE_ZEROES, what mkfs and qemu issue) rewrites it through the
+   backend's zero and never calls written().  The unit stays counted as
+   pending for the life of the engine, and the lock-free fast path stays
+   off (fast_ok requires no memory-only pending unit). */
+START_TEST (test_zero_clears_memory_pending)
+{
+  struct env v;
+  env_open (&v, 1 * MiB, 2);
+  for (uint64_t s = 0; s < v.l.spare_units; s++)
+    if (!remap_layout_is_reserved (&v.l, s))
+      ck_assert_int_eq (remap_mark_spare_bad (v.e, s, NULL), 0);
+  ck_assert_uint_eq (tl_counters (v.e).spare_free_units, 0);
+
+  rule (v.ofault, 9 * UNIT, UNIT, REMAP_FAULT_READ, -EIO, 0, 0);
+  uint8_t got[UNIT], zero[UNIT] = { 0 };
+  ck_assert_int_eq (remap_pread (v.e, got, UNIT, 9 * UNIT, NULL), -EIO);
+  ck_assert_uint_eq (tl_counters (v.e).pending_units, 1);
+  remap_fault_clear_rules (v.ofault);
+
+  ck_assert_int_eq (remap_zero (v.e, UNIT, 9 * UNIT, 0, NULL), 0);
+  ck_assert_int_eq (remap_pread (v.e, got, UNIT, 9 * UNIT, NULL), 0);
+  ck_assert (memcmp (got, zero, UNIT) == 0);
+  ck_assert_msg (tl_counters (v.e).pending_units == 0, "unit 9 was zeroed "
+                 "and reads back, but is still counted pending");
+  env_close (&v);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -361,6 +394,7 @@ main (void)
   tcase_add_test (tc, test_repair_flush_failure_retires_no_copy);
   tcase_add_test (tc, test_repair_enospc_retires_no_copy);
   tcase_add_test (tc, test_grown_origin_remap_keeps_spare_openable);
+  tcase_add_test (tc, test_zero_clears_memory_pending);
   suite_add_tcase (s, tc);
   return tl_run (s);
 }
