@@ -637,6 +637,8 @@ write_range (struct remap_engine *e, const uint8_t *buf, uint64_t len,
           r = write_origin (e, buf + (pos - off), rend - pos, pos, err);
         else {
           r = remap_backend_zero (e->origin, rend - pos, pos, may_trim);
+          if (r == 0)
+            written (e, pos, rend - pos);
           if (r) {              /* zero failed: write zeroes, remapping */
             r = 0;
             for (uint64_t p = pos; p < rend && !r;) {
