@@ -239,6 +239,8 @@ mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
   int r = 0;
 
   struct tmap m;
+  if (u >= e->sb.origin_units)  /* a grown origin: see relocate */
+    return 0;
   pthread_mutex_lock (&e->meta_lock);   /* one writer of the table */
   table_lookup (e->t, u, &m);
   if (m.word != 0)
@@ -455,6 +457,15 @@ static int relocate_inner (struct remap_engine *e, struct reloc *rl,
 static int
 relocate (struct remap_engine *e, struct reloc *rl, struct remap_error *err)
 {
+  /* An origin that grew (ignore_origin_size): the table cannot name a
+   * unit past the size the spare was formatted for (the decoder would
+   * reject the block at the next open, and the spare with it). */
+  if (rl->u >= e->sb.origin_units)
+    return remap_set_error (err, -EIO, "origin %s: unit %llu failed, but "
+                            "it lies past the %llu units the spare was "
+                            "formatted for, so it cannot be remapped",
+                            e->origin->name, (unsigned long long) rl->u,
+                            (unsigned long long) e->sb.origin_units);
   atomic_fetch_add (&e->begun, 1);
   int r = relocate_inner (e, rl, err);
   atomic_fetch_add (&e->finished, 1);
@@ -637,6 +648,8 @@ write_range (struct remap_engine *e, const uint8_t *buf, uint64_t len,
           r = write_origin (e, buf + (pos - off), rend - pos, pos, err);
         else {
           r = remap_backend_zero (e->origin, rend - pos, pos, may_trim);
+          if (r == 0)
+            written (e, pos, rend - pos);
           if (r) {              /* zero failed: write zeroes, remapping */
             r = 0;
             for (uint64_t p = pos; p < rend && !r;) {

@@ -195,17 +195,22 @@ write_meta_unit (struct remap_engine *e, uint32_t i, uint64_t k,
  * stays out of the free pool (a slot given to another unit now could be
  * read back as this unit's after a restart), and every origin unit they
  * name, before or after, refuses writes (its old and new homes must both
- * keep their bytes). */
+ * keep their bytes).  `before' holds each slot's word from before the
+ * commit: an earlier block of the same commit may already have been
+ * applied, and table_apply's relocation rule may have changed the word of
+ * a slot named by a later block (a relocation's old home, turned BAD in
+ * memory while the disk may still name the unit there). */
 static void
-keep_in_doubt (struct remap_engine *e, const struct change *c, size_t n)
+keep_in_doubt (struct remap_engine *e, const struct change *c, size_t n,
+               const uint64_t *before)
 {
   for (size_t y = 0; y < n; y++) {
-    uint64_t w[2] = { c[y].word, 0 }, lost;
-    table_read_slots (e->t, c[y].slot, 1, &w[1], &lost);
+    uint64_t w[3] = { c[y].word, before[y], 0 }, lost;
+    table_read_slots (e->t, c[y].slot, 1, &w[2], &lost);
     if (table_hold (e->t, c[y].slot) != 0)
       eng_log (e, REMAP_LOG_ERROR, "out of memory holding spare unit %llu "
                "after a failed commit", (unsigned long long) c[y].slot);
-    for (int z = 0; z < 2; z++) {
+    for (int z = 0; z < 3; z++) {
       enum remap_slot_state st = word_state (w[z]);
       if ((st == REMAP_SLOT_MAPPED || st == REMAP_SLOT_PENDING)
           && table_doubt_add (e->t, word_origin (w[z])) != 0)
@@ -236,6 +241,11 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
                             "changes (at most %u)", n, COMMIT_MAX);
   if (table_reserve (e->t, n) != 0)
     return remap_set_error (err, -ENOMEM, "out of memory updating the table");
+  uint64_t before[COMMIT_MAX];
+  for (size_t x = 0; x < n; x++) {
+    uint64_t lost;
+    table_read_slots (e->t, c[x].slot, 1, &before[x], &lost);
+  }
   for (size_t x = 0; x < n; x++) {
     uint64_t k = c[x].slot / E;
     bool seen = false;
@@ -265,8 +275,9 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
                               "them", e->spare->name);
     if (ok == 0) {
       /* The outcome of this block is unknown; later blocks were never
-       * written but belong to the same change. */
-      keep_in_doubt (e, c + x, n - x);
+       * written, earlier ones were applied, and all belong to the same
+       * change: the whole commit is in doubt. */
+      keep_in_doubt (e, c, n, before);
       return remap_set_error (err, remap_error_class (why)
                               == REMAP_ERRCLASS_MEDIA ? -EIO : why,
                               "%s: the remap table could not be made "
@@ -284,7 +295,7 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
     if (table_apply (e->t, blk, nb) != 0) {
       /* Cannot happen after table_reserve; if it did, memory would lag the
        * disk: stop trusting both until reopen. */
-      keep_in_doubt (e, blk, nb);
+      keep_in_doubt (e, c, n, before);
       return remap_set_error (err, -ENOMEM, "out of memory applying a "
                               "commit; restart remap to reload the table");
     }
@@ -657,10 +668,14 @@ repair (struct remap_engine *e, struct scan *sc, const bool *dirty)
       e->block_gen[k] = ++e->generation;
       e->block_cursor[k] = e->cursor;
     }
+  /* As in a commit (write_meta_unit): only a media error of a write
+   * retires a copy; any other error leaves it in service with that unit
+   * unrepaired (its older version loses to the newest at every open), and
+   * a failed flush blames no copy but is remembered (eng_flush). */
   for (uint32_t i = 0; i < l->copies; i++) {
-    uint64_t n = 0;
-    int r = 0;
-    for (uint64_t k = 0; k < l->table_blocks && r == 0; k++) {
+    uint64_t n = 0, failed = 0;
+    int r = 0, first = 0;
+    for (uint64_t k = 0; k < l->table_blocks && e->copy_ok[i]; k++) {
       if (!dirty[k]
           && sc->gen[(size_t) i * l->table_blocks + k] == e->block_gen[k])
         continue;
@@ -670,22 +685,36 @@ repair (struct remap_engine *e, struct scan *sc, const bool *dirty)
       encode_block (e, k, e->block_gen[k], e->block_cursor[k], NULL, 0,
                     e->meta_buf);
       r = write_meta_unit (e, i, 1 + k, e->meta_buf, false);
-      n++;
+      if (r) {
+        failed++;
+        first = first ? first : r;
+      }
+      else
+        n++;
     }
-    if (r == 0 && !sc->sb_ok[i]) {
+    if (e->copy_ok[i] && !sc->sb_ok[i]) {
       encode_sb_copy (&e->sb, i, e->meta_buf, e->unit);
       r = write_meta_unit (e, i, 0, e->meta_buf, false);
-      n++;
+      if (r) {
+        failed++;
+        first = first ? first : r;
+      }
+      else
+        n++;
     }
-    if (r == 0 && n)
-      r = remap_backend_flush (e->spare);
-    if (r) {
-      e->copy_ok[i] = false;
+    if (n && (r = eng_flush (e, e->spare, "the repair at open")) != 0) {
+      failed += n;
+      first = first ? first : r;
+      n = 0;
+    }
+    if (!e->copy_ok[i])
       eng_log (e, REMAP_LOG_WARN, "metadata copy %u could not be repaired "
-               "(%s); it stays retired", i, strerror (-r));
-    }
-    else
-      fixed += n;
+               "(%s); it stays retired", i, strerror (-first));
+    else if (failed)
+      eng_log (e, REMAP_LOG_WARN, "metadata copy %u: %llu unit(s) could not "
+               "be repaired (%s); the copy stays in service", i,
+               (unsigned long long) failed, strerror (-first));
+    fixed += n;
   }
   atomic_store (&e->c_repaired, fixed);
   if (fixed)
