@@ -168,8 +168,8 @@ remap_sb_decode (const uint8_t *buf, size_t len, struct remap_sb *sb,
     return sb_bad (err, "origin units do not match the origin size");
   if (strategy < REMAP_STRATEGY_MINIMAL || strategy > REMAP_STRATEGY_GEOMETRIC)
     return sb_bad (err, "unknown placement strategy");
-  if (copies < 1 || copies > REMAP_MAX_COPIES)
-    return sb_bad (err, "bad copy count");
+  if (copies < REMAP_MIN_COPIES || copies > REMAP_MAX_COPIES)
+    return sb_bad (err, "copy count out of range (2 to 8)");
   if (sb->copy_index >= copies)
     return sb_bad (err, "copy index out of range");
   if (sb->lost_granule != remap_lost_granule (unit))

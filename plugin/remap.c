@@ -159,8 +159,10 @@ config_numbers (const char *key, const char *value)
   if (strcmp (key, "copies") == 0) {
     if (nbdkit_parse_uint32_t ("copies", value, &copies) == -1)
       return -1;
-    if (copies < 1 || copies > REMAP_MAX_COPIES) {
-      nbdkit_error ("copies=%s: must be from 1 to %u", value,
+    if (copies < REMAP_MIN_COPIES || copies > REMAP_MAX_COPIES) {
+      nbdkit_error ("copies=%s: must be from %u to %u (remap keeps at least "
+                    "two metadata copies, so that one damaged copy never "
+                    "costs the table)", value, REMAP_MIN_COPIES,
                     REMAP_MAX_COPIES);
       return -1;
     }
@@ -291,7 +293,7 @@ plugin_config_complete (void)
   "format=yes           Format SPARE if it holds no remap metadata.\n" \
   "unit=SIZE            Remap unit of a new spare (512..64k, default 4k).\n" \
   "strategy=auto|minimal|linear|geometric  Placement of metadata copies.\n" \
-  "copies=N             Number of metadata copies of a new spare (1..8).\n" \
+  "copies=N             Number of metadata copies of a new spare (2..8).\n" \
   "direct=auto|yes|no   O_DIRECT I/O (auto: block devices only).\n" \
   "remap=LIST           Remap units at start: U, U-V or OFFSET+LENGTH, ...\n" \
   "badblocks=FILE       Remap the blocks of an e2fsprogs badblocks list.\n" \

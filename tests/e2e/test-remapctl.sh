@@ -35,8 +35,10 @@ grep -q "formatted" <<<"$OUT" || fail "format said: $OUT"
 expect 1 format "$O" "$S"
 grep -q -- "--force" <<<"$ERR" || fail "reformat refusal does not name --force: $ERR"
 expect 2 format "$O" "$S" --unit 1000
+expect 2 format "$O" "$S" --copies 1 --force
+grep -q "from 2 to 8" <<<"$ERR" || fail "--copies 1: message does not give the range: $ERR"
 expect 2 format "$O"
-ok "format, refusal to reformat without --force, bad unit"
+ok "format, refusal to reformat without --force, bad unit, --copies 1"
 
 # ---- refusals ---------------------------------------------------------------
 make_file "$WORK/blank.img" $((1 << 20)) zero
