@@ -324,6 +324,37 @@ apply_change (struct remap_engine *e, const struct change *c)
   set_slot (e, c->slot, c->word, c->lost);
 }
 
+/* Number of distinct table blocks that the changes touch. */
+static size_t
+blocks_changed (const struct remap_engine *e, const struct change *c,
+                size_t n)
+{
+  uint32_t E = e->L->entries_per_block;
+  size_t nb = 0;
+  for (size_t x = 0; x < n; x++) {
+    bool seen = false;
+    for (size_t y = 0; y < x; y++)
+      seen |= c[y].slot / E == c[x].slot / E;
+    nb += !seen;
+  }
+  return nb;
+}
+
+/* Each changed block takes the next generation; past the format's bound a
+ * reader would reject the block, so the change is refused before anything
+ * is written (docs/FORMAT.md 10.1). */
+static int
+generation_exhausted (struct remap_engine *e, struct remap_error *err)
+{
+  return remap_set_error (err, -EOVERFLOW,
+                          "%s: the remap table is at generation %llu, the "
+                          "largest the format allows (2^63 - 1), so no "
+                          "further change can be recorded; move the table "
+                          "to a freshly formatted spare (remapctl export, "
+                          "format, import)", e->spare->name,
+                          (unsigned long long) e->generation);
+}
+
 /* Commit the changes block by block.  Each block is written to every
  * healthy copy (a flush after each) and, once durable in at least one,
  * its changes are applied to memory: memory never runs ahead of the disk,
@@ -337,6 +368,9 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
 
   if (table_reserve (&e->t, n) != 0)
     return remap_set_error (err, -ENOMEM, "out of memory updating the table");
+  if (REMAP_MAX_GENERATION - e->generation
+      < (uint64_t) blocks_changed (e, c, n))
+    return generation_exhausted (e, err);
   for (size_t x = 0; x < n; x++) {
     uint64_t k = c[x].slot / E;
     bool seen = false;
@@ -714,6 +748,19 @@ count_table (struct remap_engine *e)
   atomic_store (&e->nindexed, e->n_mapped + e->n_pending);
 }
 
+/* Count a copy valid only if its superblock and every block are current;
+ * nothing is written (read-only, no_repair). */
+static void
+report_copies (struct remap_engine *e, const struct scan *sc)
+{
+  for (uint32_t i = 0; i < e->L->copies; i++) {
+    bool ok = sc->sb_ok[i];
+    for (uint64_t k = 0; k < e->L->table_blocks && ok; k++)
+      ok = sc->gen[(size_t) i * e->L->table_blocks + k] == e->block_gen[k];
+    e->copy_ok[i] = ok;
+  }
+}
+
 /* Rewrite stale or damaged blocks and superblocks of every copy, and the
  * blocks changed while loading (dirty: given a fresh generation).  One
  * flush per copy, copy after copy. */
@@ -721,8 +768,20 @@ static void
 repair (struct remap_engine *e, struct scan *sc, const bool *dirty)
 {
   const struct remap_layout *l = e->L;
-  uint64_t fixed = 0;
+  uint64_t fixed = 0, ndirty = 0;
 
+  for (uint64_t k = 0; k < l->table_blocks; k++)
+    ndirty += dirty[k];
+  if (REMAP_MAX_GENERATION - e->generation < ndirty) {
+    /* Rewriting the resolved blocks would need generations past the
+     * bound; leave every copy as it is (the next open resolves the same
+     * way) and report the damaged ones. */
+    eng_log (e, REMAP_LOG_WARN, "%s: not repaired: the table is at "
+             "generation %llu, the largest the format allows",
+             e->spare->name, (unsigned long long) e->generation);
+    report_copies (e, sc);
+    return;
+  }
   for (uint64_t k = 0; k < l->table_blocks; k++)
     if (dirty[k]) {
       e->block_gen[k] = ++e->generation;
@@ -901,15 +960,8 @@ remap_open (struct remap_backend *origin, struct remap_backend *spare,
   count_table (e);
   if (!e->opts.readonly && !e->opts.no_repair)
     repair (e, &sc, dirty);
-  else {
-    /* Report damaged copies without touching them. */
-    for (uint32_t i = 0; i < e->L->copies; i++) {
-      bool ok = sc.sb_ok[i];
-      for (uint64_t k = 0; k < e->L->table_blocks && ok; k++)
-        ok = sc.gen[(size_t) i * e->L->table_blocks + k] == e->block_gen[k];
-      e->copy_ok[i] = ok;
-    }
-  }
+  else
+    report_copies (e, &sc);
   free (sc.gen);
   free (dirty);
   *out = e;
