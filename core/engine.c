@@ -647,7 +647,70 @@ scan_copies (struct remap_engine *e, struct scan *sc, struct remap_error *err)
   return 0;
 }
 
-/* Load the best version of every table block into the table. */
+/* The copy whose version of block k is loaded: the highest generation
+ * among the valid ones, ties to the lowest copy (FORMAT.md 10.3).
+ * UINT32_MAX if no copy has a valid version left. */
+static uint32_t
+pick_copy (const struct remap_layout *l, const struct scan *sc, uint64_t k)
+{
+  uint32_t bi = UINT32_MAX;
+  for (uint32_t i = 0; i < l->copies; i++) {
+    uint64_t g = sc->gen[(size_t) i * l->table_blocks + k];
+    if (g && (bi == UINT32_MAX
+              || g > sc->gen[(size_t) bi * l->table_blocks + k]))
+      bi = i;
+  }
+  return bi;
+}
+
+/* Read back and decode the chosen version of block k into tb and ent.  The
+ * scan saw it valid a moment ago, but the bytes are read again: a version
+ * that now fails to read, or reads back as anything but what the scan saw
+ * (another generation), is dropped exactly as if the scan had found it
+ * damaged (repair then rewrites it), and the next best copy is used. */
+static int
+read_chosen_block (struct remap_engine *e, struct scan *sc, uint64_t k,
+                   uint8_t *buf, struct remap_tb *tb, struct remap_entry *ent,
+                   struct remap_error *err)
+{
+  const struct remap_layout *l = e->L;
+  struct remap_error derr = { 0 };
+  uint32_t bi;
+
+  while ((bi = pick_copy (l, sc, k)) != UINT32_MAX) {
+    uint64_t *g = &sc->gen[(size_t) bi * l->table_blocks + k];
+    remap_error_clear (&derr);  /* keep the last failure's message */
+    int r = remap_backend_pread (e->spare, buf, l->unit,
+                                 copy_unit (l, bi, 1 + k) * l->unit);
+    if (r)
+      remap_set_error (&derr, r, "copy %u: reading it again failed (%s)",
+                       bi, strerror (-r));
+    else if ((r = remap_tb_decode (&e->sb, buf, l->unit, k, tb, ent,
+                                   &derr)) == 0
+             && tb->generation != *g)
+      r = remap_set_error (&derr, -EUCLEAN, "copy %u: read again, it has "
+                           "generation %llu, not the %llu it had", bi,
+                           (unsigned long long) tb->generation,
+                           (unsigned long long) *g);
+    if (r == 0)
+      return 0;
+    eng_log (e, REMAP_LOG_WARN, "%s: table block %llu: %s; using the next "
+             "valid copy", e->spare->name, (unsigned long long) k, derr.msg);
+    *g = 0;
+  }
+  return remap_set_error (err, -EUCLEAN,
+                          "%s: table block %llu is damaged in every "
+                          "metadata copy%s%s%s; the remap table cannot be "
+                          "read.  Inspect it with 'remapctl dump %s'",
+                          e->spare->name, (unsigned long long) k,
+                          derr.msg[0] ? " (last: " : "", derr.msg,
+                          derr.msg[0] ? ")" : "", e->spare->name);
+}
+
+/* Load the best version of every table block into the table.  The current
+ * generation is the highest any valid version had in the scan, also one
+ * dropped when it failed to read back: its bytes may still be on the
+ * disk, and a later commit must outrank them. */
 static int
 load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
             struct remap_error *err)
@@ -656,35 +719,19 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
   uint32_t unit = l->unit, E = l->entries_per_block;
   uint8_t *buf = eng_alloc_buf (unit);
   struct remap_entry *ent = malloc (E * sizeof *ent);
-  uint64_t best_gen = 0;
+  uint64_t best_gen = 0, scanned_gen = 0;
   int r = 0;
 
   if (!buf || !ent) {
     r = remap_set_error (err, -ENOMEM, "out of memory");
     goto out;
   }
+  for (size_t x = 0; x < (size_t) l->copies * l->table_blocks; x++)
+    scanned_gen = sc->gen[x] > scanned_gen ? sc->gen[x] : scanned_gen;
   for (uint64_t k = 0; k < l->table_blocks; k++) {
-    uint32_t bi = UINT32_MAX;
-    for (uint32_t i = 0; i < l->copies; i++) {
-      uint64_t g = sc->gen[(size_t) i * l->table_blocks + k];
-      if (g && (bi == UINT32_MAX
-                || g > sc->gen[(size_t) bi * l->table_blocks + k]))
-        bi = i;
-    }
     struct remap_tb tb;
-    struct remap_error derr = { 0 };
-    if (bi == UINT32_MAX
-        || remap_backend_pread (e->spare, buf, unit,
-                                copy_unit (l, bi, 1 + k) * unit) != 0
-        || remap_tb_decode (&e->sb, buf, unit, k, &tb, ent, &derr) != 0) {
-      r = remap_set_error (err, -EUCLEAN,
-                           "%s: table block %llu is damaged in every "
-                           "metadata copy%s%s; the remap table cannot be "
-                           "read.  Inspect it with 'remapctl dump %s'",
-                           e->spare->name, (unsigned long long) k,
-                           derr.msg[0] ? ": " : "", derr.msg, e->spare->name);
+    if ((r = read_chosen_block (e, sc, k, buf, &tb, ent, err)) != 0)
       goto out;
-    }
     e->block_gen[k] = tb.generation;
     e->block_cursor[k] = tb.alloc_cursor;
     if (tb.generation > best_gen) {
@@ -719,7 +766,7 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
       }
     }
   }
-  e->generation = best_gen;
+  e->generation = scanned_gen;        /* >= best_gen */
  out:
   free (buf);
   free (ent);
