@@ -1202,7 +1202,20 @@ remap_inspect (struct remap_backend *spare, struct remap_inspect *out,
     }
     damaged |= c->blocks_damaged || c->blocks_stale;
   }
-  if (out->blocks_lost) {
+  if (spare->size / l->unit != l->spare_units) {
+    /* remap_open refuses it (the copies' places follow from the size in
+     * units), so the verdict must say so too. */
+    out->verdict = REMAP_UNUSABLE;
+    snprintf (out->reason, sizeof out->reason,
+              "the spare has %s: it has %llu bytes, but was formatted with "
+              "%llu; restore its size (truncate -s %llu %s); remap cannot "
+              "use a resized spare",
+              spare->size < e->sb.spare_size ? "shrunk" : "grown",
+              (unsigned long long) spare->size,
+              (unsigned long long) e->sb.spare_size,
+              (unsigned long long) e->sb.spare_size, spare->name);
+  }
+  else if (out->blocks_lost) {
     out->verdict = REMAP_UNUSABLE;
     snprintf (out->reason, sizeof out->reason,
               "%llu table block(s) are damaged in every copy",

@@ -222,7 +222,8 @@ struct remap_copy_status {
 enum remap_verdict {
   REMAP_CLEAN = 0,              /* every copy valid and current */
   REMAP_REPAIRABLE = 1,         /* damage, but every block has a valid copy */
-  REMAP_UNUSABLE = 2,           /* no superblock, or a block lost in all */
+  REMAP_UNUSABLE = 2,           /* no superblock, a block lost in all, or
+                                   a spare resized since format */
 };
 
 struct remap_inspect {

@@ -5,7 +5,7 @@
 #   against the files: the data of a remapped unit is on the spare at the
 #   spare unit `list' names; unmap copies it back to the origin;
 # - dump/check/repair: one damaged copy -> check exits 1, repair -> 0;
-#   every copy damaged -> check exits 2;
+#   every copy damaged -> check exits 2; so does a spare resized by a unit;
 # - refusals: a running nbdkit holds the files (exit 3, message names
 #   --control), wrong origin, unformatted spare, usage errors (exit 2);
 # - import/export round trips: badblocks lists (hand-written, and real
@@ -138,6 +138,17 @@ expect 2 check "$WORK/dead.img"
 grep -q unusable <<<"$OUT" || fail "check of a dead spare: $OUT"
 expect 2 repair "$WORK/dead.img" "$O"
 ok "every copy damaged: check 2, repair refused"
+size=$(stat -c %s "$S")
+for grow in +$U -$U; do
+    cp "$S" "$WORK/resized.img"
+    truncate -s "$grow" "$WORK/resized.img"
+    expect 2 check "$WORK/resized.img"
+    grep -q "unusable.*truncate -s $size" <<<"$OUT" || fail "check of a spare resized by $grow: $OUT"
+    expect 2 check "$WORK/resized.img" --json
+    [ "$(jq -r .verdict <<<"$OUT")" = unusable ] || fail "check --json, resized by $grow: $OUT"
+    expect 2 repair "$WORK/resized.img" "$O"
+done
+ok "a spare resized by a unit either way: check 2 with the size to restore, repair refused"
 
 # ---- refusal while a server holds the files ---------------------------------
 start_server held "$O" spare="$S"

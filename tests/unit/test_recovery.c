@@ -469,6 +469,49 @@ START_TEST (test_generation_bound)
 }
 END_TEST
 
+/* remap_open refuses a spare that grew or shrank by a unit or more since
+ * format; remap_inspect (remapctl check) must call it unusable too, with
+ * the reason and the size to restore, while a change of less than a unit
+ * (bytes past the last whole unit) stays clean. */
+START_TEST (test_inspect_resized_spare)
+{
+  struct fixture f;
+  fixture_init (&f, &rcfgs[1]);
+  static const int64_t delta[] = { 1, -1, 100 };  /* in units, or bytes */
+  for (size_t i = 0; i < sizeof delta / sizeof delta[0]; i++) {
+    bool bytes = delta[i] == 100;
+    uint64_t size = f.c->spare + (bytes ? 100 : delta[i] * (int64_t) f.unit);
+    struct remap_backend *s = tl_mem (size);
+    memcpy (remap_mem_data (s), remap_mem_data (f.spare),
+            size < f.c->spare ? size : f.c->spare);
+    struct remap_inspect *in = calloc (1, sizeof *in);
+    struct remap_error err = { 0 };
+    ck_assert_int_eq (remap_inspect (s, in, &err), 0);
+    ck_assert (in->found);
+    struct remap_engine *e = NULL;
+    int r = remap_open (tl_share (f.origin), tl_share (s), NULL, &e, &err);
+    if (bytes) {
+      ck_assert_msg (in->verdict == REMAP_CLEAN, "+100 bytes: %s", in->reason);
+      ck_assert_msg (r == 0, "+100 bytes: open: %s", err.msg);
+      remap_close (e);
+    }
+    else {
+      char want[64];
+      snprintf (want, sizeof want, "truncate -s %" PRIu64, f.c->spare);
+      ck_assert_msg (in->verdict == REMAP_UNUSABLE
+                     && strstr (in->reason, delta[i] > 0 ? "grown" : "shrunk")
+                     && strstr (in->reason, want),
+                     "%+d units: verdict %d: %s", (int) delta[i],
+                     (int) in->verdict, in->reason);
+      ck_assert_int_eq (r, -ENODEV);    /* and open agrees */
+    }
+    free (in);
+    remap_backend_close (s);
+  }
+  fixture_free (&f);
+}
+END_TEST
+
 START_TEST (test_wrong_origin)
 {
   struct fixture f;
@@ -673,6 +716,7 @@ recovery_suite (void)
   tcase_add_test (dmg, test_no_repair_and_readonly);
   tcase_add_test (dmg, test_generation_bound);
   tcase_add_test (ident, test_wrong_origin);
+  tcase_add_test (ident, test_inspect_resized_spare);
   tcase_add_test (ident, test_format_refuses_and_forces);
   tcase_add_test (ident, test_blank_spare);
   tcase_add_test (ident, test_geometry_recorded);
