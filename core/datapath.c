@@ -159,6 +159,16 @@ unit_valid (struct remap_engine *e, uint64_t u)
   return left < e->unit ? left : e->unit;
 }
 
+/* An origin that grew after format (opened with ignore_origin_size) has
+ * units past the origin_units the superblock records.  The format cannot
+ * name them (a reader rejects such an entry, and with it the whole block
+ * in every copy), so they are never remapped nor recorded pending. */
+static bool
+past_recorded_origin (const struct remap_engine *e, uint64_t u)
+{
+  return u >= e->sb.origin_units;
+}
+
 /* ---- origin reads with retries ---------------------------------------- */
 
 /* Counters (SPEC 4.3): read_errors counts every origin read call that
@@ -199,7 +209,10 @@ mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
   pthread_mutex_lock (&e->meta_lock);
   if (table_find (&e->t, u) != SLOT_NONE)
     goto out;
-  if (e->opts.readonly) {       /* never write, not even a pending mark */
+  /* Never write, not even a pending mark, when read-only; and never
+   * record a unit the format cannot name (past_recorded_origin): both stay
+   * pending in memory only. */
+  if (e->opts.readonly || past_recorded_origin (e, u)) {
     table_uset_add (&e->t.vpend, u);
     atomic_store (&e->nvpend, e->t.vpend.count);
     goto out;
@@ -380,6 +393,14 @@ static int relocate_inner (struct remap_engine *e, struct reloc *rl,
 static int
 relocate (struct remap_engine *e, struct reloc *rl, struct remap_error *err)
 {
+  if (past_recorded_origin (e, rl->u))
+    return remap_set_error (err, -EIO, "origin %s: unit %llu failed, but it "
+                            "lies past the %llu units the spare was "
+                            "formatted for (the origin has grown), so it "
+                            "cannot be remapped; format a spare for the "
+                            "origin's new size to protect all of it",
+                            e->origin->name, (unsigned long long) rl->u,
+                            (unsigned long long) e->sb.origin_units);
   atomic_fetch_add (&e->begun, 1);
   int r = relocate_inner (e, rl, err);
   atomic_fetch_add (&e->finished, 1);

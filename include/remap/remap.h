@@ -69,7 +69,9 @@ struct remap_open_opts {
   bool no_repair;               /* open, but leave damaged copies alone */
   bool no_lock;                 /* skip the exclusive locks (tests only) */
   bool enospc_as_eio;           /* exhaustion reported as -EIO (SPEC 3.6) */
-  bool ignore_origin_size;      /* accept an origin whose size changed */
+  bool ignore_origin_size;      /* accept an origin whose size changed;
+                                   units past the recorded size are served
+                                   but never remapped (FORMAT.md 11.3) */
   unsigned read_retries;        /* extra origin read attempts (SPEC 3.3) */
   unsigned retry_delay_us;      /* first back-off; doubles each retry */
   void (*sleep_us) (unsigned us); /* how to wait (NULL: no wait) */
