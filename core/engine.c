@@ -982,6 +982,16 @@ remap_open (struct remap_backend *origin, struct remap_backend *spare,
   if (opts)
     e->opts = *opts;
   e->L = &e->sb.layout;
+  if (e->opts.read_retries > REMAP_MAX_READ_RETRIES
+      || e->opts.retry_delay_us > REMAP_MAX_RETRY_DELAY_US) {
+    r = remap_set_error (err, -EINVAL, "read retries: %u extra attempts "
+                         "with a first back-off of %u us is past the "
+                         "bounds (at most %u attempts and %u us); give "
+                         "smaller values", e->opts.read_retries,
+                         e->opts.retry_delay_us, REMAP_MAX_READ_RETRIES,
+                         REMAP_MAX_RETRY_DELAY_US);
+    goto fail_early;
+  }
 
   if (!e->opts.no_lock
       && ((r = remap_backend_lock (spare, err)) != 0

@@ -168,14 +168,26 @@ config_numbers (const char *key, const char *value)
     }
     return 0;
   }
-  if (strcmp (key, "read-retries") == 0)
-    return nbdkit_parse_unsigned ("read-retries", value, &read_retries);
+  if (strcmp (key, "read-retries") == 0) {
+    if (nbdkit_parse_unsigned ("read-retries", value, &read_retries) == -1)
+      return -1;
+    if (read_retries > REMAP_MAX_READ_RETRIES) {
+      nbdkit_error ("read-retries=%s: at most %u (each retry of a failing "
+                    "unit waits twice as long as the one before, and the "
+                    "client's read waits for all of them)", value,
+                    REMAP_MAX_READ_RETRIES);
+      return -1;
+    }
+    return 0;
+  }
   if (strcmp (key, "read-retry-delay") == 0) {
     if (nbdkit_parse_unsigned ("read-retry-delay", value,
                                &read_retry_delay_ms) == -1)
       return -1;
-    if (read_retry_delay_ms > 60000) {
-      nbdkit_error ("read-retry-delay=%s: at most 60000 ms", value);
+    if (read_retry_delay_ms > REMAP_MAX_RETRY_DELAY_US / 1000) {
+      nbdkit_error ("read-retry-delay=%s: at most %u ms (the first "
+                    "back-off; later ones double, up to that bound)", value,
+                    REMAP_MAX_RETRY_DELAY_US / 1000);
       return -1;
     }
     return 0;
@@ -298,8 +310,9 @@ plugin_config_complete (void)
   "remap=LIST           Remap units at start: U, U-V or OFFSET+LENGTH, ...\n" \
   "badblocks=FILE       Remap the blocks of an e2fsprogs badblocks list.\n" \
   "badblocks-block-size=N  Block size of that list (default 1024).\n" \
-  "read-retries=N       Extra origin read attempts (default 2).\n" \
-  "read-retry-delay=MS  First retry back-off, doubled each time (10).\n" \
+  "read-retries=N       Extra origin read attempts (0..10, default 2).\n" \
+  "read-retry-delay=MS  First retry back-off, doubled each time, at most\n" \
+  "                     10000 (default 10).\n" \
   "enospc=enospc|eio    Error for a write the full spare cannot remap.\n" \
   "control=PATH         Control socket for remapctl --control (mode 0600).\n" \
   "fail=OPS:OFF[+LEN][,after=N][,times=N]  Rehearsal: make the origin fail\n" \

@@ -64,6 +64,12 @@ enum remap_log_level { REMAP_LOG_DEBUG, REMAP_LOG_INFO, REMAP_LOG_WARN,
 typedef void (*remap_log_fn) (void *opaque, enum remap_log_level level,
                               const char *msg);
 
+/* Bounds of the read retries (SPEC 3.3): a failing unit is read at most
+ * 1 + REMAP_MAX_READ_RETRIES times, and no back-off is longer than
+ * REMAP_MAX_RETRY_DELAY_US (the doubling stops there). */
+#define REMAP_MAX_READ_RETRIES   10u
+#define REMAP_MAX_RETRY_DELAY_US 10000000u      /* 10 s */
+
 struct remap_open_opts {
   bool readonly;                /* no writes at all, no repair */
   bool no_repair;               /* open, but leave damaged copies alone */
@@ -72,8 +78,11 @@ struct remap_open_opts {
   bool ignore_origin_size;      /* accept an origin whose size changed;
                                    units past the recorded size are served
                                    but never remapped (FORMAT.md 11.3) */
-  unsigned read_retries;        /* extra origin read attempts (SPEC 3.3) */
-  unsigned retry_delay_us;      /* first back-off; doubles each retry */
+  unsigned read_retries;        /* extra origin read attempts (SPEC 3.3),
+                                   at most REMAP_MAX_READ_RETRIES */
+  unsigned retry_delay_us;      /* first back-off, doubled each retry up to
+                                   REMAP_MAX_RETRY_DELAY_US; slept with no
+                                   lock held */
   void (*sleep_us) (unsigned us); /* how to wait (NULL: no wait) */
   remap_log_fn log;             /* may be NULL */
   void *log_opaque;
@@ -83,7 +92,8 @@ struct remap_open_opts {
  * on failure).  Locks both, loads the newest valid generation of every table
  * block, repairs stale or damaged copies (unless readonly/no_repair), and
  * checks the identity.  -EUCLEAN: no valid copy; -ENODEV: identity mismatch;
- * -EWOULDBLOCK: held by another process; -ENOMEDIUM: no remap metadata. */
+ * -EWOULDBLOCK: held by another process; -ENOMEDIUM: no remap metadata;
+ * -EINVAL: retry options past their bounds. */
 int remap_open (struct remap_backend *origin, struct remap_backend *spare,
                 const struct remap_open_opts *opts, struct remap_engine **out,
                 struct remap_error *err);
