@@ -15,6 +15,9 @@
  * - Data callbacks translate engine errors to the two errnos nbdkit passes
  *   to clients unchanged: ENOSPC (spare exhausted, unless enospc=eio) and
  *   EIO (everything else).  nbdkit would turn any other errno into EINVAL.
+ * - nbdkit -r (cmdline.c finds it before anything is opened) opens origin
+ *   and spare read-only and the engine read-only: no repair of damaged
+ *   copies, pending units kept in memory, no format, no start-list remaps.
  * - format=yes formats only a spare that holds nothing resembling remap
  *   metadata: a spare with a valid table is opened as it is, and one with
  *   damaged metadata is handed to the engine unchanged, which refuses it
@@ -44,6 +47,7 @@
 
 #include "remap/remap.h"
 #include "unitlist.h"
+#include "cmdline.h"
 #include "control.h"
 #include "rehearse.h"
 
@@ -70,6 +74,7 @@ static uint64_t badblocks_bs = 1024;
 static unsigned read_retries = 2;
 static unsigned read_retry_delay_ms = 10;
 static bool enospc_as_eio;
+static bool read_only;                  /* nbdkit -r: write nothing at all */
 
 /* The engine, from .get_ready to .cleanup. */
 static struct remap_engine *engine;
@@ -294,6 +299,7 @@ plugin_config_complete (void)
       && unit_list_read_badblocks (&start_list, badblocks_path,
                                    badblocks_bs) == -1)
     return -1;
+  read_only = cmdline_read_only ();
   return 0;
 }
 
@@ -577,6 +583,13 @@ apply_start_list (struct remap_engine *e)
     goto out;
   }
   remap_get_counters (e, &c);
+  if (read_only && total > h.count) {
+    nbdkit_error ("remap=/badblocks= name %" PRIu64 " units that are not "
+                  "remapped yet, but nbdkit -r forbids writing to spare %s: "
+                  "start without -r to remap them, or drop remap= and "
+                  "badblocks=", total - h.count, spare_path);
+    goto out;
+  }
   if (check_room (total - h.count, c.spare_free_units) == -1)
     goto out;
   for (ssize_t i = 0; i < n; i++)
@@ -609,6 +622,13 @@ prepare_spare (struct remap_backend *origin, struct remap_backend *spare)
     nbdkit_debug ("remap: spare %s holds remap metadata: not formatting it",
                   spare_path);
     return 0;
+  }
+  if (read_only) {
+    nbdkit_error ("format=yes: spare %s holds no remap metadata, and nbdkit "
+                  "-r forbids writing to it: format it first (start once "
+                  "without -r, or 'remapctl format ORIGIN SPARE')",
+                  spare_path);
+    return -1;
   }
   remap_format_opts_init (&fo);
   fo.unit = unit;
@@ -659,10 +679,11 @@ log_status (struct remap_engine *e, const char *when)
 static unsigned
 file_flags (void)
 {
+  unsigned ro = read_only ? REMAP_FILE_READONLY : 0;
   switch (direct) {
-  case DIRECT_YES: return REMAP_FILE_DIRECT;
-  case DIRECT_NO: return REMAP_FILE_NODIRECT;
-  case DIRECT_AUTO: default: return 0;
+  case DIRECT_YES: return ro | REMAP_FILE_DIRECT;
+  case DIRECT_NO: return ro | REMAP_FILE_NODIRECT;
+  case DIRECT_AUTO: default: return ro;
   }
 }
 
@@ -672,6 +693,7 @@ open_engine (struct remap_engine **out)
   struct remap_error err = { 0 };
   struct remap_backend *origin = NULL, *spare = NULL;
   struct remap_open_opts oo = {
+    .readonly = read_only,
     .enospc_as_eio = enospc_as_eio,
     .read_retries = read_retries,
     .retry_delay_us = read_retry_delay_ms * 1000,
@@ -738,6 +760,9 @@ plugin_get_ready (void)
                 info.layout.unit, remap_strategy_name (info.layout.strategy),
                 info.layout.copies);
   nbdkit_debug ("remap: I/O batches: %s", remap_backend_uring_status ());
+  if (read_only)
+    nbdkit_debug ("remap: read-only (nbdkit -r): origin and spare are "
+                  "opened read-only; no repair, no pending marks");
   log_status (e, "start");
   engine = e;
   return 0;
