@@ -1030,6 +1030,26 @@ remap_lookup (struct remap_engine *e, uint64_t u, struct remap_mapping *mp)
 }
 
 int
+remap_unit_pending (struct remap_engine *e, uint64_t u)
+{
+  if (u > (e->origin_size - 1) / e->unit)
+    return -EINVAL;
+  if (u < e->sb.origin_units) {
+    struct map m;
+    lookup_unit (e, u, &m.slot, &m.word, &m.lost);
+    if (word_state (m.word) == REMAP_SLOT_PENDING)
+      return 1;
+  }
+  if (atomic_load (&e->nvpend) == 0)
+    return 0;
+  /* meta_lock excludes every writer of vpend (see mark_pending_unit). */
+  pthread_mutex_lock (&e->meta_lock);
+  bool held = table_uset_has (&e->t.vpend, u);
+  pthread_mutex_unlock (&e->meta_lock);
+  return held ? 2 : 0;
+}
+
+int
 remap_remap (struct remap_engine *e, uint64_t u, unsigned flags,
              struct remap_error *err)
 {

@@ -140,6 +140,13 @@ struct remap_mapping {
 int remap_lookup (struct remap_engine *e, uint64_t unit,
                   struct remap_mapping *m);
 
+/* Is unit (of the exported disk) pending, i.e. did its last read fail?
+ * 1: yes, recorded on the spare (a PENDING slot); 2: yes, but held in
+ * memory only, because it could not be recorded (the spare is full, the
+ * engine is read-only, or the unit lies past the origin size recorded at
+ * format); 0: no; -EINVAL: past the end of the disk. */
+int remap_unit_pending (struct remap_engine *e, uint64_t unit);
+
 #define REMAP_REMAP_NOCOPY 0x1u /* do not copy origin data (it is lost) */
 
 /* Remap origin unit `unit' to a fresh spare unit: copy its data from the
