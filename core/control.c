@@ -815,7 +815,10 @@ cmd_export (struct remap_engine *e, int argc, char *const *argv,
 
 /* Read the origin units of a range that are not remapped, so that the
  * engine finds the failing ones (it retries, then marks them pending).
- * Remapped units are skipped: their data is on the spare. */
+ * Remapped units are skipped: their data is on the spare.  A unit is
+ * reported bad when the engine holds it pending after the read, recorded
+ * on the spare or, when it could not be (spare full, read-only engine),
+ * in memory only: those are listed as unrecorded too. */
 static int
 cmd_scan (struct remap_engine *e, int argc, char *const *argv,
           struct remap_buf *out, struct remap_error *err)
@@ -823,8 +826,8 @@ cmd_scan (struct remap_engine *e, int argc, char *const *argv,
   struct args a;
   uint64_t first, n, U = remap_unit (e), size = remap_size (e);
   uint64_t run_max = (4u << 20) / U ? (4u << 20) / U : 1;
-  uint64_t nread = 0, skipped = 0, nbad = 0, nnew = 0;
-  struct remap_buf bad = { 0 };
+  uint64_t nread = 0, skipped = 0, nbad = 0, nnew = 0, nunrec = 0;
+  struct remap_buf bad = { 0 }, unrec = { 0 };
   uint8_t *buf;
   int r = parse_args (argc, argv, O_JSON | O_UNITS, 1, 2,
                       "scan LBA [COUNT] [-u] [--json]", &a, err);
@@ -841,10 +844,9 @@ cmd_scan (struct remap_engine *e, int argc, char *const *argv,
 
     /* A run of units that are not remapped. */
     while (u1 < first + n && u1 - u < run_max && u1 - u < 256) {
-      remap_lookup (e, u1, &m);
-      if (m.state == REMAP_SLOT_MAPPED)
+      if (remap_lookup (e, u1, &m) == 0 && m.state == REMAP_SLOT_MAPPED)
         break;
-      was_pending[u1 - u] = m.state == REMAP_SLOT_PENDING;
+      was_pending[u1 - u] = remap_unit_pending (e, u1) > 0;
       u1++;
     }
     if (u1 == u) {
@@ -863,37 +865,46 @@ cmd_scan (struct remap_engine *e, int argc, char *const *argv,
     for (uint64_t v = u; v < u1; v++) {
       if (rr == 0 && !was_pending[v - u])
         continue;
-      remap_lookup (e, v, &m);
-      if (m.state == REMAP_SLOT_PENDING) {
+      int p = remap_unit_pending (e, v);
+      if (p > 0) {
         remap_buf_printf (&bad, "%s%" PRIu64, nbad ? "," : "", v);
         nbad++;
         nnew += !was_pending[v - u];
       }
+      if (p == 2)
+        remap_buf_printf (&unrec, "%s%" PRIu64, nunrec++ ? "," : "", v);
     }
     nread += u1 - u;
     u = u1;
   }
   free (buf);
-  if (bad.failed && !r)
+  if ((bad.failed || unrec.failed) && !r)
     r = remap_set_error (err, -ENOMEM, "out of memory");
   if (r) {
     remap_buf_free (&bad);
+    remap_buf_free (&unrec);
     return r;
   }
   if (a.json)
     P ("{\"command\":\"scan\",\"unit\":%" PRIu64 ",\"first_unit\":%" PRIu64
        ",\"units\":%" PRIu64 ",\"read_units\":%" PRIu64 ",\"skipped_units\":%"
-       PRIu64 ",\"new_bad_units\":%" PRIu64 ",\"bad_units\":[%s]}\n", U, first,
-       n, nread, skipped, nnew, bad.data ? bad.data : "");
+       PRIu64 ",\"new_bad_units\":%" PRIu64 ",\"bad_units\":[%s],"
+       "\"unrecorded_units\":[%s]}\n", U, first, n, nread, skipped, nnew,
+       bad.data ? bad.data : "", unrec.data ? unrec.data : "");
   else {
     P ("scanned units %" PRIu64 "-%" PRIu64 ": %" PRIu64 " read, %" PRIu64
        " skipped (remapped), %" PRIu64 " bad (%" PRIu64 " new)", first,
        first + n - 1, nread, skipped, nbad, nnew);
     if (nbad)
       P (": units %s (now pending)", bad.data);
+    if (nunrec)
+      P ("; units %s could not be recorded on the spare (it is full or "
+         "read-only): they are pending in memory only, until remap stops",
+         unrec.data);
     P ("\n");
   }
   remap_buf_free (&bad);
+  remap_buf_free (&unrec);
   return out->failed ? remap_set_error (err, -ENOMEM, "out of memory") : 0;
 }
 

@@ -18,6 +18,9 @@
  *   EPERM (a backend refused us), and EIO (media errors, lost data, lost
  *   connections, failed flushes, everything else).  nbdkit would turn any
  *   other errno into EINVAL.
+ * - nbdkit -r (cmdline.c finds it before anything is opened) opens origin
+ *   and spare read-only and the engine read-only: no repair of damaged
+ *   copies, pending units kept in memory, no format, no start-list remaps.
  * - format=yes formats only a spare that holds nothing resembling remap
  *   metadata: a spare with a valid table is opened as it is, and one with
  *   damaged metadata is handed to the engine unchanged, which refuses it
@@ -47,6 +50,7 @@
 
 #include "remap/remap.h"
 #include "unitlist.h"
+#include "cmdline.h"
 #include "control.h"
 #include "rehearse.h"
 
@@ -73,6 +77,7 @@ static uint64_t badblocks_bs = 1024;
 static unsigned read_retries = 2;
 static unsigned read_retry_delay_ms = 10;
 static bool enospc_as_eio;
+static bool read_only;                  /* nbdkit -r: write nothing at all */
 
 /* The engine, from .get_ready to .cleanup. */
 static struct remap_engine *engine;
@@ -162,21 +167,35 @@ config_numbers (const char *key, const char *value)
   if (strcmp (key, "copies") == 0) {
     if (nbdkit_parse_uint32_t ("copies", value, &copies) == -1)
       return -1;
-    if (copies < 1 || copies > REMAP_MAX_COPIES) {
-      nbdkit_error ("copies=%s: must be from 1 to %u", value,
+    if (copies < REMAP_MIN_COPIES || copies > REMAP_MAX_COPIES) {
+      nbdkit_error ("copies=%s: must be from %u to %u (remap keeps at least "
+                    "two metadata copies, so that one damaged copy never "
+                    "costs the table)", value, REMAP_MIN_COPIES,
                     REMAP_MAX_COPIES);
       return -1;
     }
     return 0;
   }
-  if (strcmp (key, "read-retries") == 0)
-    return nbdkit_parse_unsigned ("read-retries", value, &read_retries);
+  if (strcmp (key, "read-retries") == 0) {
+    if (nbdkit_parse_unsigned ("read-retries", value, &read_retries) == -1)
+      return -1;
+    if (read_retries > REMAP_MAX_READ_RETRIES) {
+      nbdkit_error ("read-retries=%s: at most %u (each retry of a failing "
+                    "unit waits twice as long as the one before, and the "
+                    "client's read waits for all of them)", value,
+                    REMAP_MAX_READ_RETRIES);
+      return -1;
+    }
+    return 0;
+  }
   if (strcmp (key, "read-retry-delay") == 0) {
     if (nbdkit_parse_unsigned ("read-retry-delay", value,
                                &read_retry_delay_ms) == -1)
       return -1;
-    if (read_retry_delay_ms > 60000) {
-      nbdkit_error ("read-retry-delay=%s: at most 60000 ms", value);
+    if (read_retry_delay_ms > REMAP_MAX_RETRY_DELAY_US / 1000) {
+      nbdkit_error ("read-retry-delay=%s: at most %u ms (the first "
+                    "back-off; later ones double, up to that bound)", value,
+                    REMAP_MAX_RETRY_DELAY_US / 1000);
       return -1;
     }
     return 0;
@@ -283,6 +302,7 @@ plugin_config_complete (void)
       && unit_list_read_badblocks (&start_list, badblocks_path,
                                    badblocks_bs) == -1)
     return -1;
+  read_only = cmdline_read_only ();
   return 0;
 }
 
@@ -294,13 +314,14 @@ plugin_config_complete (void)
   "format=yes           Format SPARE if it holds no remap metadata.\n" \
   "unit=SIZE            Remap unit of a new spare (512..64k, default 4k).\n" \
   "strategy=auto|minimal|linear|geometric  Placement of metadata copies.\n" \
-  "copies=N             Number of metadata copies of a new spare (1..8).\n" \
+  "copies=N             Number of metadata copies of a new spare (2..8).\n" \
   "direct=auto|yes|no   O_DIRECT I/O (auto: block devices only).\n" \
   "remap=LIST           Remap units at start: U, U-V or OFFSET+LENGTH, ...\n" \
   "badblocks=FILE       Remap the blocks of an e2fsprogs badblocks list.\n" \
   "badblocks-block-size=N  Block size of that list (default 1024).\n" \
-  "read-retries=N       Extra origin read attempts (default 2).\n" \
-  "read-retry-delay=MS  First retry back-off, doubled each time (10).\n" \
+  "read-retries=N       Extra origin read attempts (0..10, default 2).\n" \
+  "read-retry-delay=MS  First retry back-off, doubled each time, at most\n" \
+  "                     10000 (default 10).\n" \
   "enospc=enospc|eio    Error for a write the full spare cannot remap.\n" \
   "control=PATH         Control socket for remapctl --control (mode 0600).\n" \
   "fail=OPS:OFF[+LEN][,after=N][,times=N]  Rehearsal: make the origin fail\n" \
@@ -565,6 +586,13 @@ apply_start_list (struct remap_engine *e)
     goto out;
   }
   remap_get_counters (e, &c);
+  if (read_only && total > h.count) {
+    nbdkit_error ("remap=/badblocks= name %" PRIu64 " units that are not "
+                  "remapped yet, but nbdkit -r forbids writing to spare %s: "
+                  "start without -r to remap them, or drop remap= and "
+                  "badblocks=", total - h.count, spare_path);
+    goto out;
+  }
   if (check_room (total - h.count, c.spare_free_units) == -1)
     goto out;
   for (ssize_t i = 0; i < n; i++)
@@ -597,6 +625,13 @@ prepare_spare (struct remap_backend *origin, struct remap_backend *spare)
     nbdkit_debug ("remap: spare %s holds remap metadata: not formatting it",
                   spare_path);
     return 0;
+  }
+  if (read_only) {
+    nbdkit_error ("format=yes: spare %s holds no remap metadata, and nbdkit "
+                  "-r forbids writing to it: format it first (start once "
+                  "without -r, or 'remapctl format ORIGIN SPARE')",
+                  spare_path);
+    return -1;
   }
   remap_format_opts_init (&fo);
   fo.unit = unit;
@@ -647,10 +682,11 @@ log_status (struct remap_engine *e, const char *when)
 static unsigned
 file_flags (void)
 {
+  unsigned ro = read_only ? REMAP_FILE_READONLY : 0;
   switch (direct) {
-  case DIRECT_YES: return REMAP_FILE_DIRECT;
-  case DIRECT_NO: return REMAP_FILE_NODIRECT;
-  case DIRECT_AUTO: default: return 0;
+  case DIRECT_YES: return ro | REMAP_FILE_DIRECT;
+  case DIRECT_NO: return ro | REMAP_FILE_NODIRECT;
+  case DIRECT_AUTO: default: return ro;
   }
 }
 
@@ -660,6 +696,7 @@ open_engine (struct remap_engine **out)
   struct remap_error err = { 0 };
   struct remap_backend *origin = NULL, *spare = NULL;
   struct remap_open_opts oo = {
+    .readonly = read_only,
     .enospc_as_eio = enospc_as_eio,
     .read_retries = read_retries,
     .retry_delay_us = read_retry_delay_ms * 1000,
@@ -726,6 +763,9 @@ plugin_get_ready (void)
                 info.layout.unit, remap_strategy_name (info.layout.strategy),
                 info.layout.copies);
   nbdkit_debug ("remap: I/O batches: %s", remap_backend_uring_status ());
+  if (read_only)
+    nbdkit_debug ("remap: read-only (nbdkit -r): origin and spare are "
+                  "opened read-only; no repair, no pending marks");
   log_status (e, "start");
   engine = e;
   return 0;

@@ -66,14 +66,25 @@ enum remap_log_level { REMAP_LOG_DEBUG, REMAP_LOG_INFO, REMAP_LOG_WARN,
 typedef void (*remap_log_fn) (void *opaque, enum remap_log_level level,
                               const char *msg);
 
+/* Bounds of the read retries (SPEC 3.3): a failing unit is read at most
+ * 1 + REMAP_MAX_READ_RETRIES times, and no back-off is longer than
+ * REMAP_MAX_RETRY_DELAY_US (the doubling stops there). */
+#define REMAP_MAX_READ_RETRIES   10u
+#define REMAP_MAX_RETRY_DELAY_US 10000000u      /* 10 s */
+
 struct remap_open_opts {
   bool readonly;                /* no writes at all, no repair */
   bool no_repair;               /* open, but leave damaged copies alone */
   bool no_lock;                 /* skip the exclusive locks (tests only) */
   bool enospc_as_eio;           /* exhaustion reported as -EIO (SPEC 3.6) */
-  bool ignore_origin_size;      /* accept an origin whose size changed */
-  unsigned read_retries;        /* extra origin read attempts (SPEC 3.3) */
-  unsigned retry_delay_us;      /* first back-off; doubles each retry */
+  bool ignore_origin_size;      /* accept an origin whose size changed;
+                                   units past the recorded size are served
+                                   but never remapped (FORMAT.md 11.3) */
+  unsigned read_retries;        /* extra origin read attempts (SPEC 3.3),
+                                   at most REMAP_MAX_READ_RETRIES */
+  unsigned retry_delay_us;      /* first back-off, doubled each retry up to
+                                   REMAP_MAX_RETRY_DELAY_US; slept with no
+                                   lock held */
   void (*sleep_us) (unsigned us); /* how to wait (NULL: no wait) */
   remap_log_fn log;             /* may be NULL */
   void *log_opaque;
@@ -86,7 +97,7 @@ struct remap_open_opts {
  * spare or layout (docs/FORMAT.md 11.4, 12); -ENODEV: identity mismatch;
  * -EWOULDBLOCK: held by another process; -ENOMEDIUM: no remap metadata; a
  * read error: no valid superblock, and a place where one could be could
- * not be read. */
+ * not be read; -EINVAL: retry options past their bounds. */
 int remap_open (struct remap_backend *origin, struct remap_backend *spare,
                 const struct remap_open_opts *opts, struct remap_engine **out,
                 struct remap_error *err);
@@ -132,6 +143,13 @@ struct remap_mapping {
 /* Look up one origin unit.  0, or -EINVAL if out of range. */
 int remap_lookup (struct remap_engine *e, uint64_t unit,
                   struct remap_mapping *m);
+
+/* Is unit (of the exported disk) pending, i.e. did its last read fail?
+ * 1: yes, recorded on the spare (a PENDING slot); 2: yes, but held in
+ * memory only, because it could not be recorded (the spare is full, the
+ * engine is read-only, or the unit lies past the origin size recorded at
+ * format); 0: no; -EINVAL: past the end of the disk. */
+int remap_unit_pending (struct remap_engine *e, uint64_t unit);
 
 #define REMAP_REMAP_NOCOPY 0x1u /* do not copy origin data (it is lost) */
 
@@ -231,7 +249,8 @@ struct remap_copy_status {
 enum remap_verdict {
   REMAP_CLEAN = 0,              /* every copy valid and current */
   REMAP_REPAIRABLE = 1,         /* damage, but every block has a valid copy */
-  REMAP_UNUSABLE = 2,           /* no superblock, or a block lost in all */
+  REMAP_UNUSABLE = 2,           /* no superblock, a block lost in all, or
+                                   a spare resized since format */
 };
 
 struct remap_inspect {

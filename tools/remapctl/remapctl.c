@@ -361,6 +361,11 @@ do_format (void)
                               "65536", val);
         fo.unit = (uint32_t) v;
       }
+      else if (v < REMAP_MIN_COPIES || v > REMAP_MAX_COPIES)
+        return usage_error ("bad copy count \"%s\": from %u to %u (remap "
+                            "keeps at least two metadata copies, so that one "
+                            "damaged copy never costs the table)", val,
+                            REMAP_MIN_COPIES, REMAP_MAX_COPIES);
       else
         fo.copies = (uint32_t) v;
     }
