@@ -7,7 +7,8 @@
  *
  * Optional operations get their defined fallbacks here: zero writes zeroes
  * in chunks of at most 1 MiB when the backend cannot (ops->zero NULL or
- * -EOPNOTSUPP); trim and lock without an op succeed (both are advisory).
+ * -EOPNOTSUPP); trim and lock without an op succeed (both are advisory), and
+ * so does preallocate (the backend has nothing to allocate).
  *
  * No locking: the wrappers hold no state; backends are thread-safe
  * themselves (backend.h).
@@ -121,6 +122,16 @@ remap_backend_lock (struct remap_backend *b, struct remap_error *err)
   if (b->ops->lock == NULL)
     return 0;
   return b->ops->lock (b, err);
+}
+
+int
+remap_backend_preallocate (struct remap_backend *b, struct remap_error *err)
+{
+  if (!valid (b))
+    return remap_set_error (err, -EINVAL, "preallocate: invalid backend");
+  if (b->ops->preallocate == NULL)
+    return 0;
+  return b->ops->preallocate (b, err);
 }
 
 void

@@ -524,6 +524,11 @@ remap_format (struct remap_backend *origin, struct remap_backend *spare,
                             r == 0 ? old.origin_label : "");
   }
 
+  /* Before the first byte is written: a spare that cannot get its space
+   * is refused as it is. */
+  if (!o->sparse && (r = remap_backend_preallocate (spare, err)) != 0)
+    return remap_error_prefix (err, r, "cannot format");
+
   r = 0;
   sb.version = REMAP_SB_VERSION;
   memcpy (sb.uuid, o->uuid, 16);

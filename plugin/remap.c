@@ -59,6 +59,7 @@ static char *origin_path;               /* absolute */
 static char *spare_path;                /* absolute */
 static bool spare_missing;              /* spare did not exist at .config */
 static bool format;
+static int preallocate = -1;            /* -1: not given (yes) */
 static uint32_t unit;                   /* 0: not given */
 static enum remap_strategy strategy;    /* AUTO: not given */
 static uint32_t copies;                 /* 0: not given */
@@ -202,6 +203,11 @@ plugin_config (const char *key, const char *value)
     return config_format (value);
   if (strcmp (key, "unit") == 0)
     return config_unit (value);
+  if (strcmp (key, "preallocate") == 0) {
+    if ((preallocate = nbdkit_parse_bool (value)) == -1)
+      return -1;
+    return 0;
+  }
   if (strcmp (key, "strategy") == 0) {
     if (remap_strategy_parse (value, &strategy) < 0) {
       nbdkit_error ("strategy=%s: expected auto, minimal, linear or "
@@ -268,6 +274,15 @@ plugin_config_complete (void)
                   "where remap may create its control socket", control_path);
     return -1;
   }
+  if (preallocate != -1 && !format) {
+    nbdkit_error ("preallocate=%s applies only with format=yes: a spare is "
+                  "allocated when it is formatted.  Drop preallocate=, or "
+                  "to allocate an existing spare file in full run "
+                  "'fallocate -l $(stat -c %%s %s) %s' while remap is "
+                  "stopped", preallocate ? "yes" : "no", spare_path,
+                  spare_path);
+    return -1;
+  }
   if (spare_missing) {
     uint32_t u = unit ? unit : REMAP_DEFAULT_UNIT;
     nbdkit_error ("spare=%s does not exist: create it first, e.g. "
@@ -289,6 +304,8 @@ plugin_config_complete (void)
   "spare=SPARE          (required) Where remapped units and the table live\n" \
   "                     (file, block device or NBD URI).\n" \
   "format=yes           Format SPARE if it holds no remap metadata.\n" \
+  "preallocate=no       With format=yes: leave a new spare file sparse\n" \
+  "                     (default: allocate it in full, or refuse).\n" \
   "unit=SIZE            Remap unit of a new spare (512..64k, default 4k).\n" \
   "strategy=auto|minimal|linear|geometric  Placement of metadata copies.\n" \
   "copies=N             Number of metadata copies of a new spare (1..8).\n" \
@@ -600,6 +617,7 @@ prepare_spare (struct remap_backend *origin, struct remap_backend *spare)
   fo.strategy = strategy;
   fo.copies = copies;
   fo.origin_label = origin_path;
+  fo.sparse = preallocate == 0;
   r = remap_layout_compute (spare->size, unit ? unit : REMAP_DEFAULT_UNIT,
                             strategy, copies, &l, &err);
   if (r < 0) {
@@ -615,9 +633,13 @@ prepare_spare (struct remap_backend *origin, struct remap_backend *spare)
     return -1;
   }
   nbdkit_debug ("remap: formatted spare %s for origin %s: unit %" PRIu32
-                ", strategy %s, %" PRIu32 " copies, %" PRIu64 " usable units",
-                spare_path, origin_path, l.unit,
-                remap_strategy_name (l.strategy), l.copies, l.usable_units);
+                ", strategy %s, %" PRIu32 " copies, %" PRIu64 " usable "
+                "units, %s", spare_path, origin_path, l.unit,
+                remap_strategy_name (l.strategy), l.copies, l.usable_units,
+                remap_is_nbd_uri (spare_path) || spare->is_block_device
+                ? "nothing to preallocate"
+                : fo.sparse ? "left sparse (preallocate=no)"
+                : "allocated in full");
   return 0;
 }
 

@@ -457,6 +457,13 @@ fault_close (struct remap_backend *b)
   free (f);
 }
 
+/* Not a fault point: allocation is the inner backend's business. */
+static int
+fault_preallocate (struct remap_backend *b, struct remap_error *err)
+{
+  return remap_backend_preallocate (to_fault (b)->inner, err);
+}
+
 static const struct remap_backend_ops fault_ops = {
   .kind = "fault",
   .pread = fault_pread,
@@ -466,6 +473,7 @@ static const struct remap_backend_ops fault_ops = {
   .trim = NULL,
   .lock = fault_lock,
   .close = fault_close,
+  .preallocate = fault_preallocate,
 };
 
 int

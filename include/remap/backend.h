@@ -50,6 +50,12 @@ struct remap_backend_ops {
    * hand transfers of several backends to one io_uring. */
   int (*raw_fd) (struct remap_backend *b, const void *buf, size_t len,
                  uint64_t off, bool write);
+  /* Optional (NULL: there is nothing to allocate, as for a block device,
+   * an NBD export or memory).  Give every byte of the backend its storage
+   * now, without changing the contents, so that a later write cannot fail
+   * for lack of host space.  0; -ENOSPC with a message naming the space
+   * needed and the space free; another -errno with a message. */
+  int (*preallocate) (struct remap_backend *b, struct remap_error *err);
 };
 
 struct remap_backend {
@@ -76,6 +82,10 @@ int remap_backend_zero (struct remap_backend *b, uint64_t len, uint64_t off,
                         bool may_trim);
 int remap_backend_trim (struct remap_backend *b, uint64_t len, uint64_t off);
 int remap_backend_lock (struct remap_backend *b, struct remap_error *err);
+/* Allocate the whole backend (ops->preallocate); 0 when it has nothing to
+ * allocate (block device, NBD export, memory). */
+int remap_backend_preallocate (struct remap_backend *b,
+                               struct remap_error *err);
 /* NULL is accepted. */
 void remap_backend_close (struct remap_backend *b);
 

@@ -36,6 +36,7 @@ struct remap_format_opts {
   enum remap_strategy strategy; /* AUTO = by size */
   uint32_t copies;              /* 0 = default for the strategy */
   bool force;                   /* overwrite existing remap metadata */
+  bool sparse;                  /* do not preallocate a file spare */
   uint8_t uuid[16];             /* all zero = the caller forgot: -EINVAL */
   uint64_t format_time;         /* seconds since the epoch */
   const char *origin_label;     /* recorded for messages; may be NULL */
@@ -46,8 +47,11 @@ void remap_format_opts_init (struct remap_format_opts *opts);
 
 /* Write fresh metadata (every copy: superblock and empty table) to spare for
  * origin, then flush.  Refuses with -EEXIST if the spare already holds a
- * valid remap superblock and !force.  Does not take ownership of the
- * backends. */
+ * valid remap superblock and !force.  Unless opts->sparse, a spare that is
+ * a regular file is first allocated in full (remap_backend_preallocate), so
+ * that it cannot run out of host space later; -ENOSPC (nothing written)
+ * when its file system lacks the room, with a message naming the space
+ * needed.  Does not take ownership of the backends. */
 int remap_format (struct remap_backend *origin, struct remap_backend *spare,
                   const struct remap_format_opts *opts,
                   struct remap_error *err);

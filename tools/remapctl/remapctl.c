@@ -76,7 +76,8 @@ usage (FILE *f)
 "       remapctl COMMAND [ARGS] --control SOCK\n"
 "\n"
 "Offline (on the files; refused while a server holds them):\n"
-"  format ORIGIN SPARE [--unit N] [--strategy S] [--copies N] [--force]\n"
+"  format ORIGIN SPARE [--unit N] [--strategy S] [--copies N] [--sparse]\n"
+"         [--force]              a file spare is allocated in full unless --sparse\n"
 "  dump SPARE [--json]          every metadata copy, generation, validity\n"
 "  check SPARE [--json]         exit 0 clean, 1 repairable, 2 unusable\n"
 "  repair SPARE [ORIGIN]        rewrite damaged copies from the best one\n"
@@ -343,6 +344,8 @@ do_format (void)
     uint64_t v;
     if (strcmp (a, "--force") == 0)
       fo.force = true;
+    else if (strcmp (a, "--sparse") == 0)
+      fo.sparse = true;
     else if (strcmp (a, "--unit") == 0 || strcmp (a, "--strategy") == 0
              || strcmp (a, "--copies") == 0) {
       if (i + 1 == nrest)
@@ -378,7 +381,7 @@ do_format (void)
                         "--control");
   if (!origin_path || !spare_path)
     return usage_error ("%s", "usage: format ORIGIN SPARE [--unit N] "
-                        "[--strategy S] [--copies N] [--force]");
+                        "[--strategy S] [--copies N] [--sparse] [--force]");
   r = remap_backend_open (origin_path, REMAP_FILE_READONLY, &o, &err);
   if (r == 0)
     r = remap_backend_open (spare_path, 0, &s, &err);
@@ -402,6 +405,12 @@ do_format (void)
       fo.origin_label = origin_path;
     r = remap_format (o, s, &fo, &err);
   }
+  /* What the spare's space is now, for the last line. */
+  const char *space = remap_is_nbd_uri (spare_path)
+    ? "an NBD export needs no preallocation"
+    : s && s->is_block_device ? "a block device needs no preallocation"
+    : fo.sparse ? "left sparse (--sparse): it takes host space as it fills"
+    : "allocated in full, so it cannot run out of host space";
   remap_backend_close (o);
   remap_backend_close (s);
   if (r) {
@@ -412,9 +421,10 @@ do_format (void)
     return r == -EINVAL ? EXIT_USAGE : exit_code (r);
   }
   printf ("formatted %s for origin %s: unit %" PRIu32 " bytes, strategy %s, "
-          "%" PRIu32 " copies, %" PRIu64 " usable spare units\n", spare_path,
-          fo.origin_label, l.unit, remap_strategy_name (l.strategy),
-          l.copies, l.usable_units);
+          "%" PRIu32 " copies, %" PRIu64 " usable spare units; %s\n",
+          spare_path, fo.origin_label, l.unit,
+          remap_strategy_name (l.strategy), l.copies, l.usable_units,
+          space);
   return EXIT_OK;
 }
 
