@@ -8,7 +8,8 @@
  * Optional operations get their defined fallbacks here: zero writes zeroes
  * in chunks of at most 1 MiB when the backend cannot (ops->zero NULL or
  * -EOPNOTSUPP); trim and lock without an op succeed (both are advisory), and
- * so does preallocate (the backend has nothing to allocate).
+ * so does preallocate (the backend has nothing to allocate) and drop_cache
+ * (it caches nothing).
  *
  * No locking: the wrappers hold no state; backends are thread-safe
  * themselves (backend.h).
@@ -132,6 +133,16 @@ remap_backend_preallocate (struct remap_backend *b, struct remap_error *err)
   if (b->ops->preallocate == NULL)
     return 0;
   return b->ops->preallocate (b, err);
+}
+
+int
+remap_backend_drop_cache (struct remap_backend *b, uint64_t len, uint64_t off)
+{
+  if (!valid (b) || !in_range (b, len, off))
+    return -EINVAL;
+  if (len == 0 || b->ops->drop_cache == NULL)
+    return 0;
+  return b->ops->drop_cache (b, len, off);
 }
 
 void

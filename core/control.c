@@ -4,9 +4,10 @@
  *
  * Every command first gathers its data through the engine's thread-safe API
  * (remap_get_counters, remap_get_info, remap_foreach, remap_lookup,
- * remap_remap, remap_unmap, remap_mark_pending), then renders it either as
- * text or as one JSON object on one line: the two renderings sit next to
- * each other in one function, so they cannot drift apart.
+ * remap_remap, remap_unmap, remap_mark_pending, remap_spare_retest), then
+ * renders it either as text or as one JSON object on one line: the two
+ * renderings sit next to each other in one function, so they cannot drift
+ * apart.
  */
 
 #include <errno.h>
@@ -897,6 +898,118 @@ cmd_scan (struct remap_engine *e, int argc, char *const *argv,
   return out->failed ? remap_set_error (err, -ENOMEM, "out of memory") : 0;
 }
 
+/* ---- spare-retest ------------------------------------------------------ */
+
+struct bad_units {
+  uint64_t first, end;          /* the range asked for */
+  uint64_t *v;
+  size_t n, cap;
+};
+
+static int
+collect_bad (void *opaque, const struct remap_mapping *m)
+{
+  struct bad_units *b = opaque;
+  if (m->state != REMAP_SLOT_BAD || m->spare_unit < b->first
+      || m->spare_unit >= b->end)
+    return 0;
+  if (b->n == b->cap) {
+    size_t cap = b->cap ? 2 * b->cap : 64;
+    uint64_t *v = realloc (b->v, cap * sizeof *v);
+    if (!v)
+      return -ENOMEM;
+    b->v = v;
+    b->cap = cap;
+  }
+  b->v[b->n++] = m->spare_unit;
+  return 0;
+}
+
+/* Re-test the bad spare units of a range (spare unit numbers, default the
+ * whole spare), one at a time, so that each gets its own verdict.  Exits
+ * with -EIO when some stay bad: a script can tell "all cleared" apart. */
+static int
+cmd_spare_retest (struct remap_engine *e, int argc, char *const *argv,
+                  struct remap_buf *out, struct remap_error *err)
+{
+  static const char usage[] = "spare-retest [FIRST [COUNT]] [--json]";
+  struct args a;
+  struct remap_info in;
+  struct bad_units b = { 0 };
+  uint64_t first = 0, count, reserved = 0, cleared = 0, still = 0;
+  size_t i;
+  int r = parse_args (argc, argv, O_JSON, 0, 2, usage, &a, err);
+
+  if (r)
+    return r;
+  remap_get_info (e, &in);
+  const struct remap_layout *l = &in.layout;
+  if (a.npos > 0 && !parse_u64 (a.pos[0], &first))
+    return remap_set_error (err, -EINVAL, "bad spare unit \"%s\": want a "
+                            "decimal or 0x hexadecimal number", a.pos[0]);
+  count = first < l->spare_units ? l->spare_units - first : 0;
+  if (a.npos > 1 && (!parse_u64 (a.pos[1], &count) || count == 0))
+    return remap_set_error (err, -EINVAL, "bad count \"%s\": want a positive "
+                            "number", a.pos[1]);
+  if (first >= l->spare_units || count > l->spare_units - first)
+    return remap_set_error (err, -EINVAL, "spare unit %" PRIu64 " count %"
+                            PRIu64 " is past the end of the spare (%" PRIu64
+                            " units, numbered from 0); usage: %s", first,
+                            count, l->spare_units, usage);
+  for (uint64_t s = first; s < first + count; s++)
+    reserved += remap_layout_is_reserved (l, s);
+  b.first = first;
+  b.end = first + count;
+  if ((r = remap_foreach (e, collect_bad, &b)) != 0) {
+    free (b.v);
+    return remap_set_error (err, r, "out of memory");
+  }
+  if (a.json)
+    P ("{\"command\":\"spare-retest\",\"unit\":%" PRIu32 ",\"first_unit\":%"
+       PRIu64 ",\"units\":%" PRIu64 ",\"reserved_skipped\":%" PRIu64
+       ",\"results\":[", l->unit, first, count, reserved);
+  for (i = 0; i < b.n && r == 0; i++) {
+    uint64_t c = 0;
+    r = remap_spare_retest (e, b.v[i], 1, &c, err);
+    if (r)
+      break;
+    cleared += c;
+    still += !c;
+    if (a.json)
+      P ("%s{\"spare_unit\":%" PRIu64 ",\"result\":\"%s\"}", i ? "," : "",
+         b.v[i], c ? "cleared" : "still-bad");
+    else
+      P ("spare unit %" PRIu64 ": %s\n", b.v[i],
+         c ? "cleared (passed the test; free again)"
+         : "still bad (failed the test)");
+  }
+  if (r == 0 && still)
+    r = remap_set_error (err, -EIO, "%" PRIu64 " of %zu bad spare units "
+                         "still fail the test and stay bad; the spare's "
+                         "medium is failing there", still, b.n);
+  if (a.json) {
+    P ("],\"tested\":%zu,\"cleared\":%" PRIu64 ",\"still_bad\":%" PRIu64,
+       i, cleared, still);
+    if (r) {
+      P (",\"error\":");
+      JS (err && err->msg[0] ? err->msg : strerror (-r));
+    }
+    P ("}\n");
+  }
+  else if (b.n == 0)
+    P ("no bad spare units in spare units %" PRIu64 "-%" PRIu64
+       ": nothing to retest\n", first, first + count - 1);
+  else
+    P ("%zu bad spare unit%s retested: %" PRIu64 " cleared, %" PRIu64
+       " still bad (spare units %" PRIu64 "-%" PRIu64 "; %" PRIu64
+       " metadata units skipped)\n", i, i == 1 ? "" : "s", cleared, still,
+       first, first + count - 1, reserved);
+  free (b.v);
+  if (out->failed && !r)
+    r = remap_set_error (err, -ENOMEM, "out of memory");
+  return r;
+}
+
 /* ---- dispatch -------------------------------------------------------- */
 
 static int
@@ -913,6 +1026,7 @@ cmd_help (struct remap_engine *e, int argc, char *const *argv,
      "  pending LBA [COUNT] [-u] [--json]\n"
      "  export --format badblocks --block-size N | --format ddrescue\n"
      "  scan LBA [COUNT] [-u] [--json]\n"
+     "  spare-retest [FIRST [COUNT]] [--json]   (spare unit numbers)\n"
      "LBA and COUNT are 512-byte sectors, or remap units with -u.\n");
   return 0;
 }
@@ -951,6 +1065,7 @@ static const struct {
   { "pending", cmd_pending },
   { "export", cmd_export },
   { "scan", cmd_scan },
+  { "spare-retest", cmd_spare_retest },
   { "help", cmd_help },
 };
 
@@ -965,5 +1080,5 @@ remap_control_exec (struct remap_engine *e, int argc, char *const *argv,
       return commands[i].fn (e, argc, argv, out, err);
   return remap_set_error (err, -EINVAL, "unknown command \"%.40s\" (commands: "
                           "status, list, lookup, remap, unmap, pending, "
-                          "export, scan, help)", argv[0]);
+                          "export, scan, spare-retest, help)", argv[0]);
 }

@@ -464,6 +464,12 @@ fault_preallocate (struct remap_backend *b, struct remap_error *err)
   return remap_backend_preallocate (to_fault (b)->inner, err);
 }
 
+static int
+fault_drop_cache (struct remap_backend *b, uint64_t len, uint64_t off)
+{
+  return remap_backend_drop_cache (to_fault (b)->inner, len, off);
+}
+
 static const struct remap_backend_ops fault_ops = {
   .kind = "fault",
   .pread = fault_pread,
@@ -474,6 +480,7 @@ static const struct remap_backend_ops fault_ops = {
   .lock = fault_lock,
   .close = fault_close,
   .preallocate = fault_preallocate,
+  .drop_cache = fault_drop_cache,
 };
 
 int

@@ -511,6 +511,25 @@ file_preallocate (struct remap_backend *b, struct remap_error *err)
   }
 }
 
+/* Drop the page cache over a flushed range, so that the spare retest
+ * reads the medium.  O_DIRECT bytes were never cached; the buffered tail
+ * (tail_fd) may be. */
+static int
+file_drop_cache (struct remap_backend *b, uint64_t len, uint64_t off)
+{
+  struct file *f = (struct file *) b;
+  int e = 0;
+
+  if (!b->direct)
+    e = posix_fadvise (f->fd, (off_t) off, (off_t) len, POSIX_FADV_DONTNEED);
+  else if (f->tail_fd >= 0 && off + len > f->direct_end) {
+    uint64_t a = off > f->direct_end ? off : f->direct_end;
+    e = posix_fadvise (f->tail_fd, (off_t) a, (off_t) (off + len - a),
+                       POSIX_FADV_DONTNEED);
+  }
+  return -e;
+}
+
 /* A transfer that can go to the kernel as it is: buffered, or direct and
  * aligned below direct_end. */
 static int
@@ -539,6 +558,7 @@ static const struct remap_backend_ops file_ops = {
   .lock = file_lock,
   .close = file_close,
   .preallocate = file_preallocate,
+  .drop_cache = file_drop_cache,
 };
 
 /* ---- opening --------------------------------------------------------- */

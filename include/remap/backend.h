@@ -56,6 +56,11 @@ struct remap_backend_ops {
    * for lack of host space.  0; -ENOSPC with a message naming the space
    * needed and the space free; another -errno with a message. */
   int (*preallocate) (struct remap_backend *b, struct remap_error *err);
+  /* Optional (NULL: the backend caches nothing).  Forget cached copies of
+   * [off, off+len), which the caller has written and flushed, so that the
+   * next read of it comes from the medium and not from memory.  0 or
+   * -errno. */
+  int (*drop_cache) (struct remap_backend *b, uint64_t len, uint64_t off);
 };
 
 struct remap_backend {
@@ -86,6 +91,10 @@ int remap_backend_lock (struct remap_backend *b, struct remap_error *err);
  * allocate (block device, NBD export, memory). */
 int remap_backend_preallocate (struct remap_backend *b,
                                struct remap_error *err);
+/* Make the next read of [off, off+len) come from the medium (ops->
+ * drop_cache); 0 when the backend caches nothing. */
+int remap_backend_drop_cache (struct remap_backend *b, uint64_t len,
+                              uint64_t off);
 /* NULL is accepted. */
 void remap_backend_close (struct remap_backend *b);
 

@@ -157,6 +157,21 @@ int remap_mark_lost (struct remap_engine *e, uint64_t unit, uint64_t mask,
 int remap_mark_spare_bad (struct remap_engine *e, uint64_t spare_unit,
                           struct remap_error *err);
 
+/* Re-test the spare units of [first, first+count) that are marked bad,
+ * once the cause is fixed: each is written with a test pattern, flushed
+ * and read back from the medium, then the same with zeroes; a unit that
+ * passes is freed (durably, through a commit) and may be allocated again,
+ * one that fails stays bad.  Reserved (metadata) units and units that are
+ * not bad are never touched.  *cleared (may be NULL) counts the units
+ * freed.  0 when every bad unit was tested (whatever the verdicts);
+ * -EINVAL for a range outside the spare; -EROFS read-only; another
+ * -errno with a message when an error that is not a media error (lost
+ * connection, full file system ...) or a failed commit stops the retest:
+ * the unit being tested then stays bad. */
+int remap_spare_retest (struct remap_engine *e, uint64_t first,
+                        uint64_t count, uint64_t *cleared,
+                        struct remap_error *err);
+
 #define REMAP_UNMAP_DISCARD 0x1u /* drop the spare's data instead of copying */
 
 /* Return a unit to the origin: copy its data back (unless DISCARD), flush,

@@ -93,6 +93,8 @@ usage (FILE *f)
 "  export --format badblocks --block-size N | --format ddrescue\n"
 "  scan [LBA [COUNT]] [-u] [--rate R] [--chunk N] [--state FILE [--resume]]\n"
 "       [--json] [--progress|--no-progress]   surface scan of the origin\n"
+"  spare-retest [FIRST [COUNT]] [--json]     re-test bad spare units (spare\n"
+"                               unit numbers); free those that pass\n"
 "status, list and export also take SPARE [ORIGIN] as positional arguments.\n"
 "LBA and COUNT are 512-byte sectors, or remap units with -u.\n"
 "Exit: 0 ok, 1 failed (check: repairable), 2 usage (check: unusable),\n"
@@ -255,11 +257,20 @@ close_and_finish (struct remap_engine *e, int r, struct remap_buf *out,
   return r;
 }
 
+/* Commands that change the table (the engine is opened read-write), and
+ * of those the ones that move data to or from the origin (so the origin
+ * must be named, not taken from the spare's label). */
 static bool
-cmd_rw (const char *c)
+cmd_moves_data (const char *c)
 {
   return strcmp (c, "remap") == 0 || strcmp (c, "unmap") == 0
     || strcmp (c, "pending") == 0 || strcmp (c, "import") == 0;
+}
+
+static bool
+cmd_rw (const char *c)
+{
+  return cmd_moves_data (c) || strcmp (c, "spare-retest") == 0;
 }
 
 /* Options of the executor that take a value (so their value is not a
@@ -311,7 +322,8 @@ do_exec (void)
       || strcmp (cmd, "export") == 0)
     if ((r = take_positional_files ()) != EXIT_OK)
       return r;
-  if (!control_path && (r = open_engine (cmd_rw (cmd), cmd_rw (cmd), &e)))
+  if (!control_path
+      && (r = open_engine (cmd_rw (cmd), cmd_moves_data (cmd), &e)))
     return r;
   argv = calloc (nrest + 2, sizeof *argv);
   if (!argv) {
@@ -914,7 +926,7 @@ main (int argc, char **argv)
   if (strcmp (cmd, "status") == 0 || strcmp (cmd, "list") == 0
       || strcmp (cmd, "lookup") == 0 || strcmp (cmd, "remap") == 0
       || strcmp (cmd, "unmap") == 0 || strcmp (cmd, "pending") == 0
-      || strcmp (cmd, "export") == 0)
+      || strcmp (cmd, "export") == 0 || strcmp (cmd, "spare-retest") == 0)
     return do_exec ();
   return usage_error ("unknown command \"%s\"", cmd);
 }
