@@ -9,7 +9,7 @@
  * in chunks of at most 1 MiB when the backend cannot (ops->zero NULL or
  * -EOPNOTSUPP); trim and lock without an op succeed (both are advisory), and
  * so does preallocate (the backend has nothing to allocate) and drop_cache
- * (it caches nothing).
+ * (it caches nothing); status without an op is "reachable".
  *
  * No locking: the wrappers hold no state; backends are thread-safe
  * themselves (backend.h).
@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "remap/backend.h"
 
@@ -143,6 +144,15 @@ remap_backend_drop_cache (struct remap_backend *b, uint64_t len, uint64_t off)
   if (len == 0 || b->ops->drop_cache == NULL)
     return 0;
   return b->ops->drop_cache (b, len, off);
+}
+
+void
+remap_backend_status (struct remap_backend *b,
+                      struct remap_backend_status *st)
+{
+  memset (st, 0, sizeof *st);
+  if (valid (b) && b->ops->status != NULL)
+    b->ops->status (b, st);
 }
 
 void

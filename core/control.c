@@ -321,12 +321,18 @@ unit_lbas (struct remap_engine *e, uint64_t u, uint64_t *lba, uint64_t *n)
 /* ---- status ---------------------------------------------------------- */
 
 enum { C_DEGRADED = 1, C_NEARLY_FULL = 2, C_FULL = 4, C_UNCORRECTABLE = 8,
-       C_PENDING = 16 };
+       C_PENDING = 16, C_ORIGIN_UNREACHABLE = 32, C_SPARE_UNREACHABLE = 64 };
 
 static unsigned
-conditions (const struct remap_counters *c)
+conditions (const struct remap_counters *c,
+            const struct remap_backend_status *ost,
+            const struct remap_backend_status *sst)
 {
   unsigned f = 0;
+  if (ost->state == REMAP_BACKEND_UNREACHABLE)
+    f |= C_ORIGIN_UNREACHABLE;
+  if (sst->state == REMAP_BACKEND_UNREACHABLE)
+    f |= C_SPARE_UNREACHABLE;
   if (c->copies_valid < c->copies_total)
     f |= C_DEGRADED;
   if (c->spare_free_units == 0)
@@ -344,6 +350,12 @@ static const struct {
   unsigned flag;
   const char *name, *text;
 } cond_names[] = {
+  { C_ORIGIN_UNREACHABLE, "origin-unreachable",
+    "origin unreachable: requests fail with EIO until its NBD server is "
+    "back (remap reconnects by itself; nothing is remapped meanwhile)" },
+  { C_SPARE_UNREACHABLE, "spare-unreachable",
+    "spare unreachable: requests that need it fail with EIO until its NBD "
+    "server is back (remap reconnects by itself)" },
   { C_FULL, "spare-full", "spare full: new bad units cannot be remapped" },
   { C_DEGRADED, "degraded-copies",
     "metadata copies damaged: run remapctl repair" },
@@ -358,6 +370,8 @@ static const struct {
 static const char *
 state_name (unsigned f)
 {
+  if (f & (C_ORIGIN_UNREACHABLE | C_SPARE_UNREACHABLE))
+    return "unreachable";
   if (f & C_FULL)
     return "spare-full";
   if (f & C_DEGRADED)
@@ -367,6 +381,25 @@ state_name (unsigned f)
   return "healthy";
 }
 
+/* Reachability of a backend, inside its status object. */
+static void
+put_reach_json (struct remap_buf *out, const struct remap_backend_status *st)
+{
+  P (",\"reachable\":%s,\"down_ms\":%" PRIu64 ",\"reconnects\":%" PRIu64
+     ",\"detail\":", st->state == REMAP_BACKEND_OK ? "true" : "false",
+     st->down_ms, st->reconnects);
+  JS (st->detail);
+}
+
+static void
+put_reach_text (struct remap_buf *out, const struct remap_backend_status *st)
+{
+  if (st->state == REMAP_BACKEND_OK)
+    return;
+  P ("             UNREACHABLE for %" PRIu64 ".%01" PRIu64 " s: %s\n",
+     st->down_ms / 1000, st->down_ms % 1000 / 100, st->detail);
+}
+
 static int
 cmd_status (struct remap_engine *e, int argc, char *const *argv,
             struct remap_buf *out, struct remap_error *err)
@@ -374,6 +407,7 @@ cmd_status (struct remap_engine *e, int argc, char *const *argv,
   struct args a;
   struct remap_counters c;
   struct remap_info in;
+  struct remap_backend_status ost, sst;
   const struct remap_layout *l = &in.layout;
   char uuid[37];
   unsigned f;
@@ -383,8 +417,9 @@ cmd_status (struct remap_engine *e, int argc, char *const *argv,
     return r;
   remap_get_counters (e, &c);
   remap_get_info (e, &in);
+  remap_get_backend_status (e, &ost, &sst);
   remap_uuid_format (in.uuid, uuid);
-  f = conditions (&c);
+  f = conditions (&c, &ost, &sst);
 
   if (a.json) {
     P ("{\"version\":\"%s\",\"state\":\"%s\",\"conditions\":[",
@@ -399,12 +434,15 @@ cmd_status (struct remap_engine *e, int argc, char *const *argv,
     JS (in.origin_name);
     P (",\"label\":");
     JS (in.origin_label);
-    P (",\"size\":%" PRIu64 ",\"units\":%" PRIu64 ",\"sectors\":%" PRIu64
-       "},\"spare\":{\"name\":", remap_size (e), origin_units (e),
-       origin_sectors (e));
+    P (",\"size\":%" PRIu64 ",\"units\":%" PRIu64 ",\"sectors\":%" PRIu64,
+       remap_size (e), origin_units (e), origin_sectors (e));
+    put_reach_json (out, &ost);
+    P ("},\"spare\":{\"name\":");
     JS (in.spare_name);
-    P (",\"size\":%" PRIu64 ",\"uuid\":\"%s\",\"format_time\":%" PRIu64 "}",
+    P (",\"size\":%" PRIu64 ",\"uuid\":\"%s\",\"format_time\":%" PRIu64,
        in.spare_size, uuid, in.format_time);
+    put_reach_json (out, &sst);
+    P ("}");
     P (",\"geometry\":{\"unit\":%" PRIu32 ",\"sector\":%u,\"strategy\":\"%s\""
        ",\"copies\":%" PRIu32 ",\"copy_units\":%" PRIu64 ",\"table_blocks\":%"
        PRIu64 ",\"entries_per_block\":%" PRIu32 ",\"copy_offsets\":[",
@@ -440,8 +478,10 @@ cmd_status (struct remap_engine *e, int argc, char *const *argv,
     P ("origin:      %s (%" PRIu64 " bytes, %" PRIu64 " units, %" PRIu64
        " sectors)\n", in.origin_name, remap_size (e), origin_units (e),
        origin_sectors (e));
+    put_reach_text (out, &ost);
     P ("spare:       %s (%" PRIu64 " bytes, uuid %s)\n", in.spare_name,
        in.spare_size, uuid);
+    put_reach_text (out, &sst);
     P ("geometry:    unit %" PRIu32 " bytes, strategy %s, %" PRIu32
        " copies of %" PRIu64 " units at spare units", l->unit,
        remap_strategy_name (l->strategy), l->copies, l->copy_units);

@@ -1003,6 +1003,17 @@ remap_get_info (const struct remap_engine *e, struct remap_info *info)
   snprintf (info->spare_name, sizeof info->spare_name, "%s", e->spare->name);
 }
 
+void
+remap_get_backend_status (struct remap_engine *e,
+                          struct remap_backend_status *origin,
+                          struct remap_backend_status *spare)
+{
+  if (origin)
+    remap_backend_status (e->origin, origin);
+  if (spare)
+    remap_backend_status (e->spare, spare);
+}
+
 int
 remap_foreach (struct remap_engine *e,
                int (*fn) (void *opaque, const struct remap_mapping *m),

@@ -71,6 +71,7 @@ static uint64_t badblocks_bs = 1024;
 static unsigned read_retries = 2;
 static unsigned read_retry_delay_ms = 10;
 static bool enospc_as_eio;
+static int reconnect_timeout = -1;      /* seconds; -1: not given */
 
 /* The engine, from .get_ready to .cleanup. */
 static struct remap_engine *engine;
@@ -169,6 +170,19 @@ config_numbers (const char *key, const char *value)
   }
   if (strcmp (key, "read-retries") == 0)
     return nbdkit_parse_unsigned ("read-retries", value, &read_retries);
+  if (strcmp (key, "reconnect-timeout") == 0) {
+    unsigned v;
+    if (nbdkit_parse_unsigned ("reconnect-timeout", value, &v) == -1)
+      return -1;
+    if (v > REMAP_NBD_MAX_RECONNECT_MS / 1000) {
+      nbdkit_error ("reconnect-timeout=%s: at most %u seconds (a client "
+                    "such as the kernel's nbd driver gives up on a request "
+                    "after 30 s)", value, REMAP_NBD_MAX_RECONNECT_MS / 1000);
+      return -1;
+    }
+    reconnect_timeout = (int) v;
+    return 0;
+  }
   if (strcmp (key, "read-retry-delay") == 0) {
     if (nbdkit_parse_unsigned ("read-retry-delay", value,
                                &read_retry_delay_ms) == -1)
@@ -246,6 +260,7 @@ plugin_config (const char *key, const char *value)
     return 0;
   }
   if (strcmp (key, "copies") == 0 || strcmp (key, "read-retries") == 0
+      || strcmp (key, "reconnect-timeout") == 0
       || strcmp (key, "read-retry-delay") == 0
       || strcmp (key, "badblocks-block-size") == 0)
     return config_numbers (key, value);
@@ -272,6 +287,12 @@ plugin_config_complete (void)
       && !S_ISSOCK (cst.st_mode)) {
     nbdkit_error ("control=%s exists and is not a socket; give a path "
                   "where remap may create its control socket", control_path);
+    return -1;
+  }
+  if (reconnect_timeout != -1 && !remap_is_nbd_uri (origin_path)
+      && !remap_is_nbd_uri (spare_path)) {
+    nbdkit_error ("reconnect-timeout= applies to an origin or spare given "
+                  "as an NBD URI, and neither is one: drop it");
     return -1;
   }
   if (preallocate != -1 && !format) {
@@ -316,6 +337,8 @@ plugin_config_complete (void)
   "read-retries=N       Extra origin read attempts (default 2).\n" \
   "read-retry-delay=MS  First retry back-off, doubled each time (10).\n" \
   "enospc=enospc|eio    Error for a write the full spare cannot remap.\n" \
+  "reconnect-timeout=S  NBD origin/spare: how long a request waits for a\n" \
+  "                     lost connection to come back (default 5).\n" \
   "control=PATH         Control socket for remapctl --control (mode 0600).\n" \
   "fail=OPS:OFF[+LEN][,after=N][,times=N]  Rehearsal: make the origin fail\n" \
   "                     there (OPS read, write, rw, flush); repeatable.\n" \
@@ -697,6 +720,13 @@ open_engine (struct remap_engine **out)
     report (&err, r, spare_path);
     remap_backend_close (origin);
     return -1;
+  }
+  if (reconnect_timeout != -1) {
+    unsigned ms = (unsigned) reconnect_timeout * 1000;
+    if (remap_is_nbd_uri (origin_path))
+      remap_nbd_set_reconnect_timeout (origin, ms);
+    if (remap_is_nbd_uri (spare_path))
+      remap_nbd_set_reconnect_timeout (spare, ms);
   }
   if (format && prepare_spare (origin, spare) == -1) {
     remap_backend_close (origin);

@@ -470,6 +470,12 @@ fault_drop_cache (struct remap_backend *b, uint64_t len, uint64_t off)
   return remap_backend_drop_cache (to_fault (b)->inner, len, off);
 }
 
+static void
+fault_status (struct remap_backend *b, struct remap_backend_status *st)
+{
+  remap_backend_status (to_fault (b)->inner, st);
+}
+
 static const struct remap_backend_ops fault_ops = {
   .kind = "fault",
   .pread = fault_pread,
@@ -481,6 +487,7 @@ static const struct remap_backend_ops fault_ops = {
   .close = fault_close,
   .preallocate = fault_preallocate,
   .drop_cache = fault_drop_cache,
+  .status = fault_status,
 };
 
 int

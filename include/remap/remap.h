@@ -227,6 +227,14 @@ struct remap_info {
 
 void remap_get_info (const struct remap_engine *e, struct remap_info *info);
 
+/* Whether the origin and the spare can be reached now (an NBD export
+ * whose connection is lost cannot: its transfers fail with -ENOTCONN
+ * until it is back).  Either pointer may be NULL.  May make one bounded
+ * reconnection attempt per backend (backend.h). */
+void remap_get_backend_status (struct remap_engine *e,
+                               struct remap_backend_status *origin,
+                               struct remap_backend_status *spare);
+
 /* ---- offline inspection (remapctl dump / check) ----------------------- */
 
 struct remap_copy_status {

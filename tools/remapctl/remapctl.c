@@ -77,7 +77,8 @@ usage (FILE *f)
 "\n"
 "Offline (on the files; refused while a server holds them):\n"
 "  format ORIGIN SPARE [--unit N] [--strategy S] [--copies N] [--sparse]\n"
-"         [--force]              a file spare is allocated in full unless --sparse\n"
+"         [--force]             a file spare is allocated in full, unless\n"
+"                               --sparse\n"
 "  dump SPARE [--json]          every metadata copy, generation, validity\n"
 "  check SPARE [--json]         exit 0 clean, 1 repairable, 2 unusable\n"
 "  repair SPARE [ORIGIN]        rewrite damaged copies from the best one\n"
@@ -173,6 +174,28 @@ default_origin (char *buf, size_t len)
   return r;
 }
 
+/* An origin behind an NBD server that cannot be reached: for commands
+ * that only read the table, open it unreachable, sized as the spare
+ * recorded, so that status can say so (and the rest still works). */
+static int
+open_unreachable_origin (struct remap_backend *s, unsigned fl,
+                         struct remap_backend **o, struct remap_error *err)
+{
+  struct remap_inspect *in = calloc (1, sizeof *in);
+  struct remap_error ierr = { 0 };
+  int r = -ENOTCONN;
+
+  if (in && remap_inspect (s, in, &ierr) == 0 && in->found) {
+    fprintf (stderr, "%s: %s: %s; reporting from the spare\n", progname,
+             cmd, err->msg);
+    remap_error_clear (err);
+    r = remap_nbd_open_known_size (origin_path, fl, in->info.origin_size, o,
+                                   err);
+  }
+  free (in);
+  return r;
+}
+
 static int
 open_engine (bool rw, bool need_origin, struct remap_engine **e)
 {
@@ -201,6 +224,8 @@ open_engine (bool rw, bool need_origin, struct remap_engine **e)
   r = remap_backend_open (spare_path, fl, &s, &err);
   if (r == 0)
     r = remap_backend_open (origin_path, ofl, &o, &err);
+  if (r == -ENOTCONN && s && !rw && remap_is_nbd_uri (origin_path))
+    r = open_unreachable_origin (s, ofl, &o, &err);
   if (r) {
     remap_backend_close (s);
     report_open_error (r, &err, "opening");
