@@ -65,6 +65,17 @@ eng_flush (struct remap_engine *e, struct remap_backend *b, const char *why)
   int r = remap_backend_flush (b);
   if (r == 0)
     return 0;
+  /* A flush that could not reach an NBD server (ENOTCONN: nbd.c) did
+   * nothing: nothing was dropped yet.  The backend itself fails the first flush after it
+   * reconnects if writes since its last good flush may be gone (nbd.c), so
+   * this failure is reported, not remembered. */
+  if (r == -ENOTCONN) {
+    eng_log (e, REMAP_LOG_WARN, "%s %s: flush failed during %s: the NBD "
+             "server cannot be reached (%s); it is tried again with the "
+             "next flush", b == e->origin ? "origin" : "spare", b->name, why,
+             strerror (-r));
+    return r;
+  }
   atomic_int *first = b == e->origin ? &e->origin_flush_err
     : &e->spare_flush_err;
   int none = 0;
@@ -485,6 +496,12 @@ remap_format (struct remap_backend *origin, struct remap_backend *spare,
   if (!o->force && (r = check_blank (spare, err)) != 0)
     return r;
 
+  /* Before the first byte is written: a spare that cannot get its space
+   * is refused as it is. */
+  if (!o->sparse && (r = remap_backend_preallocate (spare, err)) != 0)
+    return remap_error_prefix (err, r, "cannot format");
+
+  r = 0;
   sb.version = REMAP_SB_VERSION;
   memcpy (sb.uuid, o->uuid, 16);
   sb.origin_size = origin->size;
@@ -1068,6 +1085,17 @@ remap_get_info (const struct remap_engine *e, struct remap_info *info)
   snprintf (info->origin_name, sizeof info->origin_name, "%s",
             e->origin->name);
   snprintf (info->spare_name, sizeof info->spare_name, "%s", e->spare->name);
+}
+
+void
+remap_get_backend_status (struct remap_engine *e,
+                          struct remap_backend_status *origin,
+                          struct remap_backend_status *spare)
+{
+  if (origin)
+    remap_backend_status (e->origin, origin);
+  if (spare)
+    remap_backend_status (e->spare, spare);
 }
 
 int

@@ -66,6 +66,7 @@ static char *origin_path;               /* absolute */
 static char *spare_path;                /* absolute */
 static bool spare_missing;              /* spare did not exist at .config */
 static bool format;
+static int preallocate = -1;            /* -1: not given (yes) */
 static uint32_t unit;                   /* 0: not given */
 static enum remap_strategy strategy;    /* AUTO: not given */
 static uint32_t copies;                 /* 0: not given */
@@ -78,6 +79,7 @@ static unsigned read_retries = 2;
 static unsigned read_retry_delay_ms = 10;
 static bool enospc_as_eio;
 static bool read_only;                  /* nbdkit -r: write nothing at all */
+static int reconnect_timeout = -1;      /* seconds; -1: not given */
 
 /* The engine, from .get_ready to .cleanup. */
 static struct remap_engine *engine;
@@ -188,6 +190,19 @@ config_numbers (const char *key, const char *value)
     }
     return 0;
   }
+  if (strcmp (key, "reconnect-timeout") == 0) {
+    unsigned v;
+    if (nbdkit_parse_unsigned ("reconnect-timeout", value, &v) == -1)
+      return -1;
+    if (v > REMAP_NBD_MAX_RECONNECT_MS / 1000) {
+      nbdkit_error ("reconnect-timeout=%s: at most %u seconds (a client "
+                    "such as the kernel's nbd driver gives up on a request "
+                    "after 30 s)", value, REMAP_NBD_MAX_RECONNECT_MS / 1000);
+      return -1;
+    }
+    reconnect_timeout = (int) v;
+    return 0;
+  }
   if (strcmp (key, "read-retry-delay") == 0) {
     if (nbdkit_parse_unsigned ("read-retry-delay", value,
                                &read_retry_delay_ms) == -1)
@@ -224,6 +239,11 @@ plugin_config (const char *key, const char *value)
     return config_format (value);
   if (strcmp (key, "unit") == 0)
     return config_unit (value);
+  if (strcmp (key, "preallocate") == 0) {
+    if ((preallocate = nbdkit_parse_bool (value)) == -1)
+      return -1;
+    return 0;
+  }
   if (strcmp (key, "strategy") == 0) {
     if (remap_strategy_parse (value, &strategy) < 0) {
       nbdkit_error ("strategy=%s: expected auto, minimal, linear or "
@@ -262,6 +282,7 @@ plugin_config (const char *key, const char *value)
     return 0;
   }
   if (strcmp (key, "copies") == 0 || strcmp (key, "read-retries") == 0
+      || strcmp (key, "reconnect-timeout") == 0
       || strcmp (key, "read-retry-delay") == 0
       || strcmp (key, "badblocks-block-size") == 0)
     return config_numbers (key, value);
@@ -290,6 +311,21 @@ plugin_config_complete (void)
                   "where remap may create its control socket", control_path);
     return -1;
   }
+  if (reconnect_timeout != -1 && !remap_is_nbd_uri (origin_path)
+      && !remap_is_nbd_uri (spare_path)) {
+    nbdkit_error ("reconnect-timeout= applies to an origin or spare given "
+                  "as an NBD URI, and neither is one: drop it");
+    return -1;
+  }
+  if (preallocate != -1 && !format) {
+    nbdkit_error ("preallocate=%s applies only with format=yes: a spare is "
+                  "allocated when it is formatted.  Drop preallocate=, or "
+                  "to allocate an existing spare file in full run "
+                  "'fallocate -l $(stat -c %%s %s) %s' while remap is "
+                  "stopped", preallocate ? "yes" : "no", spare_path,
+                  spare_path);
+    return -1;
+  }
   if (spare_missing) {
     uint32_t u = unit ? unit : REMAP_DEFAULT_UNIT;
     nbdkit_error ("spare=%s does not exist: create it first, e.g. "
@@ -312,6 +348,8 @@ plugin_config_complete (void)
   "spare=SPARE          (required) Where remapped units and the table live\n" \
   "                     (file, block device or NBD URI).\n" \
   "format=yes           Format SPARE if it holds no remap metadata.\n" \
+  "preallocate=no       With format=yes: leave a new spare file sparse\n" \
+  "                     (default: allocate it in full, or refuse).\n" \
   "unit=SIZE            Remap unit of a new spare (512..64k, default 4k).\n" \
   "strategy=auto|minimal|linear|geometric  Placement of metadata copies.\n" \
   "copies=N             Number of metadata copies of a new spare (2..8).\n" \
@@ -323,6 +361,8 @@ plugin_config_complete (void)
   "read-retry-delay=MS  First retry back-off, doubled each time, at most\n" \
   "                     10000 (default 10).\n" \
   "enospc=enospc|eio    Error for a write the full spare cannot remap.\n" \
+  "reconnect-timeout=S  NBD origin/spare: how long a request waits for a\n" \
+  "                     lost connection to come back (default 5).\n" \
   "control=PATH         Control socket for remapctl --control (mode 0600).\n" \
   "fail=OPS:OFF[+LEN][,after=N][,times=N]  Rehearsal: make the origin fail\n" \
   "                     there (OPS read, write, rw, flush); repeatable.\n" \
@@ -638,6 +678,7 @@ prepare_spare (struct remap_backend *origin, struct remap_backend *spare)
   fo.strategy = strategy;
   fo.copies = copies;
   fo.origin_label = origin_path;
+  fo.sparse = preallocate == 0;
   r = remap_layout_compute (spare->size, unit ? unit : REMAP_DEFAULT_UNIT,
                             strategy, copies, &l, &err);
   if (r < 0) {
@@ -653,9 +694,13 @@ prepare_spare (struct remap_backend *origin, struct remap_backend *spare)
     return -1;
   }
   nbdkit_debug ("remap: formatted spare %s for origin %s: unit %" PRIu32
-                ", strategy %s, %" PRIu32 " copies, %" PRIu64 " usable units",
-                spare_path, origin_path, l.unit,
-                remap_strategy_name (l.strategy), l.copies, l.usable_units);
+                ", strategy %s, %" PRIu32 " copies, %" PRIu64 " usable "
+                "units, %s", spare_path, origin_path, l.unit,
+                remap_strategy_name (l.strategy), l.copies, l.usable_units,
+                remap_is_nbd_uri (spare_path) || spare->is_block_device
+                ? "nothing to preallocate"
+                : fo.sparse ? "left sparse (preallocate=no)"
+                : "allocated in full");
   return 0;
 }
 
@@ -715,6 +760,13 @@ open_engine (struct remap_engine **out)
     report (&err, r, spare_path);
     remap_backend_close (origin);
     return -1;
+  }
+  if (reconnect_timeout != -1) {
+    unsigned ms = (unsigned) reconnect_timeout * 1000;
+    if (remap_is_nbd_uri (origin_path))
+      remap_nbd_set_reconnect_timeout (origin, ms);
+    if (remap_is_nbd_uri (spare_path))
+      remap_nbd_set_reconnect_timeout (spare, ms);
   }
   if (format && prepare_spare (origin, spare) == -1) {
     remap_backend_close (origin);

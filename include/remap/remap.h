@@ -36,6 +36,7 @@ struct remap_format_opts {
   enum remap_strategy strategy; /* AUTO = by size */
   uint32_t copies;              /* 0 = default for the strategy */
   bool force;                   /* overwrite existing remap metadata */
+  bool sparse;                  /* do not preallocate a file spare */
   uint8_t uuid[16];             /* all zero = the caller forgot: -EINVAL */
   uint64_t format_time;         /* seconds since the epoch */
   const char *origin_label;     /* recorded for messages; may be NULL */
@@ -48,7 +49,11 @@ void remap_format_opts_init (struct remap_format_opts *opts);
  * origin, then flush.  Without force, refuses with -EEXIST if the spare
  * holds remap metadata (valid or damaged), and with the read's error if a
  * place where metadata could be cannot be read.  Does not take ownership
- * of the backends. */
+ * of the backends.  Unless opts->sparse, a spare that
+ * is a regular file is first allocated in full (remap_backend_preallocate),
+ * so that it cannot run out of host space later; -ENOSPC (nothing written)
+ * when its file system lacks the room, with a message naming the space
+ * needed. */
 int remap_format (struct remap_backend *origin, struct remap_backend *spare,
                   const struct remap_format_opts *opts,
                   struct remap_error *err);
@@ -176,6 +181,21 @@ int remap_mark_lost (struct remap_engine *e, uint64_t unit, uint64_t mask,
 int remap_mark_spare_bad (struct remap_engine *e, uint64_t spare_unit,
                           struct remap_error *err);
 
+/* Re-test the spare units of [first, first+count) that are marked bad,
+ * once the cause is fixed: each is written with a test pattern, flushed
+ * and read back from the medium, then the same with zeroes; a unit that
+ * passes is freed (durably, through a commit) and may be allocated again,
+ * one that fails stays bad.  Reserved (metadata) units and units that are
+ * not bad are never touched.  *cleared (may be NULL) counts the units
+ * freed.  0 when every bad unit was tested (whatever the verdicts);
+ * -EINVAL for a range outside the spare; -EROFS read-only; another
+ * -errno with a message when an error that is not a media error (lost
+ * connection, full file system ...) or a failed commit stops the retest:
+ * the unit being tested then stays bad. */
+int remap_spare_retest (struct remap_engine *e, uint64_t first,
+                        uint64_t count, uint64_t *cleared,
+                        struct remap_error *err);
+
 #define REMAP_UNMAP_DISCARD 0x1u /* drop the spare's data instead of copying */
 
 /* Return a unit to the origin: copy its data back (unless DISCARD), flush,
@@ -234,6 +254,14 @@ struct remap_info {
 };
 
 void remap_get_info (const struct remap_engine *e, struct remap_info *info);
+
+/* Whether the origin and the spare can be reached now (an NBD export
+ * whose connection is lost cannot: its transfers fail with -ENOTCONN
+ * until it is back).  Either pointer may be NULL.  May make one bounded
+ * reconnection attempt per backend (backend.h). */
+void remap_get_backend_status (struct remap_engine *e,
+                               struct remap_backend_status *origin,
+                               struct remap_backend_status *spare);
 
 /* ---- offline inspection (remapctl dump / check) ----------------------- */
 
