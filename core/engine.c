@@ -117,10 +117,33 @@ remap_uuid_format (const uint8_t u[16], char out[37])
 
 /* ---- writing metadata ------------------------------------------------ */
 
+/* Extent offset k of copy i (0: the superblock). */
 static uint64_t
 copy_unit (const struct remap_layout *l, uint32_t i, uint64_t k)
 {
   return l->copy_offset[i] + k;
+}
+
+/* Where table block k of copy i lives (after the map units in v2). */
+static uint64_t
+block_unit (const struct remap_layout *l, uint32_t i, uint64_t k)
+{
+  return remap_layout_block_unit (l, i, k);
+}
+
+static bool
+bit_get (const uint8_t *bm, uint64_t i)
+{
+  return (bm[i / 8] >> (i % 8)) & 1;
+}
+
+static void
+bit_put (uint8_t *bm, uint64_t i, bool v)
+{
+  if (v)
+    bm[i / 8] |= (uint8_t) (1u << (i % 8));
+  else
+    bm[i / 8] &= (uint8_t) ~(1u << (i % 8));
 }
 
 static void
@@ -169,10 +192,10 @@ encode_block (struct remap_engine *e, uint64_t k, uint64_t gen,
  * proves nothing against this copy), leave it in use; the caller still
  * counts the copy as not written.  The log names which operation failed. */
 static int
-write_meta_unit (struct remap_engine *e, uint32_t i, uint64_t k,
+write_meta_unit (struct remap_engine *e, uint32_t i, uint64_t u,
                  const uint8_t *buf, bool flush)
 {
-  uint64_t off = copy_unit (e->L, i, k) * e->unit;
+  uint64_t off = u * e->unit;
   int r = remap_backend_pwrite (e->spare, buf, e->unit, off);
   atomic_fetch_add (&e->c_meta_units, 1);
   if (r && remap_error_class (r) == REMAP_ERRCLASS_MEDIA) {
@@ -198,6 +221,21 @@ write_meta_unit (struct remap_engine *e, uint32_t i, uint64_t k,
     r = -EIO;                   /* a failed flush is EIO, whatever it said */
   }
   return r;
+}
+
+/* Write map unit m of copy i (version 2) from the written bits in memory,
+ * then flush: the table blocks it claims were written and flushed before
+ * (FORMAT.md 10.2), so a map never claims a block the disk lacks.  The
+ * same error rules as write_meta_unit. */
+static int
+write_map_unit (struct remap_engine *e, uint32_t i, uint64_t m, uint64_t gen)
+{
+  const struct remap_layout *l = e->L;
+  struct remap_mapu h = { .generation = gen, .map_index = m };
+  uint64_t B = remap_layout_blocks_per_map (l);
+  remap_map_encode (&e->sb, &h, e->written[i] + m * B / 8, e->map_buf);
+  return write_meta_unit (e, i, remap_layout_map_unit (l, i, m), e->map_buf,
+                          true);
 }
 
 /* A commit whose outcome is unknown: the block may or may not have
@@ -306,7 +344,17 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
       if (e->copy_ok[i]) {
         tried++;
         e->generation = gen;        /* spent, even if the write fails */
-        int r = write_meta_unit (e, i, 1 + k, e->meta_buf, true);
+        int r = write_meta_unit (e, i, block_unit (e->L, i, k), e->meta_buf,
+                                 true);
+        if (r == 0 && e->written[i] && !bit_get (e->written[i], k)) {
+          /* First write of block k in this copy: only now may its map
+           * say so; until that map is durable, the copy does not count. */
+          bit_put (e->written[i], k, true);
+          r = write_map_unit (e, i, k / remap_layout_blocks_per_map (e->L),
+                              gen);
+          if (r)
+            bit_put (e->written[i], k, false);
+        }
         if (r == 0)
           ok++;
         else if (why == 0)
@@ -386,39 +434,38 @@ uuid_zero (const uint8_t u[16])
   return true;
 }
 
-/* Format, step 2: every unit of every copy extent, the superblock unit
- * zeroed and the table blocks empty (generation 1), then one flush.  No
- * superblock of this spare exists yet, so a crash here leaves nothing that
- * opens; once the first one is written, every unit of every extent is
- * already this spare's, and the scan at open finds nothing foreign there. */
+/* Format, step 2: the map units of every copy, every bit clear ("no table
+ * block was ever written": the table is empty without one block written),
+ * then one flush.  That is all format writes besides the superblocks: its
+ * cost follows M = ceil (T / ((unit - 64) * 8)), a few units per TiB of
+ * spare, not the size of the table (SPEC 2.6).  The table blocks' units
+ * keep whatever they held: nothing reads a block its map does not claim.
+ * No superblock of this spare exists yet, so a crash here leaves nothing
+ * that opens. */
 static int
-format_extents (struct remap_backend *spare, const struct remap_sb *sb,
-                uint8_t *buf, uint32_t chunk)
+format_maps (struct remap_backend *spare, const struct remap_sb *sb,
+             uint8_t *buf, uint32_t chunk)
 {
   const struct remap_layout *l = &sb->layout;
   uint32_t unit = l->unit;
-  struct remap_tb tb = { .generation = 1 };
-  memcpy (tb.uuid, sb->uuid, 16);
+  uint8_t *zero = calloc (1, unit);
+  struct remap_mapu h = { .generation = 1 };
+  int r = 0;
 
-  for (uint32_t i = 0; i < l->copies; i++)
-    for (uint64_t k = 0; k < l->copy_units;) {
+  if (!zero)
+    return -ENOMEM;
+  for (uint32_t i = 0; i < l->copies && r == 0; i++)
+    for (uint64_t m = 0; m < l->map_units && r == 0;) {
       uint32_t n = 0;
-      for (; n < chunk && k < l->copy_units; n++, k++) {
-        uint8_t *p = buf + (size_t) n * unit;
-        if (k == 0)
-          memset (p, 0, unit);
-        else {
-          tb.block_index = k - 1;
-          remap_tb_encode (&tb, NULL, 0, unit, p);
-        }
+      for (; n < chunk && m < l->map_units; n++, m++) {
+        h.map_index = m;
+        remap_map_encode (sb, &h, zero, buf + (size_t) n * unit);
       }
-      uint64_t first = copy_unit (l, i, k - n);
-      int r = remap_backend_pwrite (spare, buf, (size_t) n * unit,
-                                    first * unit);
-      if (r)
-        return r;
+      r = remap_backend_pwrite (spare, buf, (size_t) n * unit,
+                                remap_layout_map_unit (l, i, m - n) * unit);
     }
-  return remap_backend_flush (spare);
+  free (zero);
+  return r ? r : remap_backend_flush (spare);
 }
 
 /* Format, step 3: the superblocks, copy after copy, a flush after each. */
@@ -516,6 +563,7 @@ remap_format (struct remap_backend *origin, struct remap_backend *spare,
   if (ll > REMAP_LABEL_SIZE)
     label += ll - REMAP_LABEL_SIZE;
   memcpy (sb.origin_label, label, strlen (label) + 1);
+  snprintf (sb.origin_id, sizeof sb.origin_id, "%s", origin->identity);
 
   /* Step 1, by force: no superblock of the old spare survives, so no
    * crash can leave two identities on the spare. */
@@ -528,7 +576,7 @@ remap_format (struct remap_backend *origin, struct remap_backend *spare,
   uint8_t *buf = eng_alloc_buf ((size_t) chunk * unit);
   if (!buf)
     return remap_set_error (err, -ENOMEM, "out of memory");
-  r = format_extents (spare, &sb, buf, chunk);
+  r = format_maps (spare, &sb, buf, chunk);
   if (r == 0)
     r = format_superblocks (spare, &sb, buf);
   free (buf);
@@ -880,6 +928,26 @@ check_identity (struct remap_engine *e, struct remap_error *err)
                             (unsigned long long) sb->origin_size,
                             e->origin->name,
                             (unsigned long long) e->origin->size);
+  /* The origin's identity (version 2): recorded at format when the backend
+   * could tell it, checked when both sides know one.  A mismatch is
+   * another disk of the same size, or the same data moved (a copied image
+   * file): refuse, naming both and the override. */
+  if (sb->origin_id[0] && e->origin->identity[0]
+      && strcmp (sb->origin_id, e->origin->identity) != 0
+      && !e->opts.accept_origin_change)
+    return remap_set_error (err, -ENODEV,
+                            "spare %s belongs to another origin: it was "
+                            "formatted for %s (identity %s), but origin %s "
+                            "is %s; give the right origin, or if this is "
+                            "the same data on another medium, accept it "
+                            "(origin-changed=accept, or 'remapctl rebind')",
+                            e->spare->name, sb->origin_label, sb->origin_id,
+                            e->origin->name, e->origin->identity);
+  if (sb->origin_id[0] && e->origin->identity[0]
+      && strcmp (sb->origin_id, e->origin->identity) != 0)
+    eng_log (e, REMAP_LOG_WARN, "origin %s is %s, but spare %s was "
+             "formatted for %s; accepted as asked", e->origin->name,
+             e->origin->identity, e->spare->name, sb->origin_id);
   /* The copies' places follow from the spare's size in units, so a spare
    * that changed size by a unit or more could no longer be searched for
    * its copies should the first one be damaged: refuse it now, while

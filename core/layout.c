@@ -112,15 +112,69 @@ place (enum remap_strategy s, uint64_t N, uint64_t L, uint32_t n,
   return (uint64_t) n * L < N;
 }
 
+/* The extent of one copy:
+ *
+ *   version 1   [sb][table block 0 .. Tr-1]                 L = 1 + Tr
+ *   version 2   [sb][map 0 .. M-1][table block 0 .. T-1]    L = 1 + M + T
+ *
+ * Version 2's table has Tp more blocks whose slots describe no spare unit:
+ * places for pending units (a quarter of N, in whole blocks, at least
+ * one), so that marking a unit pending never takes a spare unit.  Its map
+ * units say which table blocks of the copy were ever written: a block
+ * never written is empty without being read. */
 static void
-geometry (uint64_t N, uint32_t unit, struct remap_layout *l)
+geometry (uint32_t version, uint64_t N, uint32_t unit, struct remap_layout *l)
 {
   memset (l, 0, sizeof *l);
+  l->version = version;
   l->unit = unit;
   l->spare_units = N;
-  l->entries_per_block = (unit - REMAP_TB_HEADER_SIZE) / REMAP_ENTRY_SIZE;
-  l->table_blocks = (N + l->entries_per_block - 1) / l->entries_per_block;
-  l->copy_units = 1 + l->table_blocks;
+  uint64_t E = (unit - REMAP_TB_HEADER_SIZE) / REMAP_ENTRY_SIZE;
+  l->entries_per_block = (uint32_t) E;
+  l->real_blocks = (N + E - 1) / E;
+  if (version >= 2) {
+    uint64_t quarter = (N + 3) / 4;
+    l->pending_blocks = (quarter + E - 1) / E;
+    if (l->pending_blocks == 0)
+      l->pending_blocks = 1;
+  }
+  l->table_blocks = l->real_blocks + l->pending_blocks;
+  if (version >= 2) {
+    uint64_t B = (uint64_t) (unit - REMAP_TB_HEADER_SIZE) * 8;
+    l->map_units = (l->table_blocks + B - 1) / B;
+  }
+  l->copy_units = 1 + l->map_units + l->table_blocks;
+}
+
+uint64_t
+remap_layout_sb_unit (const struct remap_layout *l, uint32_t i)
+{
+  return l->copy_offset[i];
+}
+
+uint64_t
+remap_layout_map_unit (const struct remap_layout *l, uint32_t i, uint64_t m)
+{
+  return l->copy_offset[i] + 1 + m;
+}
+
+uint64_t
+remap_layout_block_unit (const struct remap_layout *l, uint32_t i,
+                         uint64_t k)
+{
+  return l->copy_offset[i] + 1 + l->map_units + k;
+}
+
+uint64_t
+remap_layout_blocks_per_map (const struct remap_layout *l)
+{
+  return (uint64_t) (l->unit - REMAP_TB_HEADER_SIZE) * 8;
+}
+
+uint64_t
+remap_layout_first_pending_slot (const struct remap_layout *l)
+{
+  return l->real_blocks * l->entries_per_block;
 }
 
 int
@@ -128,6 +182,20 @@ remap_layout_compute (uint64_t spare_bytes, uint32_t unit,
                       enum remap_strategy strategy, uint32_t copies,
                       struct remap_layout *out, struct remap_error *err)
 {
+  return remap_layout_compute_version (REMAP_SB_VERSION, spare_bytes, unit,
+                                       strategy, copies, out, err);
+}
+
+int
+remap_layout_compute_version (uint32_t version, uint64_t spare_bytes,
+                              uint32_t unit, enum remap_strategy strategy,
+                              uint32_t copies, struct remap_layout *out,
+                              struct remap_error *err)
+{
+  if (version < 1 || version > REMAP_SB_VERSION)
+    return remap_set_error (err, -EINVAL, "format version %u is not one "
+                            "this remap knows (1 to %u)", version,
+                            REMAP_SB_VERSION);
   if (!remap_unit_valid (unit))
     return remap_set_error (err, -EINVAL,
                             "unit size %u is not a power of two between "
@@ -160,7 +228,7 @@ remap_layout_compute (uint64_t spare_bytes, uint32_t unit,
     goto too_small;
 
   struct remap_layout l;
-  geometry (N, unit, &l);
+  geometry (version, N, unit, &l);
   enum remap_strategy s = strategy;
   if (s == REMAP_STRATEGY_AUTO)
     s = strategy_for_bytes (N * unit);
@@ -221,7 +289,7 @@ remap_layout_min_spare (uint32_t unit)
   for (;; N++) {
     struct remap_layout l;
     uint64_t off[REMAP_MAX_COPIES];
-    geometry (N, unit, &l);
+    geometry (REMAP_SB_VERSION, N, unit, &l);
     if (place (strategy_for_bytes (N * unit), N, l.copy_units,
                REMAP_MIN_COPIES, off))
       return N * unit;

@@ -78,7 +78,7 @@ remap_sb_encode (const struct remap_sb *sb, uint8_t buf[REMAP_SB_SIZE])
 
   memset (buf, 0, REMAP_SB_SIZE);
   memcpy (buf + SB (magic), REMAP_SB_MAGIC, 8);
-  put32 (buf + SB (version), REMAP_SB_VERSION);
+  put32 (buf + SB (version), sb->version ? sb->version : REMAP_SB_VERSION);
   put32 (buf + SB (header_size), REMAP_SB_SIZE);
   put64 (buf + SB (incompat), sb->incompat);
   put64 (buf + SB (compat), sb->compat);
@@ -102,6 +102,12 @@ remap_sb_encode (const struct remap_sb *sb, uint8_t buf[REMAP_SB_SIZE])
   put64 (buf + SB (sb_generation), sb->sb_generation);
   size_t ll = strnlen (sb->origin_label, REMAP_LABEL_SIZE);
   memcpy (buf + SB (origin_label), sb->origin_label, ll);
+  if (sb->version != REMAP_SB_VERSION_1) {
+    put64 (buf + SB (map_units), l->map_units);
+    put64 (buf + SB (pending_blocks), l->pending_blocks);
+    size_t il = strnlen (sb->origin_id, REMAP_ORIGIN_ID_SIZE);
+    memcpy (buf + SB (origin_id), sb->origin_id, il);
+  }
   put32 (buf + SB (crc), remap_crc32c (0, buf, SB (crc)));
 }
 
@@ -127,11 +133,11 @@ remap_sb_decode (const uint8_t *buf, size_t len, struct remap_sb *sb,
 
   memset (sb, 0, sizeof *sb);
   sb->version = get32 (buf + SB (version));
-  if (sb->version != REMAP_SB_VERSION)
+  if (sb->version != REMAP_SB_VERSION && sb->version != REMAP_SB_VERSION_1)
     return remap_set_error (err, -EOPNOTSUPP,
                             "superblock: format version %u is not supported "
-                            "(this remap reads version %u); use a newer remap",
-                            sb->version, REMAP_SB_VERSION);
+                            "(this remap reads versions 1 and %u); use a "
+                            "newer remap", sb->version, REMAP_SB_VERSION);
   if (get32 (buf + SB (header_size)) != REMAP_SB_SIZE)
     return sb_bad (err, "bad header size");
   sb->incompat = get64 (buf + SB (incompat));
@@ -178,20 +184,33 @@ remap_sb_decode (const uint8_t *buf, size_t len, struct remap_sb *sb,
     return sb_bad (err, "zero generation");
   if (sb->sb_generation > REMAP_MAX_GENERATION)
     return sb_bad (err, "implausible generation (above 2^63 - 1)");
-  if (!all_zero (buf + SB (reserved), 236))
+  if (!all_zero (buf + SB (reserved), sizeof ((struct remap_sb_disk *) 0)
+                 ->reserved))
     return sb_bad (err, "reserved bytes are not zero");
+  if (sb->version == REMAP_SB_VERSION_1
+      && !all_zero (buf + SB (map_units), SB (reserved) - SB (map_units)))
+    return sb_bad (err, "version 1 superblock with version 2 fields");
+  size_t il = strnlen ((const char *) buf + SB (origin_id),
+                       REMAP_ORIGIN_ID_SIZE);
+  if (!all_zero (buf + SB (origin_id) + il, REMAP_ORIGIN_ID_SIZE - il))
+    return sb_bad (err, "origin identity is not NUL-padded");
+  memcpy (sb->origin_id, buf + SB (origin_id), REMAP_ORIGIN_ID_SIZE);
+  sb->origin_id[REMAP_ORIGIN_ID_SIZE] = '\0';
   size_t ll = strnlen ((const char *) buf + SB (origin_label),
                        REMAP_LABEL_SIZE);
   if (!all_zero (buf + SB (origin_label) + ll, REMAP_LABEL_SIZE - ll))
     return sb_bad (err, "origin label is not NUL-padded");
 
   struct remap_layout *l = &sb->layout;
-  if (remap_layout_compute (N * unit, unit, (enum remap_strategy) strategy,
-                            copies, l, NULL) != 0)
+  if (remap_layout_compute_version (sb->version, N * unit, unit,
+                                    (enum remap_strategy) strategy, copies, l,
+                                    NULL) != 0)
     return sb_bad (err, "geometry is impossible for its size");
   if (get64 (buf + SB (copy_units)) != l->copy_units
       || get64 (buf + SB (table_blocks)) != l->table_blocks
-      || get32 (buf + SB (entries_per_block)) != l->entries_per_block)
+      || get32 (buf + SB (entries_per_block)) != l->entries_per_block
+      || get64 (buf + SB (map_units)) != l->map_units
+      || get64 (buf + SB (pending_blocks)) != l->pending_blocks)
     return sb_bad (err, "geometry does not match the placement rules");
   for (uint32_t i = 0; i < REMAP_MAX_COPIES; i++) {
     uint64_t off = get64 (buf + SB (copy_offset) + 8 * i);
@@ -256,6 +275,15 @@ check_entry (const struct remap_sb *sb, uint64_t k, uint64_t slot,
   if (e->state == REMAP_SLOT_FREE)
     return e->origin_unit || e->lost
       ? tb_bad (err, k, "free entry is not zero", slot) : 0;
+  if (slot >= remap_layout_first_pending_slot (l)) {
+    /* A pending-only place (version 2): no spare unit behind it. */
+    if (e->state != REMAP_SLOT_PENDING)
+      return tb_bad (err, k, "pending-only slot holds another state", slot);
+    if (e->origin_unit >= sb->origin_units)
+      return tb_bad (err, k, "origin unit out of range", slot);
+    return e->lost ? tb_bad (err, k, "pending entry with lost data", slot)
+      : 0;
+  }
   if (slot >= l->spare_units)
     return tb_bad (err, k, "entry past the end of the spare", slot);
   if (remap_layout_is_reserved (l, slot))
@@ -336,5 +364,83 @@ remap_tb_decode (const struct remap_sb *sb, const uint8_t *buf, size_t len,
     + (size_t) l->entries_per_block * REMAP_ENTRY_SIZE;
   if (!all_zero (buf + used, l->unit - used))
     return tb_bad (err, k, "trailing bytes are not zero", UINT64_MAX);
+  return 0;
+}
+
+/* ---- map units (version 2) ------------------------------------------- */
+
+#define MP(field) offsetof (struct remap_map_disk, field)
+
+/* Table blocks that map unit m describes. */
+static uint64_t
+map_blocks (const struct remap_layout *l, uint64_t m)
+{
+  uint64_t B = remap_layout_blocks_per_map (l), first = m * B;
+  return l->table_blocks - first < B ? l->table_blocks - first : B;
+}
+
+void
+remap_map_encode (const struct remap_sb *sb, const struct remap_mapu *h,
+                  const uint8_t *bits, uint8_t *buf)
+{
+  const struct remap_layout *l = &sb->layout;
+  uint64_t n = map_blocks (l, h->map_index);
+
+  memset (buf, 0, l->unit);
+  put32 (buf + MP (magic), REMAP_MAP_MAGIC);
+  put64 (buf + MP (generation), h->generation);
+  put64 (buf + MP (map_index), h->map_index);
+  memcpy (buf + MP (uuid), sb->uuid, 16);
+  put64 (buf + MP (blocks), n);
+  memcpy (buf + REMAP_MAP_HEADER_SIZE, bits, (size_t) (n + 7) / 8);
+  if (n % 8)                    /* bits past the last block stay 0 */
+    buf[REMAP_MAP_HEADER_SIZE + n / 8] &= (uint8_t) ((1u << (n % 8)) - 1);
+  put32 (buf + MP (crc), remap_crc32c (0, buf + 8, l->unit - 8));
+}
+
+static int
+map_bad (struct remap_error *err, uint64_t m, const char *what)
+{
+  return remap_set_error (err, -EUCLEAN, "map unit %llu: %s",
+                          (unsigned long long) m, what);
+}
+
+int
+remap_map_decode (const struct remap_sb *sb, const uint8_t *buf, size_t len,
+                  uint64_t expect_index, struct remap_mapu *h, uint8_t *bits,
+                  struct remap_error *err)
+{
+  const struct remap_layout *l = &sb->layout;
+  uint64_t m = expect_index;
+
+  if (l->version < 2 || m >= l->map_units)
+    return map_bad (err, m, "no such map unit in this layout");
+  if (len < l->unit)
+    return map_bad (err, m, "truncated");
+  if (get32 (buf + MP (magic)) != REMAP_MAP_MAGIC)
+    return map_bad (err, m, "no map magic");
+  uint32_t crc = get32 (buf + MP (crc));
+  if (crc != remap_crc32c (0, buf + 8, l->unit - 8))
+    return remap_set_error (err, -EBADMSG, "map unit %llu: checksum "
+                            "mismatch", (unsigned long long) m);
+  h->generation = get64 (buf + MP (generation));
+  h->map_index = get64 (buf + MP (map_index));
+  if (memcmp (buf + MP (uuid), sb->uuid, 16) != 0)
+    return map_bad (err, m, "belongs to another spare (uuid differs)");
+  if (h->map_index != m)
+    return map_bad (err, m, "map index mismatch");
+  if (h->generation == 0 || h->generation > REMAP_MAX_GENERATION)
+    return map_bad (err, m, "implausible generation");
+  uint64_t n = map_blocks (l, m);
+  if (get64 (buf + MP (blocks)) != n)
+    return map_bad (err, m, "block count mismatch");
+  if (!all_zero (buf + MP (reserved), 16))
+    return map_bad (err, m, "reserved bytes are not zero");
+  const uint8_t *b = buf + REMAP_MAP_HEADER_SIZE;
+  size_t nb = (size_t) (n + 7) / 8;
+  if ((n % 8 && (b[n / 8] >> (n % 8)) != 0)
+      || !all_zero (b + nb, l->unit - REMAP_MAP_HEADER_SIZE - nb))
+    return map_bad (err, m, "bits set past the last block");
+  memcpy (bits, b, nb);
   return 0;
 }

@@ -92,6 +92,11 @@ struct remap_backend {
   bool is_block_device;
   bool direct;                  /* I/O bypasses the page cache */
   char name[256];               /* for messages: path, URI or "mem" */
+  /* What identifies the medium beyond its size, recorded at format and
+   * checked at open (SPEC 2.7): "wwn:...", "serial:...", "nbd:...",
+   * "file:..."; "" when the backend cannot tell (then nothing is checked).
+   * Filled by the backend's open. */
+  char identity[128 + 1];
 };
 
 /* Thin wrappers that also check the vtable and the range (-EINVAL past

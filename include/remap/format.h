@@ -1,4 +1,5 @@
-/* remap: on-disk format, version 1.  Mirrors docs/FORMAT.md, which is
+/* remap: on-disk format, version 2 (and version 1, still read and
+ * written).  Mirrors docs/FORMAT.md, which is
  * normative; every row of its tables has a _Static_assert here.
  *
  * All integers are little-endian on disk.  The structs below hold the
@@ -18,12 +19,16 @@ extern "C" {
 #endif
 
 #define REMAP_SB_MAGIC       "REMAPSP1"  /* 8 bytes, no NUL on disk */
-#define REMAP_SB_VERSION     1u
+#define REMAP_SB_VERSION     2u        /* what format writes */
+#define REMAP_SB_VERSION_1   1u        /* still opened and committed to */
 #define REMAP_SB_SIZE        512u        /* bytes covered by the CRC */
 #define REMAP_TB_MAGIC       0x42544d52u /* "RMTB" as le32 */
 #define REMAP_TB_HEADER_SIZE 64u
 #define REMAP_ENTRY_SIZE     16u
 #define REMAP_LABEL_SIZE     64u
+#define REMAP_ORIGIN_ID_SIZE 128u
+#define REMAP_MAP_MAGIC      0x4d424d52u /* "RMBM" as le32 */
+#define REMAP_MAP_HEADER_SIZE 64u
 
 /* Generations (table blocks and superblocks) are 1 .. 2^63 - 1.  A commit
  * adds one per changed block: even a million commits a second would take
@@ -64,7 +69,11 @@ struct remap_sb_disk {
   uint64_t format_time;         /* 192 seconds since the epoch */
   uint64_t sb_generation;       /* 200 1 at format, +1 per rewrite of the sbs */
   uint8_t  origin_label[64];    /* 208 origin path at format, NUL-padded */
-  uint8_t  reserved[236];       /* 272 zero */
+  uint64_t map_units;           /* 272 v2: M; v1: 0 */
+  uint64_t pending_blocks;      /* 280 v2: Tp; v1: 0 */
+  uint8_t  origin_id[128];      /* 288 v2: the origin's identity at format,
+                                   NUL-padded text; v1: 0 */
+  uint8_t  reserved[92];        /* 416 zero */
   uint32_t crc;                 /* 508 CRC32C of bytes 0..507 */
 };
 
@@ -92,7 +101,10 @@ _Static_assert (offsetof (struct remap_sb_disk, copy_offset) == 128, "sb");
 _Static_assert (offsetof (struct remap_sb_disk, format_time) == 192, "sb");
 _Static_assert (offsetof (struct remap_sb_disk, sb_generation) == 200, "sb");
 _Static_assert (offsetof (struct remap_sb_disk, origin_label) == 208, "sb");
-_Static_assert (offsetof (struct remap_sb_disk, reserved) == 272, "sb");
+_Static_assert (offsetof (struct remap_sb_disk, map_units) == 272, "sb");
+_Static_assert (offsetof (struct remap_sb_disk, pending_blocks) == 280, "sb");
+_Static_assert (offsetof (struct remap_sb_disk, origin_id) == 288, "sb");
+_Static_assert (offsetof (struct remap_sb_disk, reserved) == 416, "sb");
 _Static_assert (offsetof (struct remap_sb_disk, crc) == 508, "sb");
 
 /* The header of a table block.  Table block k of copy i fills the whole unit
@@ -128,6 +140,30 @@ struct remap_entry_disk {
 _Static_assert (sizeof (struct remap_entry_disk) == REMAP_ENTRY_SIZE, "entry");
 _Static_assert (offsetof (struct remap_entry_disk, word) == 0, "entry");
 _Static_assert (offsetof (struct remap_entry_disk, lost) == 8, "entry");
+
+/* The header of a map unit (version 2).  Map unit m of copy i fills the
+ * unit copy_offset[i] + 1 + m; bit j of its bitmap (byte j / 8, bit j % 8)
+ * says that table block m * B + j of this copy was written at least once
+ * (B = (unit - 64) * 8). */
+struct remap_map_disk {
+  uint32_t magic;               /*  0 "RMBM" */
+  uint32_t crc;                 /*  4 CRC32C of bytes 8..unit-1 */
+  uint64_t generation;          /*  8 commit that last wrote it */
+  uint64_t map_index;           /* 16 m, 0..M-1 */
+  uint8_t  uuid[16];            /* 24 = the superblock's uuid */
+  uint64_t blocks;              /* 40 table blocks it describes */
+  uint8_t  reserved[16];        /* 48 zero */
+};
+
+_Static_assert (sizeof (struct remap_map_disk) == REMAP_MAP_HEADER_SIZE,
+                "map");
+_Static_assert (offsetof (struct remap_map_disk, magic) == 0, "map");
+_Static_assert (offsetof (struct remap_map_disk, crc) == 4, "map");
+_Static_assert (offsetof (struct remap_map_disk, generation) == 8, "map");
+_Static_assert (offsetof (struct remap_map_disk, map_index) == 16, "map");
+_Static_assert (offsetof (struct remap_map_disk, uuid) == 24, "map");
+_Static_assert (offsetof (struct remap_map_disk, blocks) == 40, "map");
+_Static_assert (offsetof (struct remap_map_disk, reserved) == 48, "map");
 
 /* Entry states (bits 56..63 of word). */
 enum remap_slot_state {

@@ -38,11 +38,15 @@ enum remap_strategy {
 };
 
 struct remap_layout {
+  uint32_t version;             /* format version: 1, or 2 (current) */
   uint32_t unit;                /* bytes per unit */
   uint64_t spare_units;         /* N: whole units on the spare */
   uint32_t entries_per_block;   /* E = (unit - 64) / 16 */
-  uint64_t table_blocks;        /* T = ceil (N / E) */
-  uint64_t copy_units;          /* L = 1 + T: one copy's extent */
+  uint64_t real_blocks;         /* Tr = ceil (N / E): blocks of spare units */
+  uint64_t pending_blocks;      /* Tp: blocks of pending-only slots (v2) */
+  uint64_t table_blocks;        /* T = Tr + Tp */
+  uint64_t map_units;           /* M = ceil (T / ((unit - 64) * 8)) (v2) */
+  uint64_t copy_units;          /* L = 1 + M + T: one copy's extent */
   enum remap_strategy strategy; /* never AUTO once computed */
   uint32_t copies;              /* n, 2..8 */
   uint64_t copy_offset[REMAP_MAX_COPIES]; /* first unit of each copy */
@@ -64,6 +68,25 @@ bool remap_unit_valid (uint64_t unit);
 int remap_layout_compute (uint64_t spare_bytes, uint32_t unit,
                           enum remap_strategy strategy, uint32_t copies,
                           struct remap_layout *out, struct remap_error *err);
+/* The same for a given format version (1 or 2; -EINVAL for others):
+ * version 1 has no map units and no pending-only blocks. */
+int remap_layout_compute_version (uint32_t version, uint64_t spare_bytes,
+                                  uint32_t unit, enum remap_strategy strategy,
+                                  uint32_t copies, struct remap_layout *out,
+                                  struct remap_error *err);
+
+/* Where things are inside copy i's extent (spare units): its superblock,
+ * map unit m, table block k. */
+uint64_t remap_layout_sb_unit (const struct remap_layout *l, uint32_t i);
+uint64_t remap_layout_map_unit (const struct remap_layout *l, uint32_t i,
+                                uint64_t m);
+uint64_t remap_layout_block_unit (const struct remap_layout *l, uint32_t i,
+                                  uint64_t k);
+/* Table blocks described by one map unit: (unit - 64) * 8. */
+uint64_t remap_layout_blocks_per_map (const struct remap_layout *l);
+/* The first pending-only slot (= Tr * E): slots from there to T * E
+ * describe no spare unit and may only be PENDING or FREE (v2). */
+uint64_t remap_layout_first_pending_slot (const struct remap_layout *l);
 
 /* Smallest spare size in bytes that remap_layout_compute accepts for this
  * unit with default strategy and copies. */

@@ -36,6 +36,7 @@ struct remap_sb {
   uint64_t format_time;
   uint64_t sb_generation;
   char origin_label[REMAP_LABEL_SIZE + 1];
+  char origin_id[REMAP_ORIGIN_ID_SIZE + 1]; /* v2: "" if unknown */
   struct remap_layout layout;   /* unit, N, E, T, L, strategy, copies, offsets */
 };
 
@@ -76,6 +77,24 @@ void remap_tb_encode (const struct remap_tb *tb, const struct remap_entry *e,
 int remap_tb_decode (const struct remap_sb *sb, const uint8_t *buf,
                      size_t len, uint64_t expect_index, struct remap_tb *tb,
                      struct remap_entry *entries, struct remap_error *err);
+
+/* ---- map units (version 2) ---------------------------------------- */
+
+struct remap_mapu {
+  uint64_t generation;
+  uint64_t map_index;
+};
+
+/* Encode map unit h->map_index of sb's layout into buf (one unit); bits
+ * holds its ceil (blocks / 8) bytes (bit j: block m * B + j written). */
+void remap_map_encode (const struct remap_sb *sb, const struct remap_mapu *h,
+                       const uint8_t *bits, uint8_t *buf);
+/* Decode and validate map unit expect_index; its bits go to bits
+ * (ceil (blocks / 8) bytes).  0, -EBADMSG (CRC), -EUCLEAN. */
+int remap_map_decode (const struct remap_sb *sb, const uint8_t *buf,
+                      size_t len, uint64_t expect_index,
+                      struct remap_mapu *h, uint8_t *bits,
+                      struct remap_error *err);
 
 #ifdef __cplusplus
 }

@@ -82,6 +82,8 @@ struct remap_open_opts {
   bool no_repair;               /* open, but leave damaged copies alone */
   bool no_lock;                 /* skip the exclusive locks (tests only) */
   bool enospc_as_eio;           /* exhaustion reported as -EIO (SPEC 3.6) */
+  bool accept_origin_change;    /* accept an origin whose recorded
+                                   identity differs (SPEC 2.7) */
   bool ignore_origin_size;      /* accept an origin whose size changed;
                                    units past the recorded size are served
                                    but never remapped (FORMAT.md 11.3) */
