@@ -291,11 +291,20 @@ mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
     table_vpend_add (e->t, u);
     goto out;
   }
-  if (table_alloc (e->t, &e->cursor, &s) != 0) {
+  /* Version 2 records a pending unit in a pending-only place, so that a
+   * dead region never takes spare units; version 1 holds a spare unit. */
+  const struct remap_layout *l = e->L;
+  uint64_t first = remap_layout_first_pending_slot (l);
+  if (l->version >= 2
+      ? table_alloc (e->t, &e->pcursor, first,
+                     l->table_blocks * l->entries_per_block, &s) != 0
+      : table_alloc (e->t, &e->cursor, 0, l->spare_units, &s) != 0) {
     /* Full: the unit stays unreadable, counted but not persisted. */
     if (!table_vpend_has (e->t, u))
-      eng_log (e, REMAP_LOG_WARN, "unit %llu is pending, but the spare is "
-             "full: not recorded on disk", (unsigned long long) u);
+      eng_log (e, REMAP_LOG_WARN, "unit %llu is pending, but there is no "
+             "free place left to record it (%s): not recorded on disk",
+             (unsigned long long) u, l->version >= 2
+             ? "every pending-only place is taken" : "the spare is full");
     table_vpend_add (e->t, u);
     goto out;
   }
@@ -439,7 +448,12 @@ place_locked (struct remap_engine *e, struct reloc *rl, const uint8_t *ubuf,
               uint64_t lost, struct remap_error *err)
 {
   enum remap_slot_state ost = word_state (rl->old.word);
-  bool reuse = ost == REMAP_SLOT_PENDING;
+  /* A pending unit that holds a spare unit (version 1) moves into it; one
+   * in a pending-only place (version 2) gets a spare unit and gives the
+   * place back in the same commit. */
+  bool virt = ost == REMAP_SLOT_PENDING
+    && rl->old.slot >= e->L->spare_units;
+  bool reuse = ost == REMAP_SLOT_PENDING && !virt;
 
   for (int attempt = 0; attempt < RELOCATE_ATTEMPTS; attempt++) {
     uint64_t s;
@@ -488,6 +502,8 @@ place_locked (struct remap_engine *e, struct reloc *rl, const uint8_t *ubuf,
     if (ost == REMAP_SLOT_MAPPED && rl->old.slot != s)
       c[n++] = (struct change) { rl->old.slot, make_word (REMAP_SLOT_BAD, 0),
                                  0 };
+    else if (virt && rl->old.word)
+      c[n++] = (struct change) { rl->old.slot, 0, 0 };
     if ((r = commit_locked (e, c, n, err)) != 0) {
       if (!reuse)
         table_unalloc (e->t, s);  /* a held slot stays busy */
@@ -660,6 +676,35 @@ write_mapped (struct remap_engine *e, uint64_t u, const struct tmap *m,
   return r;
 }
 
+/* A pending unit recorded in a pending-only place (version 2) is rewritten
+ * while no spare unit is free: the write goes to the origin instead, and
+ * if the origin takes it and it covered the whole unit, the unit is no
+ * longer pending (its place is given back).  A unit that fails that write too keeps its place and the
+ * caller gets ENOSPC: the spare is full (SPEC 3.6).  Stripe held. */
+static int
+pending_to_origin (struct remap_engine *e, uint64_t u, const struct tmap *m,
+                   const uint8_t *data, uint64_t doff, uint64_t dlen,
+                   struct remap_error *err)
+{
+  int r = remap_backend_pwrite (e->origin, data, dlen, u * e->unit + doff);
+  if (r)
+    return enospc (e, -ENOSPC);
+  uint64_t valid = unit_valid (e, u);
+  if (granules_covered (e, doff, doff + dlen, valid)
+      != granules_covered (e, 0, e->unit, valid))
+    return 0;                   /* part of it: still pending */
+  struct change c = { m->slot, 0, 0 };
+  pthread_mutex_lock (&e->meta_lock);
+  atomic_fetch_add (&e->begun, 1);
+  r = commit_locked (e, &c, 1, err);
+  atomic_fetch_add (&e->finished, 1);
+  pthread_mutex_unlock (&e->meta_lock);
+  if (r == 0)
+    eng_log (e, REMAP_LOG_INFO, "unit %llu: rewritten on the origin (no "
+             "spare unit free); no longer pending", (unsigned long long) u);
+  return r;
+}
+
 /* Source of write data: a buffer, or zeroes. */
 static const uint8_t *
 src_at (const uint8_t *buf, uint64_t rel)
@@ -730,6 +775,9 @@ write_range (struct remap_engine *e, const uint8_t *buf, uint64_t len,
                               .data = src_at (buf, pos - off), .doff = doff,
                               .dlen = dlen };
           r = relocate (e, &rl, err);
+          if (r == enospc (e, -ENOSPC) && m[i].slot >= e->L->spare_units)
+            r = pending_to_origin (e, u, &m[i], src_at (buf, pos - off),
+                                   doff, dlen, err);
         }
         *touched_spare = true;
         pos = uend;

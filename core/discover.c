@@ -76,7 +76,7 @@
 
 /* Offset 0, then p_i * u for 1 <= i < c of every layout: 8 unit sizes x
  * 3 strategies x (0 + 1 + ... + 7) copies. */
-#define MAX_CANDIDATES (1 + 8 * 3 * 28)
+#define MAX_CANDIDATES (1 + 2 * 8 * 3 * 28)
 #define EVIDENCE_BLOCKS 8u
 #define MAX_ENTRIES ((REMAP_MAX_UNIT - REMAP_TB_HEADER_SIZE) / REMAP_ENTRY_SIZE)
 #define SB_UUID offsetof (struct remap_sb_disk, uuid)
@@ -103,16 +103,19 @@ candidates (uint64_t spare_bytes, uint64_t *out)
 {
   size_t n = 0;
   out[n++] = 0;
-  for (uint32_t u = REMAP_MIN_UNIT; u <= REMAP_MAX_UNIT; u *= 2)
-    for (int s = REMAP_STRATEGY_MINIMAL; s <= REMAP_STRATEGY_GEOMETRIC; s++)
-      for (uint32_t c = 1; c <= REMAP_MAX_COPIES; c++) {
-        struct remap_layout l;
-        if (remap_layout_compute (spare_bytes, u, (enum remap_strategy) s, c,
-                                  &l, NULL) != 0)
-          continue;
-        for (uint32_t i = 1; i < c; i++)
-          out[n++] = l.copy_offset[i] * u;
-      }
+  for (uint32_t v = REMAP_SB_VERSION_1; v <= REMAP_SB_VERSION; v++)
+    for (uint32_t u = REMAP_MIN_UNIT; u <= REMAP_MAX_UNIT; u *= 2)
+      for (int s = REMAP_STRATEGY_MINIMAL; s <= REMAP_STRATEGY_GEOMETRIC;
+           s++)
+        for (uint32_t c = 1; c <= REMAP_MAX_COPIES; c++) {
+          struct remap_layout l;
+          if (remap_layout_compute_version (v, spare_bytes, u,
+                                            (enum remap_strategy) s, c, &l,
+                                            NULL) != 0)
+            continue;
+          for (uint32_t i = 1; i < c; i++)
+            out[n++] = l.copy_offset[i] * u;
+        }
   qsort (out, n, sizeof *out, cmp_u64);
   size_t m = 0;
   for (size_t i = 0; i < n; i++)
@@ -257,12 +260,21 @@ own_block (const struct remap_sb *g, const uint8_t *buf, uint64_t len,
   if (len != l->unit || b % l->unit)
     return false;
   uint64_t u = b / l->unit;
-  for (uint32_t i = 0; i < l->copies; i++)
-    if (u > l->copy_offset[i] && u < l->copy_offset[i] + l->copy_units) {
+  for (uint32_t i = 0; i < l->copies; i++) {
+    uint64_t t0 = remap_layout_block_unit (l, i, 0);
+    if (u >= t0 && u < l->copy_offset[i] + l->copy_units) {
       struct remap_tb tb;
-      return remap_tb_decode (g, buf, len, u - l->copy_offset[i] - 1, &tb,
-                              ent, NULL) == 0;
+      return remap_tb_decode (g, buf, len, u - t0, &tb, ent, NULL) == 0;
     }
+    if (u > l->copy_offset[i] && u < t0) {      /* a map unit (v2) */
+      struct remap_mapu h;
+      uint8_t *bits = malloc (l->unit);
+      bool ok = bits && remap_map_decode (g, buf, len, u - l->copy_offset[i]
+                                          - 1, &h, bits, NULL) == 0;
+      free (bits);
+      return ok;
+    }
+  }
   return false;
 }
 
@@ -278,7 +290,7 @@ tb_evidence (struct remap_backend *spare, const struct group *g,
   uint64_t hu = hl->unit;
 
   for (uint32_t i = 0; i < hl->copies; i++) {
-    uint64_t first = (hl->copy_offset[i] + 1) * hu;     /* h's block 0 */
+    uint64_t first = remap_layout_block_unit (hl, i, 0) * hu; /* block 0 */
     for (uint32_t j = 0; j < gl->copies; j++) {
       uint64_t lo = gl->copy_offset[j] * gl->unit;
       uint64_t hi = lo + gl->copy_units * gl->unit;

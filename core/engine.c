@@ -413,7 +413,7 @@ check_doubt (struct remap_engine *e, uint64_t first, uint64_t last,
 int
 alloc_locked (struct remap_engine *e, uint64_t *slot, struct remap_error *err)
 {
-  if (table_alloc (e->t, &e->cursor, slot) == 0)
+  if (table_alloc (e->t, &e->cursor, 0, e->L->spare_units, slot) == 0)
     return 0;
   atomic_fetch_add (&e->c_enospc, 1);
   return remap_set_error (err, -ENOSPC,
@@ -588,10 +588,31 @@ remap_format (struct remap_backend *origin, struct remap_backend *spare,
 
 /* ---- open ------------------------------------------------------------ */
 
+/* What the scan found of table block used[x] in copy i (FORMAT.md 10.3):
+ * never written (its map says so: empty, as good as generation 0), a
+ * valid version of some generation, or damaged (written, or of unknown
+ * history because its map is damaged, and not valid now). */
+enum bstate { B_NEVER = 0, B_VALID, B_DAMAGED };
+
 struct scan {
-  uint64_t *gen;                /* [copies * T]: 0 = invalid */
+  uint64_t nused, *used;        /* blocks some copy may hold, ascending */
+  uint64_t *gen;                /* [copies * nused]: valid version's gen */
+  uint8_t *st;                  /* [copies * nused]: enum bstate */
   bool sb_ok[REMAP_MAX_COPIES];
+  bool *map_bad;                /* [copies * M]: map unit to rewrite */
 };
+
+static void
+scan_free (struct scan *sc)
+{
+  free (sc->used);
+  free (sc->gen);
+  free (sc->st);
+  free (sc->map_bad);
+  memset (sc, 0, sizeof *sc);
+}
+
+#define SC(sc, i, x) ((size_t) (i) * (sc)->nused + (x))
 
 /* Copy i's superblock unit: is its superblock this spare's, current, at
  * its place; and does the unit hold metadata of another identity? */
@@ -608,6 +629,7 @@ scan_superblock (struct remap_engine *e, struct scan *sc, uint32_t i,
     return 0;
   sc->sb_ok[i] = sb_decode_at (buf, off, &sb, NULL) == 0
     && memcmp (sb.uuid, e->sb.uuid, 16) == 0
+    && sb.layout.version == l->version
     && sb.layout.unit == l->unit && sb.layout.strategy == l->strategy
     && sb.layout.copies == l->copies
     && sb.layout.spare_units == l->spare_units
@@ -617,11 +639,134 @@ scan_superblock (struct remap_engine *e, struct scan *sc, uint32_t i,
                         off + skip, i, err);
 }
 
-/* Read every copy and record the generation of each valid block.  Every
- * unit that is not this spare's valid metadata is searched for metadata of
- * another identity: if there is any, the copies disagree on identity and
- * the scan refuses (-EUCLEAN with a message), so that open neither uses
- * them nor repairs over them (discover.c says why). */
+/* Version 2: read copy i's map units into e->written[i].  A map unit that
+ * cannot be read or is not valid says nothing: every block it covers is
+ * then read (and is damaged if not valid), and the unit is rewritten by
+ * repair.  Metadata of another identity in it is a refusal, as anywhere
+ * in the copies. */
+static int
+scan_maps (struct remap_engine *e, struct scan *sc, uint32_t i, uint8_t *buf,
+           struct remap_error *err)
+{
+  const struct remap_layout *l = e->L;
+  uint64_t B = remap_layout_blocks_per_map (l);
+  for (uint64_t m = 0; m < l->map_units; m++) {
+    uint64_t at = remap_layout_map_unit (l, i, m) * l->unit;
+    uint64_t nblk = l->table_blocks - m * B < B ? l->table_blocks - m * B : B;
+    uint8_t *bits = e->written[i] + m * B / 8;
+    struct remap_mapu h;
+    int r = remap_backend_pread (e->spare, buf, l->unit, at);
+    if (r == 0 && remap_map_decode (&e->sb, buf, l->unit, m, &h, bits,
+                                    NULL) == 0) {
+      e->generation = h.generation > e->generation ? h.generation
+        : e->generation;
+      continue;
+    }
+    sc->map_bad[(size_t) i * l->map_units + m] = true;
+    memset (bits, 0xff, (size_t) (nblk + 7) / 8);
+    if (nblk % 8)
+      bits[nblk / 8] = (uint8_t) ((1u << (nblk % 8)) - 1);
+    if (r == 0 && (r = check_foreign (e->spare, &e->sb, buf, l->unit, at, i,
+                                      err)) != 0)
+      return r;
+  }
+  return 0;
+}
+
+/* The blocks any copy may hold: every block for version 1; for version 2
+ * the union of what the maps claim.  Ascending. */
+static int
+collect_used (struct remap_engine *e, struct scan *sc)
+{
+  const struct remap_layout *l = e->L;
+  uint64_t n = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    uint64_t x = 0;
+    for (uint64_t k = 0; k < l->table_blocks; k++) {
+      bool any = l->version < 2;
+      /* Whole zero bytes of every map are skipped 8 blocks at a time. */
+      if (!any && k % 8 == 0) {
+        bool zero = true;
+        for (uint32_t i = 0; i < l->copies && zero; i++)
+          zero = e->written[i][k / 8] == 0;
+        if (zero) {
+          k += 7;
+          continue;
+        }
+      }
+      for (uint32_t i = 0; i < l->copies && !any; i++)
+        any = bit_get (e->written[i], k);
+      if (!any)
+        continue;
+      if (pass == 1)
+        sc->used[x] = k;
+      x++;
+    }
+    if (pass == 0) {
+      n = x;
+      sc->nused = n;
+      sc->used = malloc ((n ? n : 1) * sizeof *sc->used);
+      sc->gen = calloc ((size_t) l->copies * (n ? n : 1), sizeof *sc->gen);
+      sc->st = calloc ((size_t) l->copies * (n ? n : 1), 1);
+      if (!sc->used || !sc->gen || !sc->st)
+        return -ENOMEM;
+    }
+  }
+  return 0;
+}
+
+/* Read copy i's version of every used block it holds, in runs of
+ * consecutive blocks, and record each one's state and generation. */
+static int
+scan_blocks (struct remap_engine *e, struct scan *sc, uint32_t i,
+             uint8_t *buf, uint32_t chunk, struct remap_entry *ent,
+             struct remap_error *err)
+{
+  const struct remap_layout *l = e->L;
+  uint32_t unit = l->unit;
+  int r = 0;
+  for (uint64_t x = 0; x < sc->nused && r == 0;) {
+    uint64_t k = sc->used[x];
+    if (e->written[i] && !bit_get (e->written[i], k)) {
+      sc->st[SC (sc, i, x)] = B_NEVER;
+      x++;
+      continue;
+    }
+    /* A run of consecutive used blocks that this copy holds. */
+    uint32_t n = 1;
+    while (n < chunk && x + n < sc->nused && sc->used[x + n] == k + n
+           && (!e->written[i] || bit_get (e->written[i], k + n)))
+      n++;
+    uint64_t off = block_unit (l, i, k) * unit;
+    int rd = remap_backend_pread (e->spare, buf, (size_t) n * unit, off);
+    for (uint32_t j = 0; j < n && r == 0; j++) {
+      uint8_t *p = buf + (size_t) j * unit;
+      uint64_t at = off + (uint64_t) j * unit;
+      size_t y = SC (sc, i, x + j);
+      struct remap_tb tb;
+      sc->st[y] = B_DAMAGED;
+      /* A failed run read: retry block by block to isolate it. */
+      if (rd && remap_backend_pread (e->spare, p, unit, at) != 0)
+        continue;
+      if (remap_tb_decode (&e->sb, p, unit, k + j, &tb, ent, NULL) == 0) {
+        sc->st[y] = B_VALID;
+        sc->gen[y] = tb.generation;
+      }
+      else
+        r = check_foreign (e->spare, &e->sb, p, unit, at, i, err);
+    }
+    x += n;
+  }
+  return r;
+}
+
+/* Read every copy: superblock, map units (v2), and every table block some
+ * map claims.  Every unit read that is not this spare's valid metadata is
+ * searched for metadata of another identity: if there is any, the copies
+ * disagree on identity and the scan refuses (-EUCLEAN with a message), so
+ * that open neither uses them nor repairs over them (discover.c says why).
+ * Blocks no map claims are never read (FORMAT.md 10.3): the cost of the
+ * scan follows the table's use, not its size. */
 static int
 scan_copies (struct remap_engine *e, struct scan *sc, struct remap_error *err)
 {
@@ -633,90 +778,87 @@ scan_copies (struct remap_engine *e, struct scan *sc, struct remap_error *err)
     chunk /= 2;
   uint8_t *buf = eng_alloc_buf ((size_t) chunk * unit);
   struct remap_entry *ent = malloc (l->entries_per_block * sizeof *ent);
-  sc->gen = calloc ((size_t) l->copies * l->table_blocks, sizeof *sc->gen);
-  if (!buf || !ent || !sc->gen) {
-    free (buf);
-    free (ent);
-    return remap_set_error (err, -ENOMEM, "out of memory");
+  sc->map_bad = calloc ((size_t) l->copies * (l->map_units + 1), 1);
+  if (!buf || !ent || !sc->map_bad) {
+    r = remap_set_error (err, -ENOMEM, "out of memory");
+    goto out;
   }
-
   for (uint32_t i = 0; i < l->copies && r == 0; i++) {
     r = scan_superblock (e, sc, i, buf, err);
-    for (uint64_t k = 0; k < l->table_blocks && r == 0; k += chunk) {
-      uint32_t n = l->table_blocks - k < chunk
-        ? (uint32_t) (l->table_blocks - k) : chunk;
-      uint64_t off = copy_unit (l, i, 1 + k) * unit;
-      int rd = remap_backend_pread (e->spare, buf, (size_t) n * unit, off);
-      for (uint32_t j = 0; j < n && r == 0; j++) {
-        uint8_t *p = buf + (size_t) j * unit;
-        uint64_t at = off + (uint64_t) j * unit;
-        /* A failed chunk read: retry block by block to isolate it. */
-        if (rd && remap_backend_pread (e->spare, p, unit, at) != 0)
-          continue;
-        struct remap_tb tb;
-        if (remap_tb_decode (&e->sb, p, unit, k + j, &tb, ent, NULL) == 0)
-          sc->gen[(size_t) i * l->table_blocks + k + j] = tb.generation;
-        else
-          r = check_foreign (e->spare, &e->sb, p, unit, at, i, err);
-      }
-    }
+    if (r == 0 && l->version >= 2)
+      r = scan_maps (e, sc, i, buf, err);
   }
+  if (r == 0 && collect_used (e, sc) != 0)
+    r = remap_set_error (err, -ENOMEM, "out of memory");
+  for (uint32_t i = 0; i < l->copies && r == 0; i++)
+    r = scan_blocks (e, sc, i, buf, chunk, ent, err);
+ out:
   free (buf);
   free (ent);
   return r;
 }
 
-/* The copy whose version of block k is loaded: the highest generation
- * among the valid ones, ties to the lowest copy (FORMAT.md 10.3).
- * UINT32_MAX if no copy has a valid version left. */
+/* The copy whose version of used block x is loaded: the highest
+ * generation among the valid ones, ties to the lowest copy (FORMAT.md
+ * 10.3).  *never: no valid version, but some copy never wrote the block
+ * (it is empty).  UINT32_MAX if there is no valid version. */
 static uint32_t
-pick_copy (const struct remap_layout *l, const struct scan *sc, uint64_t k)
+pick_copy (const struct remap_layout *l, const struct scan *sc, uint64_t x,
+           bool *never)
 {
   uint32_t bi = UINT32_MAX;
+  *never = false;
   for (uint32_t i = 0; i < l->copies; i++) {
-    uint64_t g = sc->gen[(size_t) i * l->table_blocks + k];
-    if (g && (bi == UINT32_MAX
-              || g > sc->gen[(size_t) bi * l->table_blocks + k]))
+    size_t y = SC (sc, i, x);
+    *never |= sc->st[y] == B_NEVER;
+    if (sc->st[y] == B_VALID
+        && (bi == UINT32_MAX || sc->gen[y] > sc->gen[SC (sc, bi, x)]))
       bi = i;
   }
   return bi;
 }
 
-/* Read back and decode the chosen version of block k into tb and ent.  The
- * scan saw it valid a moment ago, but the bytes are read again: a version
- * that now fails to read, or reads back as anything but what the scan saw
- * (another generation), is dropped exactly as if the scan had found it
- * damaged (repair then rewrites it), and the next best copy is used. */
+/* Read back and decode the chosen version of used block x into tb and ent.
+ * The scan saw it valid a moment ago, but the bytes are read again: a
+ * version that now fails to read, or reads back as anything but what the
+ * scan saw (another generation), is dropped exactly as if the scan had
+ * found it damaged (repair then rewrites it), and the next best copy is
+ * used.  1: no valid version, but the block was never written somewhere
+ * (it is empty). */
 static int
-read_chosen_block (struct remap_engine *e, struct scan *sc, uint64_t k,
+read_chosen_block (struct remap_engine *e, struct scan *sc, uint64_t x,
                    uint8_t *buf, struct remap_tb *tb, struct remap_entry *ent,
                    struct remap_error *err)
 {
   const struct remap_layout *l = e->L;
   struct remap_error derr = { 0 };
+  uint64_t k = sc->used[x];
   uint32_t bi;
+  bool never;
 
-  while ((bi = pick_copy (l, sc, k)) != UINT32_MAX) {
-    uint64_t *g = &sc->gen[(size_t) bi * l->table_blocks + k];
+  while ((bi = pick_copy (l, sc, x, &never)) != UINT32_MAX) {
+    size_t y = SC (sc, bi, x);
     remap_error_clear (&derr);  /* keep the last failure's message */
     int r = remap_backend_pread (e->spare, buf, l->unit,
-                                 copy_unit (l, bi, 1 + k) * l->unit);
+                                 block_unit (l, bi, k) * l->unit);
     if (r)
       remap_set_error (&derr, r, "copy %u: reading it again failed (%s)",
                        bi, strerror (-r));
     else if ((r = remap_tb_decode (&e->sb, buf, l->unit, k, tb, ent,
                                    &derr)) == 0
-             && tb->generation != *g)
+             && tb->generation != sc->gen[y])
       r = remap_set_error (&derr, -EUCLEAN, "copy %u: read again, it has "
                            "generation %llu, not the %llu it had", bi,
                            (unsigned long long) tb->generation,
-                           (unsigned long long) *g);
+                           (unsigned long long) sc->gen[y]);
     if (r == 0)
       return 0;
     eng_log (e, REMAP_LOG_WARN, "%s: table block %llu: %s; using the next "
              "valid copy", e->spare->name, (unsigned long long) k, derr.msg);
-    *g = 0;
+    sc->st[y] = B_DAMAGED;
   }
+  if (never)
+    return 1;
   return remap_set_error (err, -EUCLEAN,
                           "%s: table block %llu is damaged in every "
                           "metadata copy%s%s%s; the remap table cannot be "
@@ -726,10 +868,61 @@ read_chosen_block (struct remap_engine *e, struct scan *sc, uint64_t k,
                           derr.msg[0] ? ")" : "", e->spare->name);
 }
 
-/* Load the best version of every table block into the table.  The current
- * generation is the highest any valid version had in the scan, also one
- * dropped when it failed to read back: its bytes may still be on the
- * disk, and a later commit must outrank them. */
+/* The slot that loses when one origin unit is found in two slots: a
+ * spare unit becomes BAD (it was the failing old home of a relocation);
+ * a pending-only place becomes FREE (it has no spare unit to blame). */
+static uint64_t
+loser_word (const struct remap_layout *l, uint64_t slot)
+{
+  return slot >= remap_layout_first_pending_slot (l) ? 0
+    : make_word (REMAP_SLOT_BAD, 0);
+}
+
+/* Load the entries of one chosen block version. */
+static int
+load_entries (struct remap_engine *e, uint64_t k, uint64_t gen,
+              const struct remap_entry *ent, bool *dirty)
+{
+  const struct remap_layout *l = e->L;
+  uint32_t E = l->entries_per_block;
+  for (uint32_t j = 0; j < E; j++) {
+    uint64_t s = k * E + j;
+    if (ent[j].state == REMAP_SLOT_FREE)
+      continue;
+    uint64_t w = make_word (ent[j].state, ent[j].origin_unit);
+    if (ent[j].state != REMAP_SLOT_BAD) {
+      struct tmap m;
+      table_lookup (e->t, ent[j].origin_unit, &m);
+      uint64_t o = m.slot;
+      if (m.word != 0) {
+        /* The same origin unit in two slots: a crash between the two
+         * blocks of a relocation.  The newer block wins; the other slot
+         * loses (rewritten by repair below). */
+        if (e->block_gen[o / E] >= gen) {
+          w = loser_word (l, s);
+          dirty[k] = true;
+          if (w == 0)
+            continue;
+        }
+        else {
+          if (table_load (e->t, o, loser_word (l, o), 0) != 0)
+            return -ENOMEM;
+          dirty[o / E] = true;
+        }
+      }
+    }
+    if (table_load (e->t, s, w, ent[j].lost) != 0)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+/* Load the best version of every used table block into the table.  The
+ * current generation is the highest any valid version (or map unit) had
+ * in the scan, also one dropped when it failed to read back: its bytes may
+ * still be on the disk, and a later commit must outrank them.  A block
+ * that no copy has valid but some copy never wrote is empty; if another
+ * copy has it damaged, it is rewritten (dirty) so that the damage goes. */
 static int
 load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
             struct remap_error *err)
@@ -738,18 +931,27 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
   uint32_t unit = l->unit, E = l->entries_per_block;
   uint8_t *buf = eng_alloc_buf (unit);
   struct remap_entry *ent = malloc (E * sizeof *ent);
-  uint64_t best_gen = 0, scanned_gen = 0;
+  uint64_t best_gen = 0, scanned_gen = e->generation;
   int r = 0;
 
   if (!buf || !ent) {
     r = remap_set_error (err, -ENOMEM, "out of memory");
     goto out;
   }
-  for (size_t x = 0; x < (size_t) l->copies * l->table_blocks; x++)
-    scanned_gen = sc->gen[x] > scanned_gen ? sc->gen[x] : scanned_gen;
-  for (uint64_t k = 0; k < l->table_blocks; k++) {
+  for (size_t y = 0; y < (size_t) l->copies * sc->nused; y++)
+    scanned_gen = sc->gen[y] > scanned_gen ? sc->gen[y] : scanned_gen;
+  for (uint64_t x = 0; x < sc->nused; x++) {
+    uint64_t k = sc->used[x];
     struct remap_tb tb;
-    if ((r = read_chosen_block (e, sc, k, buf, &tb, ent, err)) != 0)
+    r = read_chosen_block (e, sc, x, buf, &tb, ent, err);
+    if (r == 1) {               /* empty: never written where it counts */
+      r = 0;
+      e->block_gen[k] = 0;
+      for (uint32_t i = 0; i < l->copies; i++)
+        dirty[k] |= sc->st[SC (sc, i, x)] == B_DAMAGED;
+      continue;
+    }
+    if (r)
       goto out;
     e->block_gen[k] = tb.generation;
     e->block_cursor[k] = tb.alloc_cursor;
@@ -757,38 +959,9 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
       best_gen = tb.generation;
       e->cursor = tb.alloc_cursor;
     }
-    for (uint32_t j = 0; j < E; j++) {
-      uint64_t s = k * E + j;
-      if (ent[j].state == REMAP_SLOT_FREE)
-        continue;
-      uint64_t w = make_word (ent[j].state, ent[j].origin_unit);
-      if (ent[j].state != REMAP_SLOT_BAD) {
-        struct tmap m;
-        table_lookup (e->t, ent[j].origin_unit, &m);
-        uint64_t o = m.slot;
-        if (m.word != 0) {
-          /* The same origin unit in two slots: a crash between the two
-           * blocks of a relocation.  The newer block wins; the other slot
-           * was the unit's failing old home and becomes BAD (rewritten by
-           * repair below). */
-          if (e->block_gen[o / E] >= tb.generation) {
-            w = make_word (REMAP_SLOT_BAD, 0);
-            dirty[k] = true;
-          }
-          else {
-            if (table_load (e->t, o, make_word (REMAP_SLOT_BAD, 0), 0) != 0) {
-              r = remap_set_error (err, -ENOMEM, "out of memory loading "
-                                   "the table");
-              goto out;
-            }
-            dirty[o / E] = true;
-          }
-        }
-      }
-      if (table_load (e->t, s, w, ent[j].lost) != 0) {
-        r = remap_set_error (err, -ENOMEM, "out of memory loading the table");
-        goto out;
-      }
+    if (load_entries (e, k, tb.generation, ent, dirty) != 0) {
+      r = remap_set_error (err, -ENOMEM, "out of memory loading the table");
+      goto out;
     }
   }
   e->generation = scanned_gen;        /* >= best_gen */
@@ -798,23 +971,129 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
   return r;
 }
 
-/* Count a copy valid only if its superblock and every block are current;
- * nothing is written (read-only, no_repair). */
+/* Does copy i hold the version of used block x that was loaded? */
+static bool
+copy_current (const struct remap_engine *e, const struct scan *sc,
+              uint32_t i, uint64_t x)
+{
+  size_t y = SC (sc, i, x);
+  uint64_t want = e->block_gen[sc->used[x]];
+  if (want == 0)
+    return sc->st[y] != B_DAMAGED;
+  return sc->st[y] == B_VALID && sc->gen[y] == want;
+}
+
+/* Count a copy valid only if its superblock, its maps and every block are
+ * current; nothing is written (read-only, no_repair). */
 static void
 report_copies (struct remap_engine *e, const struct scan *sc)
 {
-  for (uint32_t i = 0; i < e->L->copies; i++) {
+  const struct remap_layout *l = e->L;
+  for (uint32_t i = 0; i < l->copies; i++) {
     bool ok = sc->sb_ok[i];
-    for (uint64_t k = 0; k < e->L->table_blocks && ok; k++)
-      ok = sc->gen[(size_t) i * e->L->table_blocks + k] == e->block_gen[k];
+    for (uint64_t m = 0; m < l->map_units && ok; m++)
+      ok = !sc->map_bad[(size_t) i * l->map_units + m];
+    for (uint64_t x = 0; x < sc->nused && ok; x++)
+      ok = copy_current (e, sc, i, x);
     e->copy_ok[i] = ok;
   }
 }
 
-/* Rewrite stale or damaged blocks and superblocks of every copy, and the
- * blocks changed while loading (dirty: given a fresh generation).  One
- * flush per copy, copy after copy.  It writes only inside the copy
- * extents, which scan_copies found free of any other identity's metadata
+/* Rewrite copy i's stale, damaged or missing blocks, then (version 2) the
+ * map units that must now claim them or that were damaged, then its
+ * superblock if it was not current; flushes between the steps, so that a
+ * map never claims a block before the block is durable.  Counts the
+ * units written in *n and the failures in *failed (first error *first). */
+static void
+repair_copy (struct remap_engine *e, struct scan *sc, const bool *dirty,
+             uint32_t i, uint64_t *n, uint64_t *failed, int *first)
+{
+  const struct remap_layout *l = e->L;
+  uint64_t B = remap_layout_blocks_per_map (l);
+  bool *remap_map = l->version >= 2
+    ? calloc (l->map_units + 1, sizeof *remap_map) : NULL;
+  int r;
+
+  for (uint64_t m = 0; remap_map && m < l->map_units; m++)
+    remap_map[m] = sc->map_bad[(size_t) i * l->map_units + m];
+  uint64_t wrote = 0;
+  for (uint64_t x = 0; x < sc->nused && e->copy_ok[i]; x++) {
+    uint64_t k = sc->used[x];
+    if (!dirty[k] && copy_current (e, sc, i, x))
+      continue;
+    if (e->block_gen[k] == 0)
+      continue;                 /* empty everywhere that counts */
+    /* Same generation, same bytes as the copy it repairs (a block
+     * changed while loading has a fresh generation and the current
+     * cursor). */
+    encode_block (e, k, e->block_gen[k], e->block_cursor[k], NULL, 0,
+                  e->meta_buf);
+    r = write_meta_unit (e, i, block_unit (l, i, k), e->meta_buf, false);
+    if (r) {
+      (*failed)++;
+      *first = *first ? *first : r;
+      if (e->written[i])        /* unknown now: read it if claimed */
+        continue;
+    }
+    else {
+      (*n)++;
+      wrote++;
+    }
+    if (e->written[i] && r == 0 && !bit_get (e->written[i], k)) {
+      bit_put (e->written[i], k, true);
+      remap_map[k / B] = true;
+    }
+  }
+  if (wrote && (r = eng_flush (e, e->spare, "the repair at open")) != 0) {
+    /* Not known durable: no map may claim these blocks yet. */
+    *failed += wrote;
+    *n -= wrote;
+    *first = *first ? *first : r;
+    free (remap_map);
+    return;
+  }
+  uint64_t maps = 0;
+  for (uint64_t m = 0; remap_map && m < l->map_units && e->copy_ok[i]; m++) {
+    if (!remap_map[m])
+      continue;
+    struct remap_mapu h = { .generation = e->generation ? e->generation : 1,
+                            .map_index = m };
+    remap_map_encode (&e->sb, &h, e->written[i] + m * B / 8, e->map_buf);
+    r = write_meta_unit (e, i, remap_layout_map_unit (l, i, m), e->map_buf,
+                         false);
+    if (r) {
+      (*failed)++;
+      *first = *first ? *first : r;
+    }
+    else {
+      (*n)++;
+      maps++;
+    }
+  }
+  if (e->copy_ok[i] && !sc->sb_ok[i]) {
+    encode_sb_copy (&e->sb, i, e->meta_buf, e->unit);
+    r = write_meta_unit (e, i, copy_unit (l, i, 0), e->meta_buf, false);
+    if (r) {
+      (*failed)++;
+      *first = *first ? *first : r;
+    }
+    else {
+      (*n)++;
+      maps++;
+    }
+  }
+  if (maps && (r = eng_flush (e, e->spare, "the repair at open")) != 0) {
+    *failed += maps;
+    *n -= maps;
+    *first = *first ? *first : r;
+  }
+  free (remap_map);
+}
+
+/* Rewrite stale or damaged blocks, maps and superblocks of every copy, and
+ * the blocks changed while loading (dirty: given a fresh generation).
+ * Copy after copy.  It writes only inside the copy extents, which
+ * scan_copies found free of any other identity's metadata where it read
  * (it refuses otherwise): repair never writes over another spare's copy. */
 static void
 repair (struct remap_engine *e, struct scan *sc, const bool *dirty)
@@ -822,8 +1101,8 @@ repair (struct remap_engine *e, struct scan *sc, const bool *dirty)
   const struct remap_layout *l = e->L;
   uint64_t fixed = 0, ndirty = 0;
 
-  for (uint64_t k = 0; k < l->table_blocks; k++)
-    ndirty += dirty[k];
+  for (uint64_t x = 0; x < sc->nused; x++)
+    ndirty += dirty[sc->used[x]];
   if (REMAP_MAX_GENERATION - e->generation < ndirty) {
     /* Rewriting the resolved blocks would need generations past the
      * bound; leave every copy as it is (the next open resolves the same
@@ -834,50 +1113,21 @@ repair (struct remap_engine *e, struct scan *sc, const bool *dirty)
     report_copies (e, sc);
     return;
   }
-  for (uint64_t k = 0; k < l->table_blocks; k++)
+  for (uint64_t x = 0; x < sc->nused; x++) {
+    uint64_t k = sc->used[x];
     if (dirty[k]) {
       e->block_gen[k] = ++e->generation;
       e->block_cursor[k] = e->cursor;
     }
+  }
   /* As in a commit (write_meta_unit): only a media error of a write
    * retires a copy; any other error leaves it in service with that unit
    * unrepaired (its older version loses to the newest at every open), and
    * a failed flush blames no copy but is remembered (eng_flush). */
   for (uint32_t i = 0; i < l->copies; i++) {
     uint64_t n = 0, failed = 0;
-    int r = 0, first = 0;
-    for (uint64_t k = 0; k < l->table_blocks && e->copy_ok[i]; k++) {
-      if (!dirty[k]
-          && sc->gen[(size_t) i * l->table_blocks + k] == e->block_gen[k])
-        continue;
-      /* Same generation, same bytes as the copy it repairs (a block
-       * changed while loading has a fresh generation and the current
-       * cursor). */
-      encode_block (e, k, e->block_gen[k], e->block_cursor[k], NULL, 0,
-                    e->meta_buf);
-      r = write_meta_unit (e, i, 1 + k, e->meta_buf, false);
-      if (r) {
-        failed++;
-        first = first ? first : r;
-      }
-      else
-        n++;
-    }
-    if (e->copy_ok[i] && !sc->sb_ok[i]) {
-      encode_sb_copy (&e->sb, i, e->meta_buf, e->unit);
-      r = write_meta_unit (e, i, 0, e->meta_buf, false);
-      if (r) {
-        failed++;
-        first = first ? first : r;
-      }
-      else
-        n++;
-    }
-    if (n && (r = eng_flush (e, e->spare, "the repair at open")) != 0) {
-      failed += n;
-      first = first ? first : r;
-      n = 0;
-    }
+    int first = 0;
+    repair_copy (e, sc, dirty, i, &n, &failed, &first);
     if (!e->copy_ok[i])
       eng_log (e, REMAP_LOG_WARN, "metadata copy %u could not be repaired "
                "(%s); it stays retired", i, strerror (-first));
@@ -904,6 +1154,9 @@ engine_free (struct remap_engine *e)
     pthread_mutex_destroy (&e->meta_lock);
   }
   table_destroy (e->t);
+  for (uint32_t i = 0; i < REMAP_MAX_COPIES; i++)
+    free (e->written[i]);
+  free (e->map_buf);
   free (e->block_gen);
   free (e->block_cursor);
   free (e->meta_buf);
@@ -993,13 +1246,22 @@ engine_init (struct remap_engine *e)
   e->block_gen = calloc (l->table_blocks, sizeof *e->block_gen);
   e->block_cursor = calloc (l->table_blocks, sizeof *e->block_cursor);
   e->meta_buf = eng_alloc_buf (l->unit);
+  e->map_buf = eng_alloc_buf (l->unit);
   e->ent_buf = malloc (l->entries_per_block * sizeof *e->ent_buf);
   e->word_buf = malloc (l->entries_per_block * sizeof *e->word_buf);
   e->lost_buf = malloc (l->entries_per_block * sizeof *e->lost_buf);
-  if (!e->block_gen || !e->block_cursor || !e->meta_buf || !e->ent_buf
-      || !e->word_buf || !e->lost_buf
-      || table_create (l->spare_units, l->entries_per_block, &e->t) != 0)
+  if (!e->block_gen || !e->block_cursor || !e->meta_buf || !e->map_buf
+      || !e->ent_buf || !e->word_buf || !e->lost_buf
+      || table_create (l->table_blocks * l->entries_per_block,
+                       l->spare_units, l->entries_per_block, &e->t) != 0)
     return -ENOMEM;
+  e->pcursor = remap_layout_first_pending_slot (l);
+  /* Written bits: whole map units' worth, so that a map unit's bitmap is
+   * one slice of it. */
+  for (uint32_t i = 0; i < l->copies && l->version >= 2; i++)
+    if (!(e->written[i] = calloc (l->map_units
+                                  * remap_layout_blocks_per_map (l) / 8, 1)))
+      return -ENOMEM;
   for (uint32_t i = 0; i < l->copies; i++)
     if (table_reserve_units (e->t, l->copy_offset[i], l->copy_units) != 0)
       return -ENOMEM;
@@ -1063,14 +1325,14 @@ remap_open (struct remap_backend *origin, struct remap_backend *spare,
     repair (e, &sc, dirty);
   else
     report_copies (e, &sc);
-  free (sc.gen);
+  scan_free (&sc);
   free (dirty);
   *out = e;
   return 0;
 
  fail_early:
  fail:
-  free (sc.gen);
+  scan_free (&sc);
   free (dirty);
   engine_free (e);
   return r;
@@ -1214,14 +1476,16 @@ remap_inspect (struct remap_backend *spare, struct remap_inspect *out,
   e->block_gen = calloc (l->table_blocks, sizeof *e->block_gen);
   if (!e->block_gen)
     r = remap_set_error (&derr, -ENOMEM, "out of memory");
-  else
+  for (uint32_t i = 0; i < l->copies && r == 0 && l->version >= 2; i++)
+    if (!(e->written[i] = calloc (l->map_units
+                                  * remap_layout_blocks_per_map (l) / 8, 1)))
+      r = remap_set_error (&derr, -ENOMEM, "out of memory");
+  if (r == 0)
     r = scan_copies (e, &sc, &derr);
   /* -EUCLEAN: the copies hold metadata of another identity. */
   if (r && r != -EUCLEAN) {
-    free (e->block_gen);
-    free (sc.gen);
-    free (e);
-    return remap_set_error (err, r, "%s", derr.msg);
+    r = remap_set_error (err, r, "%s", derr.msg);
+    goto out;
   }
 
   out->info.layout = *l;
@@ -1235,19 +1499,25 @@ remap_inspect (struct remap_backend *spare, struct remap_inspect *out,
   snprintf (out->info.spare_name, sizeof out->info.spare_name, "%s",
             spare->name);
   if (r) {
+    r = 0;
     out->verdict = REMAP_UNUSABLE;
     snprintf (out->reason, sizeof out->reason, "%s", derr.msg);
     goto out;
   }
 
-  for (uint64_t k = 0; k < l->table_blocks; k++) {
+  /* Blocks that no map claims are empty in every copy: current. */
+  out->generation = e->generation;      /* the maps' */
+  for (uint64_t x = 0; x < sc.nused; x++) {
     uint64_t best = 0;
+    bool never = false;
     for (uint32_t i = 0; i < l->copies; i++) {
-      uint64_t g = sc.gen[(size_t) i * l->table_blocks + k];
-      best = g > best ? g : best;
+      size_t y = SC (&sc, i, x);
+      never |= sc.st[y] == B_NEVER;
+      if (sc.st[y] == B_VALID)
+        best = sc.gen[y] > best ? sc.gen[y] : best;
     }
-    e->block_gen[k] = best;
-    out->blocks_lost += best == 0;
+    e->block_gen[sc.used[x]] = best;
+    out->blocks_lost += best == 0 && !never;
     out->generation = best > out->generation ? best : out->generation;
   }
   bool damaged = false;
@@ -1256,11 +1526,18 @@ remap_inspect (struct remap_backend *spare, struct remap_inspect *out,
     c->first_unit = l->copy_offset[i];
     c->sb_valid = sc.sb_ok[i];
     damaged |= !c->sb_valid;
-    for (uint64_t k = 0; k < l->table_blocks; k++) {
-      uint64_t g = sc.gen[(size_t) i * l->table_blocks + k];
-      if (g == 0)
+    for (uint64_t m = 0; m < l->map_units; m++)
+      if (sc.map_bad[(size_t) i * l->map_units + m]) {
         c->blocks_damaged++;
-      else if (g == e->block_gen[k])
+        damaged = true;
+      }
+    c->blocks_current = l->table_blocks - sc.nused;
+    for (uint64_t x = 0; x < sc.nused; x++) {
+      size_t y = SC (&sc, i, x);
+      uint64_t g = sc.gen[y];
+      if (sc.st[y] == B_DAMAGED)
+        c->blocks_damaged++;
+      else if (copy_current (e, &sc, i, x))
         c->blocks_current++;
       else
         c->blocks_stale++;
@@ -1295,7 +1572,9 @@ remap_inspect (struct remap_backend *spare, struct remap_inspect *out,
   }
  out:
   free (e->block_gen);
-  free (sc.gen);
+  for (uint32_t i = 0; i < REMAP_MAX_COPIES; i++)
+    free (e->written[i]);
+  scan_free (&sc);
   free (e);
-  return 0;
+  return r;
 }

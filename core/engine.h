@@ -55,11 +55,17 @@ struct remap_engine {
 
   /* Under meta_lock. */
   uint64_t cursor;
+  uint64_t pcursor;             /* next-fit among pending-only places (v2) */
   uint64_t generation;
   uint64_t *block_gen;          /* [T]: generation of each table block */
   uint64_t *block_cursor;       /* [T]: the cursor each block recorded */
   bool copy_ok[REMAP_MAX_COPIES];
   uint8_t *meta_buf;            /* one unit, aligned, for commits */
+  uint8_t *map_buf;             /* one unit, aligned, for map units */
+  /* Version 2: per copy, which table blocks its map says were written
+   * (T bits; bit set only once the map saying so is durable).  NULL for
+   * version 1, where every block exists.  Under meta_lock. */
+  uint8_t *written[REMAP_MAX_COPIES];
   struct remap_entry *ent_buf;  /* E entries, for encoding (meta_lock) */
   uint64_t *word_buf, *lost_buf; /* E words and lost masks (meta_lock) */
 

@@ -61,7 +61,9 @@ struct bucket {
 
 struct table {
   pthread_rwlock_t lock;
-  uint64_t N;                   /* spare units */
+  uint64_t N;                   /* slots */
+  uint64_t Nreal;               /* slots below it are spare units; slots
+                                   from it on are pending-only places */
   uint32_t E;                   /* entries per block */
   uint64_t T;                   /* blocks */
   struct blk **blk;             /* [T] */
@@ -413,10 +415,12 @@ reserve_wl (struct table *t, size_t n)
 }
 
 static void
-count_wl (struct table *t, uint64_t w, uint64_t lost, int sign)
+count_wl (struct table *t, uint64_t s, uint64_t w, uint64_t lost, int sign)
 {
   struct table_counts *n = &t->n;
   uint64_t d = (uint64_t) (int64_t) sign;
+  if (word_state (w) == REMAP_SLOT_PENDING && s < t->Nreal)
+    n->pending_spare += d;
   switch (word_state (w)) {
   case REMAP_SLOT_MAPPED:
     n->mapped += d;
@@ -442,7 +446,7 @@ set_wl (struct table *t, uint64_t s, uint64_t w, uint64_t lost)
     lost = 0;
   if (w && !old && blk_room_wl (t, s / t->E, 1) != 0)
     return -ENOMEM;
-  count_wl (t, old, umap_get (&t->lost, s), -1);
+  count_wl (t, s, old, umap_get (&t->lost, s), -1);
   if (indexed (old) && (!indexed (w) || word_origin (old) != word_origin (w)))
     index_del_wl (t, word_origin (old), (uint32_t) s);
   bool add = indexed (w) && (!indexed (old)
@@ -453,7 +457,7 @@ set_wl (struct table *t, uint64_t s, uint64_t w, uint64_t lost)
     t->index_count++;
   }
   umap_set_wl (&t->lost, s, lost);      /* room reserved */
-  count_wl (t, w, lost, +1);
+  count_wl (t, s, w, lost, +1);
   umap_del_wl (&t->claimed, s);         /* it has an entry, or is free */
   return 0;
 }
@@ -469,15 +473,16 @@ publish_wl (struct table *t)
 /* ---- life -------------------------------------------------------------- */
 
 int
-table_create (uint64_t N, uint32_t E, struct table **out)
+table_create (uint64_t N, uint64_t Nreal, uint32_t E, struct table **out)
 {
   *out = NULL;
-  if (N >= SLOT_NONE || E == 0 || E > 65536)
+  if (N >= SLOT_NONE || Nreal > N || E == 0 || E > 65536)
     return -EINVAL;
   struct table *t = calloc (1, sizeof *t);
   if (!t)
     return -ENOMEM;
   t->N = N;
+  t->Nreal = Nreal;
   t->E = E;
   t->T = (N + E - 1) / E;
   t->blk = calloc (t->T ? t->T : 1, sizeof *t->blk);
@@ -714,8 +719,8 @@ table_apply (struct table *t, const struct change *c, size_t n)
     if (indexed (c[x].word)) {
       uint64_t u = word_origin (c[x].word);
       uint32_t o = find (t, u);
-      if (o != SLOT_NONE && o != c[x].slot)
-        set_wl (t, o, make_word (REMAP_SLOT_BAD, 0), 0);
+      if (o != SLOT_NONE && o != c[x].slot)   /* a place has no unit */
+        set_wl (t, o, o < t->Nreal ? make_word (REMAP_SLOT_BAD, 0) : 0, 0);
       umap_del_wl (&t->vpend, u);
     }
     set_wl (t, c[x].slot, c[x].word, c[x].lost);
@@ -802,17 +807,19 @@ scan (const struct table *t, uint64_t from, uint64_t to)
 }
 
 int
-table_alloc (struct table *t, uint64_t *cursor, uint64_t *slot)
+table_alloc (struct table *t, uint64_t *cursor, uint64_t lo, uint64_t hi,
+             uint64_t *slot)
 {
   pthread_rwlock_wrlock (&t->lock);
-  uint64_t c = *cursor < t->N ? *cursor : 0;
-  uint64_t s = scan (t, c, t->N);
+  hi = hi < t->N ? hi : t->N;
+  uint64_t c = *cursor >= lo && *cursor < hi ? *cursor : lo;
+  uint64_t s = scan (t, c, hi);
   if (s == UINT64_MAX)
-    s = scan (t, 0, c);
+    s = scan (t, lo, c);
   int r = -ENOSPC;
   if (s != UINT64_MAX && umap_set_wl (&t->claimed, s, 1) == 0) {
     *slot = s;
-    *cursor = s + 1 < t->N ? s + 1 : 0;
+    *cursor = s + 1 < hi ? s + 1 : lo;
     r = 0;
   }
   else if (s != UINT64_MAX)

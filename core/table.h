@@ -76,6 +76,8 @@ struct change {
 
 struct table_counts {
   uint64_t mapped, pending, bad;        /* slots in each state */
+  uint64_t pending_spare;               /* PENDING slots that are spare
+                                           units (not pending-only places) */
   uint64_t lost_units, lost_granules;   /* over MAPPED slots */
   uint64_t vpend;                       /* pending in memory only */
   uint64_t doubt;                       /* origin units in doubt */
@@ -84,9 +86,12 @@ struct table_counts {
 
 /* ---- life ------------------------------------------------------------- */
 
-/* An empty table for N spare units (N < 2^32) in blocks of E entries
- * (E <= 65536).  0, -EINVAL or -ENOMEM. */
-int table_create (uint64_t N, uint32_t E, struct table **out);
+/* An empty table of N slots (N < 2^32) in blocks of E entries (E <=
+ * 65536): slots below Nreal are spare units, slots from Nreal on are
+ * pending-only places (a relocation's loser there becomes FREE, not BAD).
+ * 0, -EINVAL or -ENOMEM. */
+int table_create (uint64_t N, uint64_t Nreal, uint32_t E,
+                  struct table **out);
 /* NULL is accepted.  No other thread may use t any more. */
 void table_destroy (struct table *t);
 
@@ -140,9 +145,10 @@ int table_apply (struct table *t, const struct change *c, size_t n);
  * 0 or -ENOMEM (nothing changed). */
 int table_load (struct table *t, uint64_t s, uint64_t word, uint64_t lost);
 
-/* Next-fit: first slot >= *cursor (wrapping once) that is not busy.  Marks
- * it busy and advances *cursor past it.  -ENOSPC if none. */
-int table_alloc (struct table *t, uint64_t *cursor, uint64_t *slot);
+/* Next-fit in [lo, hi): the first free slot from *cursor (wrapping once
+ * to lo).  Claims it and advances *cursor past it.  -ENOSPC if none. */
+int table_alloc (struct table *t, uint64_t *cursor, uint64_t lo, uint64_t hi,
+                 uint64_t *slot);
 /* Give back a slot from table_alloc that never got an entry.  A held or
  * reserved slot stays busy. */
 void table_unalloc (struct table *t, uint64_t s);

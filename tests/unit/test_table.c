@@ -174,7 +174,7 @@ random_run (uint64_t N, uint32_t E, uint64_t seed, uint64_t steps)
   struct table *t;
   struct model m;
   uint64_t st = seed, origin_units = N + N / 2;
-  ck_assert_int_eq (table_create (N, E, &t), 0);
+  ck_assert_int_eq (table_create (N, N, E, &t), 0);
   model_init (&m, N, E);
   /* Two reserved extents, one of them crossing blocks. */
   uint64_t r0 = 0, n0 = 1 + tl_below (&st, E + 2 < N / 4 ? E + 2 : N / 4);
@@ -193,7 +193,7 @@ random_run (uint64_t N, uint32_t E, uint64_t seed, uint64_t steps)
     uint64_t op = tl_below (&st, 10);
     if (op < 4) {               /* allocate and commit, as a remap does */
       uint64_t s, ms = model_alloc (&m, &mc);
-      int r = table_alloc (t, &tc, &s);
+      int r = table_alloc (t, &tc, 0, N, &s);
       if (ms == UINT64_MAX) {
         ck_assert_int_eq (r, -ENOSPC);
         continue;
@@ -302,7 +302,7 @@ START_TEST (test_alloc_exhausts_exactly)
 {
   struct table *t;
   uint64_t N = 3000, E = 252, cursor = 2999, s;
-  ck_assert_int_eq (table_create (N, (uint32_t) E, &t), 0);
+  ck_assert_int_eq (table_create (N, N, (uint32_t) E, &t), 0);
   ck_assert_int_eq (table_reserve_units (t, 0, 300), 0);
   ck_assert_int_eq (table_reserve_units (t, 1000, 600), 0);
   struct change c = { 2000, make_word (REMAP_SLOT_BAD, 0), 0 };
@@ -310,7 +310,7 @@ START_TEST (test_alloc_exhausts_exactly)
   ck_assert_int_eq (table_hold (t, 2001), 0);
   bool *seen = calloc (N, 1);
   uint64_t got = 0;
-  while (table_alloc (t, &cursor, &s) == 0) {
+  while (table_alloc (t, &cursor, 0, N, &s) == 0) {
     ck_assert (s >= 300);
     ck_assert (s < 1000 || s >= 1600);
     ck_assert (s != 2000 && s != 2001);
@@ -354,14 +354,14 @@ START_TEST (test_memory_follows_entries)
     return;
   }
   size_t before = heap_in_use ();
-  ck_assert_int_eq (table_create (N, E, &t), 0);
+  ck_assert_int_eq (table_create (N, N, E, &t), 0);
   size_t empty = heap_in_use () - before;
   ck_assert_uint_le (empty, (N / E + 1) * 8 + 4096);
   /* The worst moment is just after the index grew: look often. */
   uint64_t cursor = 0, s, n = 300000, worst_at = 0;
   double worst = 0;
   for (uint64_t i = 1; i <= n; i++) {
-    ck_assert_int_eq (table_alloc (t, &cursor, &s), 0);
+    ck_assert_int_eq (table_alloc (t, &cursor, 0, N, &s), 0);
     struct change c = { s, make_word (REMAP_SLOT_MAPPED, i * 7919), 0 };
     ck_assert_int_eq (table_apply (t, &c, 1), 0);
     if (i % 1000 == 0) {
