@@ -1,7 +1,7 @@
 /* remap: what identifies a file or a block device beyond its size
  * (SPEC 2.7).  The text is recorded in the spare's superblock at format
- * and compared at open; the rules for what each kind means, and what it
- * survives, are in docs/FORMAT.md ("The origin's identity") and below.
+ * and compared at open; what each kind means and what it survives is
+ * below, and for users in nbdkit-remap-plugin(1), ORIGIN IDENTITY.
  * Best effort throughout: whatever cannot be read gives "" (nothing is
  * then checked), never a failed open.
  *

@@ -103,8 +103,8 @@ struct remap_backend {
   char identity[REMAP_IDENTITY_MAX + 1];
 };
 
-/* Set b->identity from text, made fit for a superblock (FORMAT.md, "The
- * origin's identity"): surrounding white space removed, every run of
+/* Set b->identity from text, made fit for a superblock's origin_id
+ * (nbdkit-remap-plugin(1), ORIGIN IDENTITY): surrounding white space removed, every run of
  * bytes that are not printable ASCII other than space (0x21..0x7e)
  * replaced by one '_', and text longer than REMAP_IDENTITY_MAX bytes
  * shortened to its first 40 bytes, '~', 16 hex digits of the FNV-1a
