@@ -19,9 +19,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "remap/backend.h"
+#include "remap/format.h"
 
 #define ZERO_CHUNK (1024u * 1024u)
 
@@ -160,4 +163,68 @@ remap_backend_close (struct remap_backend *b)
 {
   if (valid (b) && b->ops->close != NULL)
     b->ops->close (b);
+}
+
+/* ---- identity (SPEC 2.7) ---------------------------------------------- */
+
+_Static_assert (REMAP_IDENTITY_MAX == REMAP_ORIGIN_ID_SIZE,
+                "an identity fills the superblock's origin_id");
+
+#define ID_HEAD 40u             /* kept from the start of a long text */
+#define ID_TAIL 70u             /* kept from its end */
+_Static_assert (ID_HEAD + 1 + 16 + 1 + ID_TAIL == REMAP_IDENTITY_MAX,
+                "a shortened identity is exactly REMAP_IDENTITY_MAX bytes");
+
+static uint64_t
+fnv1a64 (const char *s, size_t n)
+{
+  uint64_t h = UINT64_C (0xcbf29ce484222325);
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char) s[i];
+    h *= UINT64_C (0x100000001b3);
+  }
+  return h;
+}
+
+void
+remap_identity_fit (const char *text, char out[REMAP_IDENTITY_MAX + 1])
+{
+  size_t n = 0, len;
+  char *clean;
+
+  out[0] = '\0';
+  if (text == NULL)
+    return;
+  while (*text && (unsigned char) *text <= ' ')
+    text++;
+  len = strlen (text);
+  while (len > 0 && (unsigned char) text[len - 1] <= ' ')
+    len--;
+  if (len == 0)
+    return;
+  clean = malloc (len + 1);
+  if (clean == NULL)
+    return;                     /* unknown: nothing is checked */
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char) text[i];
+    if (c >= 0x21 && c <= 0x7e)
+      clean[n++] = (char) c;
+    else if (n == 0 || clean[n - 1] != '_')
+      clean[n++] = '_';
+  }
+  clean[n] = '\0';
+  if (n <= REMAP_IDENTITY_MAX)
+    memcpy (out, clean, n + 1);
+  else
+    snprintf (out, REMAP_IDENTITY_MAX + 1, "%.*s~%016llx~%s", (int) ID_HEAD,
+              clean, (unsigned long long) fnv1a64 (clean, n),
+              clean + n - ID_TAIL);
+  free (clean);
+}
+
+void
+remap_backend_set_identity (struct remap_backend *b, const char *text)
+{
+  if (b)
+    remap_identity_fit (text, b->identity);
 }

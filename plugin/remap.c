@@ -78,6 +78,7 @@ static uint64_t badblocks_bs = 1024;
 static unsigned read_retries = 2;
 static unsigned read_retry_delay_ms = 10;
 static bool enospc_as_eio;
+static int origin_changed = -1;         /* 1 accept, 0 refuse, -1 not given */
 static bool read_only;                  /* nbdkit -r: write nothing at all */
 static int reconnect_timeout = -1;      /* seconds; -1: not given */
 
@@ -281,6 +282,18 @@ plugin_config (const char *key, const char *value)
     enospc_as_eio = strcmp (value, "eio") == 0;
     return 0;
   }
+  if (strcmp (key, "origin-changed") == 0) {
+    if (origin_changed != -1) {
+      nbdkit_error ("origin-changed= given twice");
+      return -1;
+    }
+    if (strcmp (value, "accept") != 0 && strcmp (value, "refuse") != 0) {
+      nbdkit_error ("origin-changed=%s: expected accept or refuse", value);
+      return -1;
+    }
+    origin_changed = strcmp (value, "accept") == 0;
+    return 0;
+  }
   if (strcmp (key, "copies") == 0 || strcmp (key, "read-retries") == 0
       || strcmp (key, "reconnect-timeout") == 0
       || strcmp (key, "read-retry-delay") == 0
@@ -361,6 +374,9 @@ plugin_config_complete (void)
   "read-retry-delay=MS  First retry back-off, doubled each time, at most\n" \
   "                     10000 (default 10).\n" \
   "enospc=enospc|eio    Error for a write the full spare cannot remap.\n" \
+  "origin-changed=accept|refuse  Serve an origin whose identity (WWN,\n" \
+  "                     serial, file, NBD export) differs from the one the\n" \
+  "                     spare was formatted for (default refuse).\n" \
   "reconnect-timeout=S  NBD origin/spare: how long a request waits for a\n" \
   "                     lost connection to come back (default 5).\n" \
   "control=PATH         Control socket for remapctl --control (mode 0600).\n" \
@@ -743,6 +759,7 @@ open_engine (struct remap_engine **out)
   struct remap_open_opts oo = {
     .readonly = read_only,
     .enospc_as_eio = enospc_as_eio,
+    .accept_origin_change = origin_changed == 1,
     .read_retries = read_retries,
     .retry_delay_us = read_retry_delay_ms * 1000,
     .sleep_us = sleep_us,

@@ -520,6 +520,8 @@ remap_fault_create (struct remap_backend *inner, bool own_inner,
   memcpy (f->base.name, "fault:", 6);
   memcpy (f->base.name + 6, inner->name, n);
   f->base.name[6 + n] = '\0';
+  /* The medium is the inner one: its identity, not the injector's. */
+  memcpy (f->base.identity, inner->identity, sizeof f->base.identity);
   f->inner = inner;
   f->own_inner = own_inner;
   f->crash_at = UINT64_MAX;

@@ -42,6 +42,10 @@
  * room, so that a formatted spare cannot meet a full host file system
  * later (a sparse spare would then fail writes with ENOSPC).
  *
+ * Identity (SPEC 2.7): identity.c, filled at open: a block device by its
+ * WWN, serial or loop backing file, a regular file by its file system and
+ * inode.
+ *
  * io_uring is in uring.c: file_raw_fd tells it which transfers it may
  * issue on fd as they are.  Not done here: growing a file on CREATE (the
  * header has no size for it: CREATE just creates an empty file).
@@ -61,10 +65,12 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include "remap/backend.h"
+#include "identity.h"
 
 #define BOUNCE_CHUNK (1024u * 1024u)
 #define FILE_DIO_ALIGN 4096u
@@ -754,6 +760,14 @@ remap_file_open (const char *path, unsigned flags, struct remap_backend **out,
     if (r < 0)
       goto err;
   }
+
+  /* What identifies the medium (SPEC 2.7; identity.c): best effort, never
+   * a reason to fail the open. */
+  if (f->base.is_block_device)
+    remap_identity_blockdev (NULL, NULL, major (st.st_rdev),
+                             minor (st.st_rdev), f->base.identity);
+  else
+    remap_identity_regular (f->fd, &st, f->base.identity);
 
   *out = &f->base;
   return 0;

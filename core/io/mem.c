@@ -150,6 +150,7 @@ mem_new (struct store *s)
   m->base.is_block_device = false;
   m->base.direct = false;
   strcpy (m->base.name, "mem");
+  m->base.identity[0] = '\0';  /* nothing tells one mem from another */
   m->store = s;
   return m;
 }

@@ -676,6 +676,18 @@ open_connected (struct nbd *n, struct nbd_handle *h, uint64_t known_size,
     return remap_set_error (err, -EROFS, "NBD export %s is read-only, but "
                             "remap needs to write to it", n->uri);
   n->base.size = (uint64_t) size;
+  /* Identity (SPEC 2.7): the export name the URI asks for, and the size.
+   * It names what the user serves, wherever the server runs; it cannot
+   * tell apart two exports of one name and size (nbdkit's default export
+   * "" of a size is any such disk).  An origin unreachable at open
+   * (known_size, below) has none: nothing is checked. */
+  char *xname = nbd_get_export_name (h);
+  char *id = NULL;
+  if (xname && asprintf (&id, "nbd:%s,size=%lld", xname, (long long) size)
+      > 0)
+    remap_backend_set_identity (&n->base, id);
+  free (id);
+  free (xname);
   int64_t min = nbd_get_block_size (h, LIBNBD_SIZE_MINIMUM);
   n->base.logical_block = min > 0 ? (uint32_t) min : 512;
   n->base.align = n->base.logical_block;

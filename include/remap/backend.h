@@ -28,6 +28,10 @@ extern "C" {
 
 struct remap_backend;
 
+/* Longest identity text (struct remap_backend.identity), the size of the
+ * superblock field origin_id (REMAP_ORIGIN_ID_SIZE). */
+#define REMAP_IDENTITY_MAX 128
+
 /* Whether a backend can be reached now (remap_backend_status).  A local
  * file or device is always reachable; an NBD export is unreachable from
  * the moment its connection is lost until a reconnection succeeds, and
@@ -96,8 +100,20 @@ struct remap_backend {
    * checked at open (SPEC 2.7): "wwn:...", "serial:...", "nbd:...",
    * "file:..."; "" when the backend cannot tell (then nothing is checked).
    * Filled by the backend's open. */
-  char identity[128 + 1];
+  char identity[REMAP_IDENTITY_MAX + 1];
 };
+
+/* Set b->identity from text, made fit for a superblock's origin_id
+ * (nbdkit-remap-plugin(1), ORIGIN IDENTITY): surrounding white space removed, every run of
+ * bytes that are not printable ASCII other than space (0x21..0x7e)
+ * replaced by one '_', and text longer than REMAP_IDENTITY_MAX bytes
+ * shortened to its first 40 bytes, '~', 16 hex digits of the FNV-1a
+ * 64-bit hash of the whole (cleaned) text, '~' and its last 70 bytes: the
+ * kind and the end of a long path stay readable, and two long texts that
+ * differ anywhere still differ.  NULL or "" gives "" (unknown). */
+void remap_backend_set_identity (struct remap_backend *b, const char *text);
+/* The same into out. */
+void remap_identity_fit (const char *text, char out[REMAP_IDENTITY_MAX + 1]);
 
 /* Thin wrappers that also check the vtable and the range (-EINVAL past
  * size; 0 for a zero-length request); they never print.  `align', not

@@ -58,6 +58,22 @@ int remap_format (struct remap_backend *origin, struct remap_backend *spare,
                   const struct remap_format_opts *opts,
                   struct remap_error *err);
 
+/* Record origin's identity (backend.h) and its name, as the label, in
+ * every superblock of spare, for an origin that holds the same data as
+ * the one the spare was formatted for but is another medium (a copied
+ * image file, a cloned disk): opens then check against it (SPEC 2.7).
+ * Takes the locks of both (-EWOULDBLOCK when a server holds them), finds
+ * the spare's superblock as open does, and rewrites the superblocks one
+ * copy at a time, copy 0 first, with sb_generation + 1 and a flush after
+ * each: a crash leaves a spare that opens with the old identity or the
+ * new one (core/rebind.c).  Nothing else on the spare changes.  Does not
+ * take ownership of the backends.  0; -EOPNOTSUPP for a version 1 spare
+ * (it records no identity); -ENODEV if the origin's size differs from the
+ * recorded one; discover's errors (-ENOMEDIUM, -EUCLEAN, a read error);
+ * a write or flush error naming the copy. */
+int remap_rebind (struct remap_backend *origin, struct remap_backend *spare,
+                  struct remap_error *err);
+
 /* False only if every place where metadata could be was read and holds
  * none: damaged metadata, and places that cannot be read, count as
  * metadata (used to decide between "format" and "open"). */

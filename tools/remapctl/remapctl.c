@@ -38,6 +38,7 @@ static const char *spare_path;
 static const char *origin_path;
 static const char *control_path;
 static bool origin_readonly;            /* scan: the origin is only read */
+static bool accept_origin_change;       /* --accept-origin-change */
 
 /* The remaining arguments, in order (command-specific). */
 static int nrest;
@@ -82,6 +83,8 @@ usage (FILE *f)
 "  dump SPARE [--json]          every metadata copy, generation, validity\n"
 "  check SPARE [--json]         exit 0 clean, 1 repairable, 2 unusable\n"
 "  repair SPARE [ORIGIN]        rewrite damaged copies from the best one\n"
+"  rebind -s SPARE -o ORIGIN    record ORIGIN's identity in the spare (the\n"
+"                               same data on another medium)\n"
 "Offline (-s SPARE -o ORIGIN) or online (-c SOCK):\n"
 "  status [--json]              counters, state, geometry\n"
 "  list [--json]                the table\n"
@@ -97,6 +100,8 @@ usage (FILE *f)
 "  spare-retest [FIRST [COUNT]] [--json]     re-test bad spare units (spare\n"
 "                               unit numbers); free those that pass\n"
 "status, list and export also take SPARE [ORIGIN] as positional arguments.\n"
+"--accept-origin-change: open a spare with an origin whose identity differs\n"
+"                        from the recorded one (offline commands).\n"
 "LBA and COUNT are 512-byte sectors, or remap units with -u.\n"
 "Exit: 0 ok, 1 failed (check: repairable), 2 usage (check: unusable),\n"
 "      3 held by a running server (use --control), 4 control socket error,\n"
@@ -148,6 +153,12 @@ report_open_error (int r, const struct remap_error *err, const char *what)
              progname);
   else if (r == -EUCLEAN)
     fprintf (stderr, "%s: see remapctl check / dump\n", progname);
+  else if (r == -ENODEV && strcmp (cmd, "rebind") != 0
+           && strstr (err->msg, "identity"))
+    fprintf (stderr, "%s: if this origin holds the same data (a copy of "
+             "the image, a cloned disk), record it once with 'remapctl "
+             "rebind -s %s -o %s', or add --accept-origin-change to this "
+             "command\n", progname, spare_path, origin_path);
 }
 
 /* The origin recorded at format time (for read-only commands). */
@@ -201,7 +212,8 @@ open_engine (bool rw, bool need_origin, struct remap_engine **e)
 {
   struct remap_error err = { 0 };
   struct remap_backend *o = NULL, *s = NULL;
-  struct remap_open_opts oo = { .readonly = !rw, .read_retries = 2 };
+  struct remap_open_opts oo = { .readonly = !rw, .read_retries = 2,
+                                .accept_origin_change = accept_origin_change };
   static char label[PATH_MAX];
   unsigned fl = rw ? 0 : REMAP_FILE_READONLY;
   unsigned ofl = origin_readonly ? REMAP_FILE_READONLY : fl;
@@ -685,6 +697,60 @@ do_repair (void)
   return r;
 }
 
+/* ---- rebind ---------------------------------------------------------- */
+
+/* remapctl rebind -s SPARE -o ORIGIN: record ORIGIN's identity. */
+static int
+do_rebind (void)
+{
+  struct remap_error err = { 0 };
+  struct remap_backend *o = NULL, *s = NULL;
+  char abs_origin[PATH_MAX];
+  const char *opath;
+  int r;
+
+  if (control_path)
+    return usage_error ("%s", "rebind works on the files only: stop the "
+                        "server, then remapctl rebind -s SPARE -o ORIGIN");
+  for (int i = 0; i < nrest; i++) {
+    if (rest[i][0] == '-')
+      return usage_error ("unknown option \"%s\"", rest[i]);
+    if (!spare_path)
+      spare_path = rest[i];
+    else if (!origin_path)
+      origin_path = rest[i];
+    else
+      return usage_error ("unexpected argument \"%s\"", rest[i]);
+  }
+  if (!spare_path || !origin_path)
+    return usage_error ("%s", "rebind needs both: -s SPARE -o ORIGIN");
+  /* The label, as format records it: the absolute path of a file. */
+  opath = origin_path;
+  if (!remap_is_nbd_uri (origin_path) && realpath (origin_path, abs_origin))
+    opath = abs_origin;
+  r = remap_backend_open (opath, REMAP_FILE_READONLY, &o, &err);
+  if (r == 0)
+    r = remap_backend_open (spare_path, 0, &s, &err);
+  if (r == 0)
+    r = remap_rebind (o, s, &err);
+  if (r == 0) {
+    printf ("spare %s now belongs to origin %s, identity %s\n", spare_path,
+            opath, o->identity[0] ? o->identity : "(none: its backend "
+            "cannot tell one; checked by size only)");
+    r = remap_backend_flush (s);
+    if (r)
+      remap_set_error (&err, r, "final flush of %s failed: %s", spare_path,
+                       strerror (-r));
+  }
+  remap_backend_close (o);
+  remap_backend_close (s);
+  if (r) {
+    report_open_error (r, &err, "rebind");
+    return exit_code (r);
+  }
+  return EXIT_OK;
+}
+
 /* ---- import ---------------------------------------------------------- */
 
 static int
@@ -924,6 +990,10 @@ main (int argc, char **argv)
       dst = &origin_path;
     else if (is_opt (a, "-c", "--control"))
       dst = &control_path;
+    else if (strcmp (a, "--accept-origin-change") == 0) {
+      accept_origin_change = true;
+      continue;
+    }
     else if (strcmp (a, "-h") == 0 || strcmp (a, "--help") == 0) {
       usage (stdout);
       return EXIT_OK;
@@ -947,6 +1017,8 @@ main (int argc, char **argv)
     return do_dump_check (true);
   if (strcmp (cmd, "repair") == 0)
     return do_repair ();
+  if (strcmp (cmd, "rebind") == 0)
+    return do_rebind ();
   if (strcmp (cmd, "import") == 0)
     return do_import ();
   if (strcmp (cmd, "scan") == 0)
