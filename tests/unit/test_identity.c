@@ -73,8 +73,9 @@ mkdirs (const char *root, const char *dir)
 static void
 put (const char *root, const char *rel, const char *text)
 {
-  char path[PATH_MAX];
-  snprintf (path, sizeof path, "%s/%s", root, rel);
+  char path[2 * PATH_MAX];
+  ck_assert_int_lt (snprintf (path, sizeof path, "%s/%s", root, rel),
+                    (int) sizeof path);
   write_file (path, text);
 }
 
