@@ -81,6 +81,7 @@
 #define MAX_ENTRIES ((REMAP_MAX_UNIT - REMAP_TB_HEADER_SIZE) / REMAP_ENTRY_SIZE)
 #define SB_UUID offsetof (struct remap_sb_disk, uuid)
 #define TB_UUID offsetof (struct remap_tb_disk, uuid)
+#define MAP_UUID offsetof (struct remap_map_disk, uuid)
 
 static uint32_t
 get32 (const uint8_t *p)
@@ -430,6 +431,7 @@ verdict (struct remap_backend *spare, struct probe *p, struct remap_sb *best,
 }
 
 static bool tb_crc_ok (const uint8_t *p, uint32_t u);
+static bool map_crc_ok (const uint8_t *p, uint32_t u);
 static int conflict (struct remap_backend *spare, const struct remap_sb *sb,
                      uint32_t copy, const char *what, const uint8_t *uuid,
                      uint64_t at, struct remap_error *err);
@@ -451,12 +453,19 @@ first_blocks_agree (struct remap_backend *spare, const struct remap_sb *best,
   for (uint32_t u = REMAP_MIN_UNIT; u <= REMAP_MAX_UNIT && r == 0; u *= 2) {
     if (2 * (uint64_t) u > spare->size)
       break;
-    if (remap_backend_pread (spare, buf, u, u) != 0 || !tb_crc_ok (buf, u))
+    if (remap_backend_pread (spare, buf, u, u) != 0)
       continue;
-    if (memcmp (buf + TB_UUID, best->uuid, 16) != 0 || u != best->layout.unit)
-      r = conflict (spare, best, 0, "a table block of another spare or "
-                    "unit size at the place every layout gives to copy 0's "
-                    "first block", buf + TB_UUID, u, err);
+    /* Version 1 puts copy 0's first table block there, version 2 its
+     * first map unit: either, valid and another spare's, is evidence. */
+    size_t id = tb_crc_ok (buf, u) ? TB_UUID : map_crc_ok (buf, u) ? MAP_UUID
+      : 0;
+    if (id == 0)
+      continue;
+    if (memcmp (buf + id, best->uuid, 16) != 0 || u != best->layout.unit)
+      r = conflict (spare, best, 0, "a table block or map unit of another "
+                    "spare or unit size at the place every layout gives to "
+                    "copy 0's first metadata unit after its superblock",
+                    buf + id, u, err);
   }
   free (buf);
   return r;
@@ -551,6 +560,13 @@ static bool
 tb_crc_ok (const uint8_t *p, uint32_t u)
 {
   return get32 (p) == REMAP_TB_MAGIC
+    && get32 (p + 4) == remap_crc32c (0, p + 8, u - 8);
+}
+
+static bool
+map_crc_ok (const uint8_t *p, uint32_t u)
+{
+  return get32 (p) == REMAP_MAP_MAGIC
     && get32 (p + 4) == remap_crc32c (0, p + 8, u - 8);
 }
 
@@ -662,7 +678,7 @@ wipe_superblocks (struct remap_backend *spare, struct remap_error *err)
     if (2 * (uint64_t) u > spare->size)
       break;
     if (remap_backend_pread (spare, buf, sizeof buf, u) == 0
-        && get32 (buf) != REMAP_TB_MAGIC)
+        && get32 (buf) != REMAP_TB_MAGIC && get32 (buf) != REMAP_MAP_MAGIC)
       continue;
     r = remap_backend_pwrite (spare, zero, sizeof zero, u);
     if (r)
