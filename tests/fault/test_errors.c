@@ -517,11 +517,12 @@ START_TEST (test_spare_full)
   for (int as_eio = 0; as_eio < 2; as_eio++) {
     struct remap_open_opts o = { .enospc_as_eio = as_eio };
     struct env v;
-    /* 16 units, 2 copies of 4 (sb, map, a block, a pending block): 8
-     * usable (version 1: 48 KiB, 2 copies of 2) */
-    env_open (&v, 64 * KiB, &o);
-    ck_assert_uint_eq (v.l.usable_units, 8);
-    for (uint64_t u = 0; u < 8; u++)
+    /* 12 units, 2 copies of 3 (sb, map, one block whose tail holds the
+     * pending-only places): 6 usable (version 1: 2 copies of 2, 8) */
+    env_open (&v, 48 * KiB, &o);
+    ck_assert_uint_eq (v.l.copy_units, 3);
+    ck_assert_uint_eq (v.l.usable_units, 6);
+    for (uint64_t u = 0; u < 6; u++)
       ck_assert_int_eq (remap_remap (v.e, 40 + u, 0, NULL), 0);
     fail_units (v.ofault, 3, 1, REMAP_FAULT_WRITE);
     uint8_t data[UNIT], rbuf[UNIT];
@@ -542,7 +543,7 @@ START_TEST (test_spare_full)
     ck_assert_int_eq (remap_pread (v.e, rbuf, UNIT, 3 * UNIT, NULL), 0);
     ck_assert_int_eq (remap_flush (v.e, NULL), 0);
     /* Freeing a unit makes room again. */
-    ck_assert_int_eq (remap_unmap (v.e, 47, 0, NULL), 0);
+    ck_assert_int_eq (remap_unmap (v.e, 45, 0, NULL), 0);
     ck_assert_int_eq (remap_pwrite (v.e, data, UNIT, 3 * UNIT, 0, NULL), 0);
     ck_assert_int_eq (tl_lookup (v.e, 3).state, REMAP_SLOT_MAPPED);
     env_close (&v);
@@ -563,6 +564,9 @@ START_TEST (test_pending_when_full_counted_once)
   for (int i = 0; i < 3; i++)
     ck_assert_int_eq (remap_pread (v.e, buf, UNIT, 3 * UNIT, NULL), -EIO);
   ck_assert_uint_eq (tl_counters (v.e).pending_units, 1);
+  /* Version 2: a full spare still records it, in a pending-only place. */
+  ck_assert_int_eq (remap_unit_pending (v.e, 3), 1);
+  ck_assert_uint_ge (tl_lookup (v.e, 3).spare_unit, v.l.spare_units);
   env_close (&v);
 }
 END_TEST

@@ -5,8 +5,10 @@
  *
  *   N = floor (bytes / unit), E = (unit - 64) / 16, Tr = ceil (N / E);
  *   version 1: T = Tr, L = 1 + T;
- *   version 2 (SPEC 2.6): Tp = max (1, ceil (ceil (N / 4) / E)),
- *   T = Tr + Tp, B = (unit - 64) * 8, M = ceil (T / B), L = 1 + M + T,
+ *   version 2 (SPEC 2.6): pending-only places are the slots from N on,
+ *   at least ceil (N / 4) of them: the tail Tr * E - N of the last block
+ *   of spare units, then Tp = ceil ((ceil (N / 4) - tail) / E) more
+ *   blocks (0 if the tail is enough), T = Tr + Tp, B = (unit - 64) * 8, M = ceil (T / B), L = 1 + M + T,
  *   copy i = [sb at p_i][map units p_i + 1 ..][table blocks p_i + 1 + M ..];
  *   strategy from N * unit (< 512 KiB minimal, < 4 MiB linear,
  *   else geometric); default copies 2 / 4 / 5, lowered while they do not
@@ -63,9 +65,9 @@ x_geometry (uint64_t bytes, uint32_t unit, struct xl *x)
   x->Tr = x->N / x->E + (x->N % x->E != 0);
   if (x_version >= 2) {
     uint64_t quarter = x->N / 4 + (x->N % 4 != 0);
-    x->Tp = quarter / x->E + (quarter % x->E != 0);
-    if (x->Tp == 0)
-      x->Tp = 1;
+    uint64_t tail = x->Tr * x->E - x->N;
+    if (quarter > tail)
+      x->Tp = (quarter - tail) / x->E + ((quarter - tail) % x->E != 0);
   }
   x->T = x->Tr + x->Tp;
   if (x_version >= 2) {
@@ -179,9 +181,13 @@ check_layout (const struct remap_layout *l, const struct xl *x,
   REQ (remap_layout_blocks_per_map (l) == (uint64_t) (unit - 64) * 8,
        CTX "blocks per map %" PRIu64, bytes, unit,
        remap_layout_blocks_per_map (l));
-  REQ (remap_layout_first_pending_slot (l) == x->Tr * x->E,
+  REQ (remap_layout_first_pending_slot (l)
+       == (x_version >= 2 ? x->N : x->Tr * x->E),
        CTX "first pending slot %" PRIu64, bytes, unit,
        remap_layout_first_pending_slot (l));
+  if (x_version >= 2)   /* at least a quarter of N places */
+    REQ ((x->Tr + x->Tp) * x->E - x->N >= (x->N + 3) / 4,
+         CTX "too few pending-only places", bytes, unit);
   /* Where things are in each extent: sb, maps, blocks, and the last block
    * is the extent's last unit. */
   for (uint32_t i = 0; i < l->copies; i++) {
@@ -610,7 +616,9 @@ START_TEST (test_versions)
            && memcmp (a.copy_offset, b.copy_offset, sizeof a.copy_offset)
            == 0, "%" PRIu64 "/%u: compute != compute_version (2)", bytes,
            unit);
-      REQ (a.map_units >= 1 && a.pending_blocks >= 1, "v2 without maps");
+      REQ (a.map_units >= 1, "v2 without maps");
+      REQ (a.table_blocks * a.entries_per_block - a.spare_units
+           >= (a.spare_units + 3) / 4, "v2: too few pending-only places");
     }
     int r1 = remap_layout_compute_version (1, bytes, unit,
                                            REMAP_STRATEGY_AUTO, 0, &b, NULL);

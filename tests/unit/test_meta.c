@@ -140,7 +140,9 @@ START_TEST (test_sb_round_trip)
     if (v == 1)
       ck_assert (b->map_units == 0 && b->pending_blocks == 0);
     else
-      ck_assert (b->map_units >= 1 && b->pending_blocks >= 1);
+      ck_assert (b->map_units >= 1
+                 && b->table_blocks * b->entries_per_block - b->spare_units
+                 >= (b->spare_units + 3) / 4);
     ck_assert_int_eq (b->strategy, a->strategy);
     ck_assert_uint_eq (b->copies, a->copies);
     ck_assert_mem_eq (b->copy_offset, a->copy_offset, sizeof a->copy_offset);
@@ -630,6 +632,7 @@ struct tbctx {
   uint32_t free_j;              /* a FREE entry of a usable slot */
   uint32_t reserved_j;          /* an entry whose slot is reserved (k = 0) */
   uint32_t past_j;              /* an entry past N (last real block) */
+  uint32_t place_j;             /* v2: a pending-only place (BLK_PEND) */
 };
 
 static uint8_t *
@@ -729,28 +732,32 @@ static void t_past_bad (uint8_t *b, const struct tbctx *c)
 static void t_past_pending (uint8_t *b, const struct tbctx *c)
 { tl_put64 (entry_at (b, c->past_j), ((uint64_t) 2 << 56) | 2); }
 /* Entry 0 of a pending-only block (version 2): no spare unit behind it. */
-static void t_place (uint8_t *b, unsigned state, uint64_t o, uint64_t lost)
-{ tl_put64 (entry_at (b, 0), ((uint64_t) state << 56) | o);
-  tl_put64 (entry_at (b, 0) + 8, lost); }
+static void t_place (uint8_t *b, const struct tbctx *c, unsigned state,
+                     uint64_t o, uint64_t lost)
+{ tl_put64 (entry_at (b, c->place_j), ((uint64_t) state << 56) | o);
+  tl_put64 (entry_at (b, c->place_j) + 8, lost); }
 static void t_place_pending (uint8_t *b, const struct tbctx *c)
-{ t_place (b, REMAP_SLOT_PENDING, SB_->origin_units - 1, 0); }
+{ t_place (b, c, REMAP_SLOT_PENDING, SB_->origin_units - 1, 0); }
 static void t_place_mapped (uint8_t *b, const struct tbctx *c)
-{ (void) c; t_place (b, REMAP_SLOT_MAPPED, 2, 0); }
+{ t_place (b, c, REMAP_SLOT_MAPPED, 2, 0); }
 static void t_place_bad (uint8_t *b, const struct tbctx *c)
-{ (void) c; t_place (b, REMAP_SLOT_BAD, 0, 0); }
+{ t_place (b, c, REMAP_SLOT_BAD, 0, 0); }
 static void t_place_lost (uint8_t *b, const struct tbctx *c)
-{ (void) c; t_place (b, REMAP_SLOT_PENDING, 2, 1); }
+{ t_place (b, c, REMAP_SLOT_PENDING, 2, 1); }
 static void t_place_oob (uint8_t *b, const struct tbctx *c)
-{ t_place (b, REMAP_SLOT_PENDING, SB_->origin_units, 0); }
+{ t_place (b, c, REMAP_SLOT_PENDING, SB_->origin_units, 0); }
 static void t_place_free_origin (uint8_t *b, const struct tbctx *c)
-{ (void) c; t_place (b, REMAP_SLOT_FREE, 4, 0); }
+{ t_place (b, c, REMAP_SLOT_FREE, 4, 0); }
 static void t_place_free (uint8_t *b, const struct tbctx *c)
-{ (void) c; t_place (b, REMAP_SLOT_FREE, 0, 0); }
+{ t_place (b, c, REMAP_SLOT_FREE, 0, 0); }
 #undef SB_
 
-/* BLK_LAST: the last block of spare units (Tr - 1); BLK_PEND: the first
- * pending-only block (Tr, version 2). */
+/* BLK_LAST: the last block of spare units (Tr - 1); BLK_PEND (version 2
+ * only): the block of the last pending-only place (slots from N on). */
 enum which { BLK_MID, BLK_FIRST, BLK_LAST, BLK_PEND };
+
+/* want: 0 or an error; WANT_V1_BAD: valid in version 2, -EUCLEAN in 1. */
+#define WANT_V1_BAD 1
 
 struct tbmut {
   const char *name;
@@ -793,7 +800,8 @@ static const struct tbmut tbmuts[] = {
   { "bad entry for a reserved unit", -EUCLEAN, BLK_FIRST, t_reserved_bad },
   { "mapped entry past N", -EUCLEAN, BLK_LAST, t_past_mapped },
   { "bad entry past N", -EUCLEAN, BLK_LAST, t_past_bad },
-  { "pending entry past N", -EUCLEAN, BLK_LAST, t_past_pending },
+  /* Version 2: the slots from N on are pending-only places. */
+  { "pending entry past N", WANT_V1_BAD, BLK_LAST, t_past_pending },
   { "pending in a pending-only place", 0, BLK_PEND, t_place_pending },
   { "free pending-only place", 0, BLK_PEND, t_place_free },
   { "mapped in a pending-only place", -EUCLEAN, BLK_PEND, t_place_mapped },
@@ -805,9 +813,11 @@ static const struct tbmut tbmuts[] = {
     t_place_free_origin },
 };
 
+/* _i: unit 512 << (_i % 8), version 2 then (_i >= 8) version 1. */
 START_TEST (test_tb_bogus_fields)
 {
-  uint32_t unit = 512u << _i;
+  uint32_t unit = 512u << (_i % 8);
+  mk_version = _i >= 8 ? 1 : 2;
   struct remap_sb sb;
   tb_sb (&sb, unit);
   const struct remap_layout *l = &sb.layout;
@@ -817,10 +827,16 @@ START_TEST (test_tb_bogus_fields)
 
   for (size_t m = 0; m < sizeof tbmuts / sizeof tbmuts[0]; m++) {
     struct tbctx c = { .sb = &sb };
+    if (tbmuts[m].blk == BLK_PEND && l->version < 2)
+      continue;
     c.k = tbmuts[m].blk == BLK_FIRST ? 0
       : tbmuts[m].blk == BLK_LAST ? l->real_blocks - 1
-      : tbmuts[m].blk == BLK_PEND ? l->real_blocks : 1;
+      : tbmuts[m].blk == BLK_PEND ? l->table_blocks - 1 : 1;
     ck_assert_uint_lt (c.k, l->table_blocks);
+    c.place_j = E - 1;          /* the last place of the table */
+    int want = tbmuts[m].want;
+    if (want == WANT_V1_BAD)
+      want = l->version < 2 ? -EUCLEAN : 0;
     tb_entries (&sb, c.k, in, m);
     /* A free, usable slot in block k for entry mutations. */
     c.free_j = UINT32_MAX;
@@ -844,8 +860,8 @@ START_TEST (test_tb_bogus_fields)
     struct remap_tb tb;
     struct remap_error err = { 0 };
     int r = remap_tb_decode (&sb, buf, unit, c.k, &tb, out, &err);
-    ck_assert_msg (r == tbmuts[m].want, "unit %u: '%s' decoded to %d, want "
-                   "%d (%s)", unit, tbmuts[m].name, r, tbmuts[m].want,
+    ck_assert_msg (r == want, "v%u unit %u: '%s' decoded to %d, want "
+                   "%d (%s)", l->version, unit, tbmuts[m].name, r, want,
                    err.msg);
     if (r)
       ck_assert_msg (err.msg[0] != '\0', "'%s': no message", tbmuts[m].name);
@@ -1092,7 +1108,7 @@ meta_suite (void)
   tcase_add_loop_test (flips, test_tb_bit_flips, 0, 2);
   tcase_add_loop_test (bogus, test_sb_bogus_fields, 0, 2 * NSBCASES);
   tcase_add_test (bogus, test_sb_truncated);
-  tcase_add_loop_test (bogus, test_tb_bogus_fields, 0, 8);
+  tcase_add_loop_test (bogus, test_tb_bogus_fields, 0, 16);
   tcase_add_test (bogus, test_sb_random_garbage);
   tcase_add_loop_test (bogus, test_tb_random_garbage, 0, 2);
   tcase_add_loop_test (bogus, test_map_codec, 0, 2);
