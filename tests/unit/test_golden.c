@@ -827,6 +827,100 @@ START_TEST (test_v2_first_write)
 }
 END_TEST
 
+/* ---- v2: what the map units decide ------------------------------------ */
+
+static void
+put64 (uint8_t *p, uint64_t v)
+{
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t) (v >> (8 * i));
+}
+
+static void
+recrc (uint8_t *p, uint32_t unit) /* map unit or table block */
+{
+  uint32_t c = remap_crc32c (0, p + 8, unit - 8);
+  for (int i = 0; i < 4; i++)
+    p[4 + i] = (uint8_t) (c >> (8 * i));
+}
+
+/* On the v2 512 image (FORMAT.md 6.5, 10.3, 11.4): _i 0: a never-written
+ * block's unit holds a table block that would validate (generation 99,
+ * origin 33 at slot 28): it is never read, the table is unchanged; 1:
+ * copy 0's map unit also claims block 1, whose unit is zero: damaged
+ * there, the other copy's "never written" wins; 2: both maps claim it:
+ * no valid version, the spare is refused (-EUCLEAN); 3: both maps are
+ * invalid: every block is read, the never-written ones do not validate,
+ * refused; 4: copy 0's map claims nothing: its versions are empty
+ * (generation 0), copy 1's win. */
+START_TEST (test_v2_maps_decide)
+{
+  const struct golden *g = &g2_512;
+  struct remap_layout l = layout_of (g);
+  uint8_t *img = load (g->name, g->spare_size);
+  const uint32_t U = g->unit;
+  uint8_t *mu0 = img + remap_layout_map_unit (&l, 0, 0) * U;
+  uint8_t *mu1 = img + remap_layout_map_unit (&l, 1, 0) * U;
+  uint8_t *tb1 = img + remap_layout_block_unit (&l, 0, 1) * U;
+
+  switch (_i) {
+  case 0:
+    memcpy (tb1, img + remap_layout_block_unit (&l, 0, 0) * U, U);
+    put64 (tb1 + 8, 99);
+    put64 (tb1 + 16, 1);
+    put64 (tb1 + 64, (UINT64_C (1) << 56) | 33);
+    recrc (tb1, U);
+    break;
+  case 1:
+  case 2:
+    mu0[64] |= 0x2;
+    recrc (mu0, U);
+    if (_i == 2) {
+      mu1[64] |= 0x2;
+      recrc (mu1, U);
+    }
+    break;
+  case 3:
+    mu0[64] ^= 0x40; /* CRCs left wrong */
+    mu1[64] ^= 0x40;
+    break;
+  case 4:
+    mu0[64] = 0;
+    recrc (mu0, U);
+    break;
+  }
+
+  struct remap_backend *origin, *spare;
+  struct remap_engine *e = NULL;
+  struct remap_error err = { 0 };
+  ck_assert_int_eq (remap_mem_create (g->origin_size, &origin), 0);
+  ck_assert_int_eq (remap_mem_create (g->spare_size, &spare), 0);
+  memcpy (remap_mem_data (spare), img, g->spare_size);
+  struct remap_open_opts oo = { .readonly = true, .no_lock = true };
+  int r = remap_open (origin, spare, &oo, &e, &err);
+  if (_i == 2 || _i == 3) {
+    ck_assert_int_eq (r, -EUCLEAN);
+    free (img);
+    return;
+  }
+  ck_assert_msg (r == 0, "%s", err.msg);
+  struct remap_counters c;
+  struct remap_mapping mp;
+  remap_get_counters (e, &c);
+  ck_assert_uint_eq (c.reallocated_units, 2);
+  ck_assert_uint_eq (c.pending_units, 1);
+  ck_assert_uint_eq (c.spare_bad_units, 1);
+  ck_assert_uint_eq (c.generation, 5);
+  ck_assert_uint_eq (c.copies_valid, _i == 0 ? 2 : 1);
+  ck_assert_int_eq (remap_lookup (e, 33, &mp), 0);
+  ck_assert_int_eq (mp.state, REMAP_SLOT_FREE);
+  ck_assert_int_eq (remap_lookup (e, 5, &mp), 0);
+  ck_assert_uint_eq (mp.spare_unit, 18);
+  ck_assert_int_eq (remap_close (e), 0);
+  free (img);
+}
+END_TEST
+
 /* ---- v2: the recorded origin identity ---------------------------------- */
 
 /* _i: 0 the same identity opens, 1 another is refused (-ENODEV), 2 an
@@ -873,6 +967,7 @@ golden_suite (void)
   tcase_add_loop_test (tc, test_remap_more, 0, NGOLDEN);
   tcase_add_loop_test (tc, test_copy0_lost, 0, NGOLDEN);
   tcase_add_test (tc, test_v2_first_write);
+  tcase_add_loop_test (tc, test_v2_maps_decide, 0, 5);
   tcase_add_loop_test (tc, test_identity, 0, 3);
   suite_add_tcase (s, tc);
   return s;
