@@ -43,14 +43,14 @@ static const uint8_t golden_uuid[16] = {
  * superblock records it in origin_id. */
 #define GOLDEN_ORIGIN_ID "file:golden"
 
-/* golden-v2-4k.spare.gz: linear placement, 4 copies (L = 5). */
+/* golden-v2-4k.spare.gz: linear placement, 4 copies (L = 4). */
 #define G2_4K_NAME "golden-v2-4k.spare.gz"
-/* In v2, table block 1 (slots 252..255) describes only units of copy 3's
- * extent: the bad unit is in block 0. */
+/* In v2, table block 1 holds spare units 252..255 (all in copy 3's
+ * extent), then pending-only places: the bad unit is in block 0. */
 #define G2_4K_BAD_SLOT 200u
 #define G2_4K_UNMAPPED 500u /* remapped, then unmapped */
 
-/* golden-v2-512.spare: minimal placement, 2 copies (L = 9). */
+/* golden-v2-512.spare: minimal placement, 2 copies (L = 8). */
 #define G2_512_NAME "golden-v2-512.spare"
 #define G2_512_BAD_SLOT 100u /* a free spare unit in table block 3 */
 

@@ -303,11 +303,11 @@ map_recrc (uint8_t *mu, uint32_t unit)
   put32 (mu + 4, remap_crc32c (0, mu + 8, unit - 8));
 }
 
-/* Version 2 seeds, from the new images: the 512 image's layout is 2
- * copies at units 0 and 9, each a superblock, map unit 0 (unit +1) and
- * table blocks 0..6 (units +2..+8); blocks 0..4 hold spare units, 5 and 6
- * pending-only places (slots 140..195); its map units claim blocks 0, 3
- * and 5, the others were never written (their units are zero). */
+/* Version 2 seeds, from the new images.  Every place is computed from the
+ * 512 image's layout (tests/data/README.md: 2 copies of L = 8 units, a
+ * superblock, map unit 0, table blocks 0..5; slots 128..167 are
+ * pending-only places, 128..139 in the tail of block 4, 140..167 block 5;
+ * its map units claim blocks 0, 3 and 4). */
 static void
 corpus_v2 (const char *dir, const uint8_t *g4k, const uint8_t *g512)
 {
@@ -324,22 +324,23 @@ corpus_v2 (const char *dir, const uint8_t *g4k, const uint8_t *g512)
               (size_t) sb.layout.copy_units * G4K_UNIT, false);
   CHECK ("v2 512 sb", remap_sb_decode (g512, 512, &sb, &err));
   const struct remap_layout *l = &sb.layout;
-  if (l->copies != 2 || l->map_units != 1 || l->table_blocks != 7
-      || l->real_blocks != 5)
+  const uint64_t T = l->table_blocks, E = l->entries_per_block;
+  const uint64_t N = l->spare_units;
+  if (l->copies != 2 || l->map_units != 1 || T >= 8 || N % E == 0)
     die ("v2 512 layout", -EINVAL, NULL);
   write_file (dir, "v2-golden-512-head4k", g512, 4096, false);
   write_file (dir, "v2-golden-512-whole", g512, n512, false);
 
   /* Superblock fields of version 2, with their CRC made right. */
-  static const struct seed seeds[] = {
+  const struct seed seeds[] = {
     { "v2-sb-version-1", 8, 4, 1 },
     { "v2-sb-version-3", 8, 4, 3 },
     { "v2-sb-map-units-0", 272, 8, 0 },
     { "v2-sb-map-units-2", 272, 8, 2 },
-    { "v2-sb-pending-1", 280, 8, 1 },
+    { "v2-sb-pending-more", 280, 8, l->pending_blocks + 1 },
     { "v2-sb-pending-huge", 280, 8, UINT64_MAX },
-    { "v2-sb-table-blocks-5", 112, 8, 5 },
-    { "v2-sb-copy-units-6", 104, 8, 6 },
+    { "v2-sb-table-blocks-less", 112, 8, T - 1 },
+    { "v2-sb-copy-units-less", 104, 8, l->copy_units - 1 },
     { "v2-sb-id-unpadded", 288 + 20, 4, 0x78 },  /* a byte after its NUL */
     { "v2-sb-id-full", 288 + 120, 8, UINT64_C (0x4141414141414141) },
     { "v2-sb-reserved-416", 416, 4, 1 },
@@ -364,10 +365,14 @@ corpus_v2 (const char *dir, const uint8_t *g4k, const uint8_t *g512)
   memset (b, 0, l->copy_units * U);
   write_file (dir, "v2-copy0-erased", b, n512, false);
 
-  /* Map unit 0 of copy 0 (unit 1), damaged field by field. */
+  /* Map unit 0 of copy 0, damaged field by field. */
   const size_t mu0 = remap_layout_map_unit (l, 0, 0) * U;
   const size_t mu1 = remap_layout_map_unit (l, 1, 0) * U;
-  struct {
+  const uint8_t bits = g512[mu0 + 64]; /* blocks 0, 3, 4 */
+  uint8_t never = 0;                   /* the first never-written block */
+  while (bits >> never & 1)
+    never++;
+  const struct {
     const char *name;
     size_t off;
     int width;
@@ -375,20 +380,20 @@ corpus_v2 (const char *dir, const uint8_t *g4k, const uint8_t *g512)
     bool both; /* in both copies */
   } maps[] = {
     { "v2-map-index", 16, 8, 1, false },
-    { "v2-map-blocks-8", 40, 8, 8, false },
-    { "v2-map-blocks-6", 40, 8, 6, false },
+    { "v2-map-blocks-more", 40, 8, T + 1, false },
+    { "v2-map-blocks-less", 40, 8, T - 1, false },
     { "v2-map-gen-0", 8, 8, 0, false },
     { "v2-map-gen-top-bit", 8, 8, UINT64_C (1) << 63, false },
     { "v2-map-gen-high", 8, 8, 1000, false },    /* valid: outranks blocks */
     { "v2-map-gen-high-both", 8, 8, 1000, true },
     { "v2-map-reserved", 50, 4, 1, false },
     { "v2-map-uuid", 30, 4, 0x12345678, false },
-    { "v2-map-bit-past", 64, 4, 0x29 | 0x80, false }, /* bit 7: block 7 */
-    { "v2-map-claims-unwritten", 64, 4, 0x29 | 0x02, false }, /* block 1 */
-    { "v2-map-claims-unwritten-both", 64, 4, 0x29 | 0x02, true },
+    { "v2-map-bit-past", 64, 4, bits | 1u << T, false },
+    { "v2-map-claims-unwritten", 64, 4, bits | 1u << never, false },
+    { "v2-map-claims-unwritten-both", 64, 4, bits | 1u << never, true },
     { "v2-map-claims-none", 64, 4, 0, false },   /* forgets its blocks */
     { "v2-map-claims-none-both", 64, 4, 0, true },
-    { "v2-map-claims-all-both", 64, 4, 0x7f, true },
+    { "v2-map-claims-all-both", 64, 4, (1u << T) - 1, true },
   };
   for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) {
     memcpy (b, g512, n512);
@@ -403,59 +408,69 @@ corpus_v2 (const char *dir, const uint8_t *g4k, const uint8_t *g512)
     write_seed (dir, maps[i].name, b, n512);
   }
   memcpy (b, g512, n512);
-  b[mu0 + 64] ^= 0x10; /* bit 4, CRC left wrong */
+  b[mu0 + 64] ^= 0x80; /* a bit past the blocks, CRC left wrong */
   write_seed (dir, "v2-map-bad-crc", b, n512);
-  b[mu1 + 64] ^= 0x10;
+  b[mu1 + 64] ^= 0x80;
   write_seed (dir, "v2-map-bad-crc-both", b, n512);
   memcpy (b, g512, n512);
   memcpy (b + mu0, "XXXX", 4);
   write_seed (dir, "v2-map-magic", b, n512);
 
   /* A never-written block's unit holds bytes that must never be read: a
-   * table block that would validate (generation 99, origin 33 mapped), a
-   * superblock of another spare. */
+   * table block that would validate (generation 99, origin 33 mapped in
+   * its first slot), a superblock of another spare. */
   const size_t tb0 = remap_layout_block_unit (l, 0, 0) * U;
-  const size_t tb1 = remap_layout_block_unit (l, 0, 1) * U;
+  const size_t tbn = remap_layout_block_unit (l, 0, never) * U;
   memcpy (b, g512, n512);
-  memcpy (b + tb1, b + tb0, U);
-  put64 (b + tb1 + 8, 99);
-  put64 (b + tb1 + 16, 1);
-  put64 (b + tb1 + 64, (UINT64_C (1) << 56) | 33); /* slot 28 */
-  tb_recrc (b + tb1, U);
+  memcpy (b + tbn, b + tb0, U);
+  memset (b + tbn + 64, 0, U - 64);
+  put64 (b + tbn + 8, 99);
+  put64 (b + tbn + 16, never);
+  put64 (b + tbn + 64, (UINT64_C (1) << 56) | 33);
+  tb_recrc (b + tbn, U);
   write_seed (dir, "v2-unwritten-valid-block", b, n512);
-  memcpy (b + tb1, b, U);
-  b[tb1 + 40] ^= 0xff; /* another uuid */
-  sb_recrc (b + tb1);
+  memcpy (b + tbn, b, U);
+  b[tbn + 40] ^= 0xff; /* another uuid */
+  sb_recrc (b + tbn);
   write_seed (dir, "v2-unwritten-foreign-sb", b, n512);
 
-  /* Entries of table block 5 (pending-only places 140..167) and 3. */
-  const size_t tb5 = remap_layout_block_unit (l, 0, 5) * U;
-  const size_t tb3 = remap_layout_block_unit (l, 0, 3) * U;
-  struct {
+  /* Entries of the block holding slot N (spare units, then the first
+   * places: the pending mark is at place N) and of the block of the bad
+   * unit (slot G2_512_BAD_SLOT). */
+  const uint64_t kp = N / E, jp = N % E; /* place N: block kp, entry jp */
+  const size_t tbp = remap_layout_block_unit (l, 0, kp) * U;
+  const size_t tbb = remap_layout_block_unit (l, 0, G2_512_BAD_SLOT / E) * U;
+  const size_t jb = G2_512_BAD_SLOT % E;
+#define ENT(j) (64 + 16 * (j))
+  const struct {
     const char *name;
     size_t blk, off;
     uint64_t v;
     bool both;
   } ents[] = {
-    { "v2-place-mapped", tb5, 64 + 16 * 1, (UINT64_C (1) << 56) | 40, false },
-    { "v2-place-bad", tb5, 64 + 16 * 1, UINT64_C (3) << 56, false },
-    { "v2-place-state-9", tb5, 64 + 16 * 1, UINT64_C (9) << 56, false },
-    { "v2-place-origin-range", tb5, 64 + 16 * 1,
+    { "v2-place-mapped", tbp, ENT (jp + 1), (UINT64_C (1) << 56) | 40, false },
+    { "v2-place-bad", tbp, ENT (jp + 1), UINT64_C (3) << 56, false },
+    { "v2-place-state-9", tbp, ENT (jp + 1), UINT64_C (9) << 56, false },
+    { "v2-place-origin-range", tbp, ENT (jp + 1),
       (UINT64_C (2) << 56) | 2048, false },
-    { "v2-place-lost", tb5, 64 + 16 * 0 + 8, 1, false },
-    { "v2-place-free-dirty", tb5, 64 + 16 * 3 + 8, 1, false },
-    { "v2-place-cursor", tb5, 24, 140, false },
-    { "v2-place-index", tb5, 16, 6, false },
-    /* Origin 5 (slot 18, block 0) also PENDING in a newer place. */
-    { "v2-place-dup-newer", tb5, 64 + 16 * 1, (UINT64_C (2) << 56) | 5,
+    { "v2-place-lost", tbp, ENT (jp) + 8, 1, false },
+    { "v2-place-free-dirty", tbp, ENT (jp + 3) + 8, 1, false },
+    { "v2-place-cursor", tbp, 24, N, false },
+    { "v2-place-index", tbp, 16, kp + 1, false },
+    /* PENDING in a spare slot (what version 1 writes): valid. */
+    { "v2-pending-in-slot", tbp, ENT (jp - 1), (UINT64_C (2) << 56) | 41,
       true },
-    /* Origin 9 (place 140, block 5) also MAPPED at slot 90 of block 3. */
-    { "v2-dup-block3-newer", tb3, 64 + 16 * 6, (UINT64_C (1) << 56) | 9,
+    /* Origin 5 (slot 16, block 0) also PENDING in a newer place. */
+    { "v2-place-dup-newer", tbp, ENT (jp + 1), (UINT64_C (2) << 56) | 5,
       true },
-    /* The same, with block 3 older than block 5. */
-    { "v2-dup-block3-older", tb3, 64 + 16 * 6, (UINT64_C (1) << 56) | 9,
+    /* Origin 9 (place N) also MAPPED in the bad unit's block, newer. */
+    { "v2-dup-slot-newer", tbb, ENT (jb - 10), (UINT64_C (1) << 56) | 9,
+      true },
+    /* The same, with that block older than the place's. */
+    { "v2-dup-slot-older", tbb, ENT (jb - 10), (UINT64_C (1) << 56) | 9,
       true },
   };
+#undef ENT
   const size_t stride = l->copy_offset[1] * U;
   for (size_t i = 0; i < sizeof ents / sizeof ents[0]; i++) {
     memcpy (b, g512, n512);
