@@ -627,6 +627,41 @@ foreign_tb (struct remap_backend *spare, const struct remap_sb *sb,
   return 0;
 }
 
+/* A map unit (version 2) with a valid CRC at base + o, of some unit size:
+ * another spare's, or one for another unit size, is another identity.
+ * Its header names no size, so each size that fits is tried (rare: only
+ * where the magic is). */
+static int
+foreign_map (struct remap_backend *spare, const struct remap_sb *sb,
+             const uint8_t *buf, uint64_t len, uint64_t base, uint64_t o,
+             uint8_t **big, uint32_t copy, struct remap_error *err)
+{
+  uint64_t at = base + o;
+  for (uint32_t u = REMAP_MIN_UNIT; u <= REMAP_MAX_UNIT; u *= 2) {
+    if (at % u || at + u > spare->size
+        || !inside_extents (&sb->layout, at, u))
+      break;
+    const uint8_t *p = buf + o;
+    if (o + u > len) {
+      if (!*big && !(*big = eng_alloc_buf (REMAP_MAX_UNIT)))
+        return remap_set_error (err, -ENOMEM, "out of memory");
+      if (remap_backend_pread (spare, *big, u, at) != 0)
+        continue;
+      p = *big;
+    }
+    if (!map_crc_ok (p, u))
+      continue;
+    if (memcmp (p + MAP_UUID, sb->uuid, 16) != 0)
+      return conflict (spare, sb, copy, "a map unit of another spare",
+                       p + MAP_UUID, at, err);
+    if (u != sb->layout.unit)
+      return conflict (spare, sb, copy, "a map unit for another unit size",
+                       p + MAP_UUID, at, err);
+    return 0;
+  }
+  return 0;
+}
+
 int
 check_foreign (struct remap_backend *spare, const struct remap_sb *sb,
                const uint8_t *buf, uint64_t len, uint64_t base,
@@ -641,6 +676,8 @@ check_foreign (struct remap_backend *spare, const struct remap_sb *sb,
       r = foreign_sb (spare, sb, p, base + o, copy, err);
     else if (get32 (p) == REMAP_TB_MAGIC)
       r = foreign_tb (spare, sb, buf, len, base, o, &big, copy, err);
+    else if (get32 (p) == REMAP_MAP_MAGIC)
+      r = foreign_map (spare, sb, buf, len, base, o, &big, copy, err);
   }
   free (big);
   return r;

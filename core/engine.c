@@ -591,9 +591,10 @@ remap_format (struct remap_backend *origin, struct remap_backend *spare,
 
 /* What the scan found of table block used[x] in copy i (FORMAT.md 10.3):
  * never written (its map says so: empty, as good as generation 0), a
- * valid version of some generation, or damaged (written, or of unknown
- * history because its map is damaged, and not valid now). */
-enum bstate { B_NEVER = 0, B_VALID, B_DAMAGED };
+ * valid version of some generation, damaged (its map says it was written,
+ * and it is not valid now), or unknown (its map is damaged and it is not
+ * valid: it may never have been written; it is no evidence either way). */
+enum bstate { B_NEVER = 0, B_VALID, B_DAMAGED, B_UNKNOWN };
 
 struct scan {
   uint64_t nused, *used;        /* blocks some copy may hold, ascending */
@@ -761,6 +762,19 @@ scan_blocks (struct remap_engine *e, struct scan *sc, uint32_t i,
         r = check_foreign (e->spare, &e->sb, p, unit, at, i, err);
     }
     x += n;
+  }
+  /* Under a damaged map unit, a block that is not valid may as well never
+   * have been written: unknown, and no longer claimed (the map that
+   * repair writes claims only what this copy really holds). */
+  uint64_t B = remap_layout_blocks_per_map (l);
+  for (uint64_t x = 0; x < sc->nused && e->written[i]; x++) {
+    uint64_t k = sc->used[x];
+    size_t y = SC (sc, i, x);
+    if (sc->map_bad[(size_t) i * l->map_units + k / B]
+        && sc->st[y] != B_VALID) {
+      sc->st[y] = B_UNKNOWN;
+      bit_put (e->written[i], k, false);
+    }
   }
   return r;
 }
@@ -996,7 +1010,7 @@ copy_current (const struct remap_engine *e, const struct scan *sc,
   size_t y = SC (sc, i, x);
   uint64_t want = e->block_gen[sc->used[x]];
   if (want == 0)
-    return sc->st[y] != B_DAMAGED;
+    return sc->st[y] != B_DAMAGED;    /* never written, or unknown */
   return sc->st[y] == B_VALID && sc->gen[y] == want;
 }
 

@@ -732,27 +732,23 @@ START_TEST (test_copy0_lost)
     open_image (bad, g->spare_size, g->origin_size, false, &spare);
   remap_get_counters (e, &c);
   ck_assert_int_eq (remap_close (e), 0);
-  /* v1: the superblock and every block.  v2 (FORMAT.md 14): the
+  /* v1: the superblock and every block.  v2 (FORMAT.md 6.5, 14): the
    * superblock, the blocks the other copies wrote, and the map unit; copy
    * 0's map unit is gone, so the blocks no copy wrote are of unknown
-   * history there, and not valid: damaged.  Each of them gets a fresh
-   * generation (current + 1, + 2, ... in block order) and is written empty
-   * to every copy, and every copy's map unit then claims it (without such
-   * blocks only copy 0's map unit is written). */
-  uint64_t written = 0, never = 0, maxgen = 0;
+   * history there: no evidence either way, not damage.  They stay empty,
+   * unwritten, and unclaimed by the map written again (it claims only
+   * what copy 0 now holds); no fresh generation is needed. */
+  uint64_t written = 0, maxgen = 0;
   for (uint64_t k = 0; k < g->T; k++) {
     written += g->gen[k] != 0;
-    never += g->gen[k] == 0;
     maxgen = g->gen[k] > maxgen ? g->gen[k] : maxgen;
   }
-  ck_assert_uint_eq (c.repaired_blocks, 1 + written + g->copies * never
-                                          + (never ? g->copies : 1) * g->M);
-  ck_assert_uint_eq (c.generation, maxgen + never);
+  ck_assert_uint_eq (c.repaired_blocks, 1 + written + g->M);
+  ck_assert_uint_eq (c.generation, maxgen);
 
   const uint8_t *rep = remap_mem_data (spare);
   struct remap_layout l = layout_of (g);
   for (uint32_t i = 0; i < g->copies; i++) {
-    uint64_t fresh = maxgen;
     /* The superblock comes back byte for byte. */
     ck_assert_mem_eq (rep + g->off[i] * g->unit, img + g->off[i] * g->unit,
                       g->unit);
@@ -763,26 +759,27 @@ START_TEST (test_copy0_lost)
         ck_assert_mem_eq (rep + at, img + at, g->unit);
         continue;
       }
-      ck_assert_mem_eq (rep + at, "RMTB", 4);
-      ck_assert_uint_eq (le (rep + at + 8, 8), ++fresh);
-      for (uint32_t b = 64; b < g->unit; b++)
-        ck_assert_uint_eq (rep[at + b], 0); /* empty */
+      /* Never written: untouched (copy 0 was zeroed by the test). */
+      for (uint32_t b = 0; b < g->unit; b++)
+        ck_assert_uint_eq (rep[at + b], i == 0 ? 0 : img[at + b]);
     }
+    uint64_t bits = 0;
+    for (uint64_t k = 0; k < g->T; k++)
+      bits |= (uint64_t) (g->gen[k] != 0) << k;
     for (uint64_t m = 0; m < g->M; m++) {
       const uint8_t *mu = rep + remap_layout_map_unit (&l, i, m) * g->unit;
       ck_assert_mem_eq (mu, "RMBM", 4);
-      /* A rewritten map unit carries the current generation (FORMAT.md
-       * 14 does not say which; this is what the engine writes). */
-      ck_assert_uint_eq (le (mu + 8, 8),
-                         i == 0 || never ? maxgen + never : g->map_gen);
-      ck_assert_uint_eq (le (mu + 64, 8), (UINT64_C (1) << g->T) - 1);
+      /* Copy 0's map unit is written again with the current generation,
+       * claiming what it now holds; the others are as they were. */
+      ck_assert_uint_eq (le (mu + 8, 8), i == 0 ? maxgen : g->map_gen);
+      ck_assert_uint_eq (le (mu + 64, 8), bits);
     }
   }
   memcpy (bad, rep, g->spare_size);
   remap_backend_close (spare);
 
   e = open_image (bad, g->spare_size, g->origin_size, true, NULL);
-  check_engine (g, e, never);
+  check_engine (g, e, 0);
   ck_assert_int_eq (remap_close (e), 0);
   free (bad);
   free (img);
