@@ -81,6 +81,7 @@
 #define MAX_ENTRIES ((REMAP_MAX_UNIT - REMAP_TB_HEADER_SIZE) / REMAP_ENTRY_SIZE)
 #define SB_UUID offsetof (struct remap_sb_disk, uuid)
 #define TB_UUID offsetof (struct remap_tb_disk, uuid)
+#define MAP_UUID offsetof (struct remap_map_disk, uuid)
 
 static uint32_t
 get32 (const uint8_t *p)
@@ -429,6 +430,47 @@ verdict (struct remap_backend *spare, struct probe *p, struct remap_sb *best,
                           (unsigned long long) g->by_off, x, spare->name);
 }
 
+static bool tb_crc_ok (const uint8_t *p, uint32_t u);
+static bool map_crc_ok (const uint8_t *p, uint32_t u);
+static int conflict (struct remap_backend *spare, const struct remap_sb *sb,
+                     uint32_t copy, const char *what, const uint8_t *uuid,
+                     uint64_t at, struct remap_error *err);
+
+/* Byte 0 was damaged and one group is left.  Under every layout, copy 0's
+ * first table block starts at byte `unit': if a valid table block of another
+ * uuid or unit size starts at one of those places, the real spare may be
+ * that one, whose superblocks are all damaged, and the group left a
+ * forgery whose extents miss every byte of the real table (a copy 0 that
+ * fits inside the real superblock unit): refuse rather than choose. */
+static int
+first_blocks_agree (struct remap_backend *spare, const struct remap_sb *best,
+                    struct remap_error *err)
+{
+  uint8_t *buf = eng_alloc_buf (REMAP_MAX_UNIT);
+  int r = 0;
+  if (!buf)
+    return remap_set_error (err, -ENOMEM, "out of memory");
+  for (uint32_t u = REMAP_MIN_UNIT; u <= REMAP_MAX_UNIT && r == 0; u *= 2) {
+    if (2 * (uint64_t) u > spare->size)
+      break;
+    if (remap_backend_pread (spare, buf, u, u) != 0)
+      continue;
+    /* Version 1 puts copy 0's first table block there, version 2 its
+     * first map unit: either, valid and another spare's, is evidence. */
+    size_t id = tb_crc_ok (buf, u) ? TB_UUID : map_crc_ok (buf, u) ? MAP_UUID
+      : 0;
+    if (id == 0)
+      continue;
+    if (memcmp (buf + id, best->uuid, 16) != 0 || u != best->layout.unit)
+      r = conflict (spare, best, 0, "a table block or map unit of another "
+                    "spare or unit size at the place every layout gives to "
+                    "copy 0's first metadata unit after its superblock",
+                    buf + id, u, err);
+  }
+  free (buf);
+  return r;
+}
+
 int
 discover (struct remap_backend *spare, struct remap_sb *best,
           struct remap_error *err)
@@ -471,6 +513,8 @@ discover (struct remap_backend *spare, struct remap_sb *best,
     goto out;
   }
   r = verdict (spare, p, best, err);
+  if (r == 0)
+    r = first_blocks_agree (spare, best, err);
  out:
   free (cand);
   free (p);
@@ -516,6 +560,13 @@ static bool
 tb_crc_ok (const uint8_t *p, uint32_t u)
 {
   return get32 (p) == REMAP_TB_MAGIC
+    && get32 (p + 4) == remap_crc32c (0, p + 8, u - 8);
+}
+
+static bool
+map_crc_ok (const uint8_t *p, uint32_t u)
+{
+  return get32 (p) == REMAP_MAP_MAGIC
     && get32 (p + 4) == remap_crc32c (0, p + 8, u - 8);
 }
 
@@ -620,6 +671,21 @@ wipe_superblocks (struct remap_backend *spare, struct remap_error *err)
                        strerror (-r));
   }
   free (cand);
+  /* And every layout's first table block of copy 0 (first_blocks_agree
+   * would take a leftover of the old spare for the real one). */
+  for (uint32_t u = REMAP_MIN_UNIT; u <= REMAP_MAX_UNIT && r == 0; u *= 2) {
+    uint8_t buf[REMAP_SB_SIZE];
+    if (2 * (uint64_t) u > spare->size)
+      break;
+    if (remap_backend_pread (spare, buf, sizeof buf, u) == 0
+        && get32 (buf) != REMAP_TB_MAGIC && get32 (buf) != REMAP_MAP_MAGIC)
+      continue;
+    r = remap_backend_pwrite (spare, zero, sizeof zero, u);
+    if (r)
+      remap_set_error (err, r, "format: erasing the old table block at "
+                       "byte %u of %s failed (%s)", u, spare->name,
+                       strerror (-r));
+  }
   if (r == 0 && (r = remap_backend_flush (spare)) != 0)
     remap_set_error (err, r, "format: flushing %s after erasing its old "
                      "superblocks failed (%s)", spare->name, strerror (-r));

@@ -1382,8 +1382,8 @@ remap_get_counters (struct remap_engine *e, struct remap_counters *c)
   c->spare_bad_units = n.bad;
   c->spare_usable_units = e->L->usable_units;
   c->spare_total_units = e->L->spare_units;
-  c->spare_free_units = e->L->usable_units - n.mapped - n.pending - n.bad
-    - n.held;
+  c->spare_free_units = e->L->usable_units - n.mapped - n.pending_spare
+    - n.bad - n.held;
   c->doubt_units = n.doubt;
   c->held_spare_units = n.held;
   c->copies_total = e->L->copies;

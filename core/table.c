@@ -587,7 +587,8 @@ table_get_counts (struct table *t, struct table_counts *c)
   c->doubt = t->doubt.count;
   c->held = 0;                  /* held slots the table calls free */
   for (size_t i = 0; i < t->held.cap && t->held.count; i++)
-    if (t->held.keys[i] && word_of (t, t->held.keys[i] - 1) == 0)
+    if (t->held.keys[i] && t->held.keys[i] - 1 < t->Nreal
+        && word_of (t, t->held.keys[i] - 1) == 0)
       c->held++;
   pthread_rwlock_unlock (&t->lock);
 }
