@@ -1185,8 +1185,12 @@ check_identity (struct remap_engine *e, struct remap_error *err)
    * could tell it, checked when both sides know one.  A mismatch is
    * another disk of the same size, or the same data moved (a copied image
    * file): refuse, naming both and the override. */
-  if (sb->origin_id[0] && e->origin->identity[0]
-      && strcmp (sb->origin_id, e->origin->identity) != 0
+  /* Identities of different kinds ("file:" recorded, "nbd:" now: the same
+   * image served another way) cannot be compared: only warned about. */
+  size_t kind = strcspn (sb->origin_id, ":");
+  bool comparable = sb->origin_id[0] && e->origin->identity[0]
+    && strncmp (sb->origin_id, e->origin->identity, kind + 1) == 0;
+  if (comparable && strcmp (sb->origin_id, e->origin->identity) != 0
       && !e->opts.accept_origin_change)
     return remap_set_error (err, -ENODEV,
                             "spare %s belongs to another origin: it was "
@@ -1199,8 +1203,9 @@ check_identity (struct remap_engine *e, struct remap_error *err)
   if (sb->origin_id[0] && e->origin->identity[0]
       && strcmp (sb->origin_id, e->origin->identity) != 0)
     eng_log (e, REMAP_LOG_WARN, "origin %s is %s, but spare %s was "
-             "formatted for %s; accepted as asked", e->origin->name,
-             e->origin->identity, e->spare->name, sb->origin_id);
+             "formatted for %s; %s", e->origin->name, e->origin->identity,
+             e->spare->name, sb->origin_id, comparable ? "accepted as asked"
+             : "not the same kind of identity, so it cannot be checked");
   /* The copies' places follow from the spare's size in units, so a spare
    * that changed size by a unit or more could no longer be searched for
    * its copies should the first one be damaged: refuse it now, while

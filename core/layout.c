@@ -117,9 +117,10 @@ place (enum remap_strategy s, uint64_t N, uint64_t L, uint32_t n,
  *   version 1   [sb][table block 0 .. Tr-1]                 L = 1 + Tr
  *   version 2   [sb][map 0 .. M-1][table block 0 .. T-1]    L = 1 + M + T
  *
- * Version 2's table has Tp more blocks whose slots describe no spare unit:
- * places for pending units (a quarter of N, in whole blocks, at least
- * one), so that marking a unit pending never takes a spare unit.  Its map
+ * Version 2's slots from N on describe no spare unit: places for pending
+ * units (at least a quarter of N: the tail of the last block of spare
+ * units, then Tp more blocks), so that marking a unit pending never takes
+ * a spare unit.  Its map
  * units say which table blocks of the copy were ever written: a block
  * never written is empty without being read. */
 static void
@@ -133,10 +134,10 @@ geometry (uint32_t version, uint64_t N, uint32_t unit, struct remap_layout *l)
   l->entries_per_block = (uint32_t) E;
   l->real_blocks = (N + E - 1) / E;
   if (version >= 2) {
-    uint64_t quarter = (N + 3) / 4;
-    l->pending_blocks = (quarter + E - 1) / E;
-    if (l->pending_blocks == 0)
-      l->pending_blocks = 1;
+    /* Places for at least a quarter of N pending units: the unused tail
+     * of the last block of spare units first, then whole blocks. */
+    uint64_t want = (N + 3) / 4, tail = l->real_blocks * E - N;
+    l->pending_blocks = want > tail ? (want - tail + E - 1) / E : 0;
   }
   l->table_blocks = l->real_blocks + l->pending_blocks;
   if (version >= 2) {
@@ -174,7 +175,8 @@ remap_layout_blocks_per_map (const struct remap_layout *l)
 uint64_t
 remap_layout_first_pending_slot (const struct remap_layout *l)
 {
-  return l->real_blocks * l->entries_per_block;
+  return l->version >= 2 ? l->spare_units
+    : l->real_blocks * l->entries_per_block;
 }
 
 int

@@ -43,7 +43,8 @@ struct remap_layout {
   uint64_t spare_units;         /* N: whole units on the spare */
   uint32_t entries_per_block;   /* E = (unit - 64) / 16 */
   uint64_t real_blocks;         /* Tr = ceil (N / E): blocks of spare units */
-  uint64_t pending_blocks;      /* Tp: blocks of pending-only slots (v2) */
+  uint64_t pending_blocks;      /* Tp: blocks of pending-only places after
+                                   the Tr blocks (v2; may be 0) */
   uint64_t table_blocks;        /* T = Tr + Tp */
   uint64_t map_units;           /* M = ceil (T / ((unit - 64) * 8)) (v2) */
   uint64_t copy_units;          /* L = 1 + M + T: one copy's extent */
@@ -84,8 +85,9 @@ uint64_t remap_layout_block_unit (const struct remap_layout *l, uint32_t i,
                                   uint64_t k);
 /* Table blocks described by one map unit: (unit - 64) * 8. */
 uint64_t remap_layout_blocks_per_map (const struct remap_layout *l);
-/* The first pending-only slot (= Tr * E): slots from there to T * E
- * describe no spare unit and may only be PENDING or FREE (v2). */
+/* The first pending-only place: version 2, N (slots from N to T * E - 1
+ * describe no spare unit and may only be PENDING or FREE); version 1,
+ * Tr * E (there are none). */
 uint64_t remap_layout_first_pending_slot (const struct remap_layout *l);
 
 /* Smallest spare size in bytes that remap_layout_compute accepts for this
