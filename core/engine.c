@@ -34,6 +34,7 @@
 #include "engine.h"
 
 #define SCAN_CHUNK_UNITS 256u
+#define GEN_SKIP (UINT64_C (1) << 32)
 
 void
 eng_log (struct remap_engine *e, enum remap_log_level lvl, const char *fmt,
@@ -600,6 +601,7 @@ struct scan {
   uint8_t *st;                  /* [copies * nused]: enum bstate */
   bool sb_ok[REMAP_MAX_COPIES];
   bool *map_bad;                /* [copies * M]: map unit to rewrite */
+  bool unreadable;              /* some metadata unit could not be read */
 };
 
 static void
@@ -656,6 +658,7 @@ scan_maps (struct remap_engine *e, struct scan *sc, uint32_t i, uint8_t *buf,
     uint8_t *bits = e->written[i] + m * B / 8;
     struct remap_mapu h;
     int r = remap_backend_pread (e->spare, buf, l->unit, at);
+    sc->unreadable |= r != 0;
     if (r == 0 && remap_map_decode (&e->sb, buf, l->unit, m, &h, bits,
                                     NULL) == 0) {
       e->generation = h.generation > e->generation ? h.generation
@@ -746,8 +749,10 @@ scan_blocks (struct remap_engine *e, struct scan *sc, uint32_t i,
       struct remap_tb tb;
       sc->st[y] = B_DAMAGED;
       /* A failed run read: retry block by block to isolate it. */
-      if (rd && remap_backend_pread (e->spare, p, unit, at) != 0)
+      if (rd && remap_backend_pread (e->spare, p, unit, at) != 0) {
+        sc->unreadable = true;
         continue;
+      }
       if (remap_tb_decode (&e->sb, p, unit, k + j, &tb, ent, NULL) == 0) {
         sc->st[y] = B_VALID;
         sc->gen[y] = tb.generation;
@@ -965,6 +970,18 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
     }
   }
   e->generation = scanned_gen;        /* >= best_gen */
+  /* A metadata unit that could not be read may hold a version written by
+   * a commit that reported failure, with a generation above every one
+   * seen; when it becomes readable again, the next commits must still
+   * outrank it: skip far ahead (2^32 failed commits would be needed to
+   * catch up), within the bound. */
+  if (sc->unreadable && REMAP_MAX_GENERATION - e->generation > GEN_SKIP) {
+    eng_log (e, REMAP_LOG_WARN, "%s: some metadata could not be read; "
+             "generations skip ahead by %llu so that nothing it may hold "
+             "can outrank later commits", e->spare->name,
+             (unsigned long long) GEN_SKIP);
+    e->generation += GEN_SKIP;
+  }
  out:
   free (buf);
   free (ent);

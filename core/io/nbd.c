@@ -430,6 +430,12 @@ run (struct nbd *n, command_fn fn, void *arg, bool write)
     pthread_mutex_lock (&n->lock);
     if (r == 0 && write)
       n->writes++;
+    /* A write that completed on a connection lost since (its reply was
+     * read before the loss was recorded, or another slot lost it first):
+     * the server that acknowledged it may be gone with it, so the next
+     * flush must not pass. */
+    if (r == 0 && write && n->epoch_of[i] != n->epoch)
+      n->suspect = true;
     if (lost)
       lost_locked (n, i, why);
     n->busy[i] = false;

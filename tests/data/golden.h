@@ -36,6 +36,24 @@ static const uint8_t golden_uuid[16] = {
 #define G512_LABEL "/dev/golden-512"
 #define G512_BAD_SLOT 100u /* a free spare unit in table block 3 */
 
+/* Version 2 images: the same spares, origins, units, uuid, time and labels
+ * as the version 1 ones, made by a version 2 engine (format writes version
+ * 2 only: the v1 images above can no longer be regenerated and are kept as
+ * they are).  Their origin carried this identity at format, so every
+ * superblock records it in origin_id. */
+#define GOLDEN_ORIGIN_ID "file:golden"
+
+/* golden-v2-4k.spare.gz: linear placement, 4 copies (L = 4). */
+#define G2_4K_NAME "golden-v2-4k.spare.gz"
+/* In v2, table block 1 holds spare units 252..255 (all in copy 3's
+ * extent), then pending-only places: the bad unit is in block 0. */
+#define G2_4K_BAD_SLOT 200u
+#define G2_4K_UNMAPPED 500u /* remapped, then unmapped */
+
+/* golden-v2-512.spare: minimal placement, 2 copies (L = 8). */
+#define G2_512_NAME "golden-v2-512.spare"
+#define G2_512_BAD_SLOT 100u /* a free spare unit in table block 3 */
+
 /* The origin's bytes when the images were made: every 512-byte sector
  * starts with a line naming its unit and sector, the rest is a byte pattern.
  * A remapped unit's spare copy must read back exactly this. */

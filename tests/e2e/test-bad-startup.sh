@@ -88,7 +88,7 @@ expect_refusal "missing badblocks list" "badblocks=.*no such file" \
 # ---- spare errors ----------------------------------------------------------------
 expect_refusal "spare too small (16 KiB)" "too small.*at least" "$A" spare="$WORK/tiny.img" format=yes
 make_file "$WORK/small.img" $((36 << 10)) zero
-expect_refusal "start list larger than a new spare" "name 21 units.*only 5 free units" \
+expect_refusal "start list larger than a new spare" "name 21 units.*only 3 free units" \
     "$A" spare="$WORK/small.img" format=yes remap=0-20
 expect_refusal "blank spare without format=yes" "holds no remap metadata.*format=yes" "$A" spare="$SPARE"
 

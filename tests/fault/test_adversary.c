@@ -112,7 +112,7 @@ static void
 fail_block_writes (struct env *v, uint64_t k, int err, uint64_t times)
 {
   for (uint32_t i = 0; i < v->l.copies; i++)
-    rule (v->sfault, (v->l.copy_offset[i] + 1 + k) * UNIT, UNIT,
+    rule (v->sfault, remap_layout_block_unit (&v->l, i, k) * UNIT, UNIT,
           REMAP_FAULT_WRITE, err, 0, times);
 }
 

@@ -21,9 +21,13 @@
  *   beside_real      a forgery that claims none of the real metadata's
  *                    places, nor the real one its: refused, naming both.
  *   two_uuids        copies of two spares at the places the layout gives to
- *                    copies (whole copies, one superblock, one table block;
- *                    byte 0 valid or not): a refusal naming both uuids, no
- *                    byte written, remap_inspect says unusable.
+ *                    copies (whole copies, one superblock, one map unit,
+ *                    one table block that the copy's map claims; byte 0
+ *                    valid or not): a refusal naming both uuids, no byte
+ *                    written, remap_inspect says unusable.  A foreign table
+ *                    block where the copy's map claims none (v2) is never
+ *                    read: open succeeds, and the first commit to that
+ *                    block overwrites it.
  *   misplaced        a valid superblock where its own layout does not put
  *                    it is never used.
  */
@@ -164,7 +168,7 @@ forge_sb (const struct real *r, const struct remap_layout *lf,
 {
   struct remap_sb sb;
   memset (&sb, 0, sizeof sb);
-  sb.version = REMAP_SB_VERSION;
+  sb.version = lf->version;     /* forgeries of either version */
   memcpy (sb.uuid, uuid, 16);
   sb.origin_size = r->origin->size;
   sb.spare_size = lf->spare_units * lf->unit;
@@ -178,6 +182,23 @@ forge_sb (const struct real *r, const struct remap_layout *lf,
   remap_sb_encode (&sb, buf);
 }
 
+/* A forged map unit m of layout lf (version 2) claiming every block. */
+static void
+forge_map (const struct remap_layout *lf, const uint8_t uuid[16], uint64_t m,
+           uint8_t *buf)
+{
+  struct remap_sb sb;
+  memset (&sb, 0, sizeof sb);
+  sb.version = lf->version;
+  sb.layout = *lf;
+  memcpy (sb.uuid, uuid, 16);
+  uint8_t *bits = malloc (lf->unit);
+  memset (bits, 0xff, lf->unit);
+  struct remap_mapu h = { .generation = 1000, .map_index = m };
+  remap_map_encode (&sb, &h, bits, buf);
+  free (bits);
+}
+
 static void
 forge_tb (const struct remap_layout *lf, const uint8_t uuid[16], uint64_t k,
           uint8_t *buf)
@@ -187,8 +208,9 @@ forge_tb (const struct remap_layout *lf, const uint8_t uuid[16], uint64_t k,
   remap_tb_encode (&tb, NULL, 0, lf->unit, buf);
 }
 
-/* Plant every superblock and table block of layout lf that lies wholly in
- * client-writable units.  Returns the number of superblocks planted. */
+/* Plant every superblock, map unit (v2: claiming every block) and table
+ * block of layout lf that lies wholly in client-writable units.  Returns
+ * the number of superblocks planted. */
 static unsigned
 plant_layout (struct real *r, struct remap_engine *e,
               const struct remap_layout *lf, const uint8_t uuid[16])
@@ -203,8 +225,15 @@ plant_layout (struct real *r, struct remap_engine *e,
       client_plant (r, e, at, buf, REMAP_SB_SIZE);
       sbs++;
     }
+    for (uint64_t m = 0; m < lf->map_units; m++) {
+      uint64_t b = remap_layout_map_unit (lf, k, m) * fu;
+      if (!client_writable (r, b, fu))
+        continue;
+      forge_map (lf, uuid, m, buf);
+      client_plant (r, e, b, buf, fu);
+    }
     for (uint64_t j = 0; j < lf->table_blocks; j++) {
-      uint64_t b = (lf->copy_offset[k] + 1 + j) * fu;
+      uint64_t b = remap_layout_block_unit (lf, k, j) * fu;
       if (!client_writable (r, b, fu))
         continue;
       forge_tb (lf, uuid, j, buf);
@@ -341,12 +370,28 @@ static bool
 same_layout (const struct remap_layout *a, const struct remap_layout *b)
 {
   return a->unit == b->unit && a->strategy == b->strategy
-    && a->copies == b->copies;
+    && a->copies == b->copies && a->version == b->version;
+}
+
+/* Version 2 extents leave no room for 8 geometric copies in 1 MiB (7 is
+ * the most, case 19); that one case is checked to be refused. */
+static bool
+forge_conf_fits (struct rconf c)
+{
+  struct remap_layout l;
+  int r = remap_layout_compute (FORGE_SPARE, FORGE_UNIT, c.s, c.copies, &l,
+                                NULL);
+  if (r != 0)
+    ck_assert (r == -EINVAL && c.s == REMAP_STRATEGY_GEOMETRIC
+               && c.copies == 8);
+  return r == 0;
 }
 
 START_TEST (test_forged_layouts)
 {
   struct rconf c = forge_conf (_i);
+  if (!forge_conf_fits (c))
+    return;
   struct real r;
   real_init (&r, FORGE_UNIT, FORGE_SPARE, c.s, c.copies, 0);
   unsigned kept = 0, refused = 0, tried = 0;
@@ -354,13 +399,15 @@ START_TEST (test_forged_layouts)
   for (int i = 0; i < 16; i++)
     other[i] = (uint8_t) (0xf0 ^ (i * 13));
 
+  for (uint32_t fv = 1; fv <= REMAP_SB_VERSION; fv++)
   for (uint32_t fu = REMAP_MIN_UNIT; fu <= REMAP_MAX_UNIT; fu *= 2)
     for (int fs = REMAP_STRATEGY_MINIMAL; fs <= REMAP_STRATEGY_GEOMETRIC;
          fs++)
       for (uint32_t fc = 1; fc <= REMAP_MAX_COPIES; fc++) {
         struct remap_layout lf;
-        if (remap_layout_compute (FORGE_SPARE, fu, (enum remap_strategy) fs,
-                                  fc, &lf, NULL) != 0)
+        if (remap_layout_compute_version (fv, FORGE_SPARE, fu,
+                                          (enum remap_strategy) fs, fc, &lf,
+                                          NULL) != 0)
           continue;
         for (int same_uuid = 0; same_uuid < 2; same_uuid++) {
           /* The real uuid under another unit size is no harder than
@@ -370,9 +417,9 @@ START_TEST (test_forged_layouts)
             continue;
           const uint8_t *fuuid = same_uuid ? r.uuid : other;
           char ctx[200];
-          snprintf (ctx, sizeof ctx, "real %s x%u; forged unit %u %s x%u, "
-                    "%s uuid", remap_strategy_name (c.s), c.copies, fu,
-                    remap_strategy_name (lf.strategy), fc,
+          snprintf (ctx, sizeof ctx, "real %s x%u; forged v%u unit %u %s "
+                    "x%u, %s uuid", remap_strategy_name (c.s), c.copies, fv,
+                    fu, remap_strategy_name (lf.strategy), fc,
                     same_uuid ? "the real" : "another");
           real_restore (&r);
           struct remap_engine *e = tl_open_ok (r.origin, r.spare, NULL);
@@ -402,6 +449,8 @@ END_TEST
 START_TEST (test_one_remapped_unit)
 {
   struct rconf c = forge_conf (_i);
+  if (!forge_conf_fits (c))
+    return;
   struct real r;
   /* No remaps yet: find the first data unit where another layout puts a
    * superblock, then remap units until the allocator hands it out. */
@@ -409,12 +458,14 @@ START_TEST (test_one_remapped_unit)
   struct remap_layout lf = { 0 }, best = { 0 };
   uint32_t bestk = 0;
   uint64_t bestat = UINT64_MAX;
+  for (uint32_t fv = 1; fv <= REMAP_SB_VERSION; fv++)
   for (uint32_t fu = REMAP_MIN_UNIT; fu <= REMAP_MAX_UNIT; fu *= 2)
     for (int fs = REMAP_STRATEGY_MINIMAL; fs <= REMAP_STRATEGY_GEOMETRIC;
          fs++)
       for (uint32_t fc = 2; fc <= REMAP_MAX_COPIES; fc++) {
-        if (remap_layout_compute (FORGE_SPARE, fu, (enum remap_strategy) fs,
-                                  fc, &lf, NULL) != 0
+        if (remap_layout_compute_version (fv, FORGE_SPARE, fu,
+                                          (enum remap_strategy) fs, fc, &lf,
+                                          NULL) != 0
             || same_layout (&lf, &r.l))
           continue;
         for (uint32_t k = 1; k < fc; k++) {
@@ -454,9 +505,9 @@ START_TEST (test_one_remapped_unit)
 
   damage_byte0 (&r);
   char ctx[160];
-  snprintf (ctx, sizeof ctx, "real %s x%u; forged unit %u %s x%u copy %u "
-            "at byte %" PRIu64, remap_strategy_name (c.s), c.copies,
-            best.unit, remap_strategy_name (best.strategy), best.copies,
+  snprintf (ctx, sizeof ctx, "real %s x%u; forged v%u unit %u %s x%u copy "
+            "%u at byte %" PRIu64, remap_strategy_name (c.s), c.copies,
+            best.version, best.unit, remap_strategy_name (best.strategy), best.copies,
             bestk, bestat);
   enum outcome o = open_after_forgery (&r, other, ctx);
   /* The forgery's copy 0 covers the real copy 0's table blocks: the real
@@ -468,20 +519,24 @@ END_TEST
 
 /* A forgery that claims nothing of the real metadata, and whose own places
  * the real one does not claim: 65536-byte real units (linear, copies at
- * units 0, 7, 14, 22 of 24), a forged 512-byte geometric layout with 3
- * copies whose copy 0 fits inside the real superblock unit and whose copy
- * 1 lies in real data units.  Nothing on the spare tells the two apart, so
- * the only safe answer is a refusal naming both. */
+ * units 0, 7, 14, 21 of 24), a forged geometric layout with 3 copies whose
+ * copy 0 fits inside the real superblock unit and whose copy 1 lies in
+ * real data units: version 1 with 512-byte units (_i == 0), version 2
+ * with 1024-byte units (_i == 1: its extents are too large for 512).
+ * Nothing on the spare tells the two apart, so the only safe answer is a
+ * refusal naming both. */
 START_TEST (test_forged_beside_real)
 {
   struct real r;
   real_init (&r, 65536, 1536 * KiB, REMAP_STRATEGY_AUTO, 0, 0);
   ck_assert_int_eq (r.l.copies, 4);
   struct remap_layout lf;
-  ck_assert_int_eq (remap_layout_compute (r.spare_size, 512,
-                                          REMAP_STRATEGY_GEOMETRIC, 3, &lf,
-                                          NULL), 0);
-  ck_assert_uint_le (lf.copy_units * 512, r.unit);
+  uint32_t fu = _i == 0 ? 512 : 1024;
+  ck_assert_int_eq (remap_layout_compute_version (_i == 0 ? 1 : 2,
+                                                  r.spare_size, fu,
+                                                  REMAP_STRATEGY_GEOMETRIC, 3,
+                                                  &lf, NULL), 0);
+  ck_assert_uint_le (lf.copy_units * fu, r.unit);
   uint8_t other[16];
   for (int i = 0; i < 16; i++)
     other[i] = (uint8_t) (0xc3 ^ (7 * i));
@@ -517,11 +572,79 @@ static const struct tconf tconfs[] = {
 #define NTCONFS (sizeof tconfs / sizeof tconfs[0])
 
 enum splice { WHOLE_COPY, WHOLE_COPY_BYTE0, MAJORITY_BYTE0, ONE_BLOCK,
-              ONE_SB, NSPLICES };
+              ONE_SB, ONE_MAP, ONE_BLOCK_UNCLAIMED, NSPLICES };
 static const char *const splice_names[] = {
   "one whole copy", "one whole copy, byte 0 damaged",
-  "every copy but 0, byte 0 damaged", "one table block", "one superblock",
+  "every copy but 0, byte 0 damaged", "one table block (claimed)",
+  "one superblock", "one map unit", "one table block (unclaimed)",
 };
+
+/* A table block of spare x (its uuid, a high generation) for index k. */
+static void
+foreign_block (const struct real *x, uint64_t k, uint8_t *buf)
+{
+  struct remap_tb tb = { .generation = 500, .block_index = k };
+  memcpy (tb.uuid, x->uuid, 16);
+  remap_tb_encode (&tb, NULL, 0, x->unit, buf);
+}
+
+/* v2: a foreign table block where copy j's map claims no block is never
+ * read, so open succeeds (by design: nothing reads or trusts it); the
+ * first commit that writes that block in copy j overwrites it, and from
+ * then on the map claims the real block. */
+static void
+unclaimed_block (struct real *r, struct real *x, const char *ctx)
+{
+  const struct remap_layout *l = &r->l;
+  uint8_t *img = remap_mem_data (r->spare);
+  uint32_t j = l->copies - 1, u = r->unit;
+  uint64_t k = l->table_blocks - 1;     /* pending-only places live here */
+  struct remap_sb sb;
+  tl_sb_of (img, l, j, &sb);
+  ck_assert_msg (tl_map_bit (img, &sb, j, k) == 0, "%s: block %" PRIu64
+                 " is claimed already", ctx, k);
+  uint64_t at = remap_layout_block_unit (l, j, k) * u;
+  foreign_block (x, k, img + at);
+  for (int ro = 1; ro >= 0; ro--) {
+    struct remap_open_opts oo = { .readonly = ro };
+    struct remap_engine *e = NULL;
+    struct remap_error err = { 0 };
+    int rr = tl_open (r->origin, r->spare, &oo, &e, &err);
+    ck_assert_msg (rr == 0, "%s%s: open returned %d (%s)", ctx,
+                   ro ? ", read-only" : "", rr, err.msg);
+    struct remap_counters c = tl_counters (e);
+    ck_assert_uint_eq (c.copies_valid, l->copies);
+    ck_assert_uint_eq (c.repaired_blocks, 0);
+    for (uint64_t v = 0; v < r->origin_units; v++)
+      if (r->slot[v] != UINT64_MAX)
+        REQ (tl_lookup (e, v).spare_unit == r->slot[v], "%s: unit %" PRIu64,
+             ctx, v);
+    if (ro) {
+      ck_assert_int_eq (remap_close (e), 0);
+      continue;
+    }
+    /* Pending marks fill the places up to block k: its first commit. */
+    for (uint64_t v = r->origin_units - 1;; v--) {
+      ck_assert_int_eq (remap_mark_pending (e, v, NULL), 0);
+      if (tl_lookup (e, v).spare_unit / l->entries_per_block == k)
+        break;
+    }
+    ck_assert_int_eq (remap_close (e), 0);
+  }
+  struct remap_tb tb;
+  struct remap_entry *ent = calloc (l->entries_per_block, sizeof *ent);
+  tl_sb_of (img, l, j, &sb);
+  ck_assert_msg (tl_block_of (img, &sb, j, k, &tb, ent, NULL) == 0,
+                 "%s: the first commit did not replace the foreign block",
+                 ctx);
+  ck_assert_mem_eq (tb.uuid, r->uuid, 16);
+  free (ent);
+  struct remap_inspect *in = calloc (1, sizeof *in);
+  ck_assert_int_eq (remap_inspect (r->spare, in, NULL), 0);
+  ck_assert_msg (in->verdict == REMAP_CLEAN, "%s: verdict %d: %s", ctx,
+                 in->verdict, in->reason);
+  free (in);
+}
 
 START_TEST (test_two_uuids)
 {
@@ -546,6 +669,18 @@ START_TEST (test_two_uuids)
   const uint8_t *ximg = remap_mem_data (x.spare);
   uint32_t j = l->copies - 1, u = c->unit;
   uint64_t cj = l->copy_offset[j] * u, len = l->copy_units * u;
+  struct remap_sb rsb;
+  tl_sb_of (img, l, j, &rsb);
+  if (sp == ONE_BLOCK_UNCLAIMED) {
+    char ctx[160];
+    snprintf (ctx, sizeof ctx, "unit %u %s x%u, %s", u,
+              remap_strategy_name (l->strategy), l->copies,
+              splice_names[sp]);
+    unclaimed_block (&r, &x, ctx);
+    real_free (&r);
+    real_free (&x);
+    return;
+  }
   switch (sp) {
   case WHOLE_COPY:
   case WHOLE_COPY_BYTE0:
@@ -558,7 +693,20 @@ START_TEST (test_two_uuids)
     }
     break;
   case ONE_BLOCK:
-    memcpy (img + cj + u, ximg + cj + u, u);
+    /* Block 0, which copy j's map claims (r's remaps are in it). */
+    ck_assert_int_eq (tl_map_bit (img, &rsb, j, 0), 1);
+    foreign_block (&x, 0, img + remap_layout_block_unit (l, j, 0) * u);
+    break;
+  case ONE_MAP:
+    /* ENGINE BUG (reported to the lead; this case fails until fixed):
+     * another spare's valid map unit at copy j's map place is taken for
+     * plain damage: check_foreign (core/discover.c) recognises foreign
+     * superblocks and table blocks (RMTB) but not map units (RMBM), so
+     * open succeeds and repair rewrites the map unit over the other
+     * spare's, where it must refuse naming both uuids like for any other
+     * foreign metadata in the copies. */
+    memcpy (img + remap_layout_map_unit (l, j, 0) * u,
+            ximg + remap_layout_map_unit (l, j, 0) * u, u);
     break;
   case ONE_SB:
     memcpy (img + cj, ximg + cj, u);
@@ -696,7 +844,7 @@ discovery_suite (void)
   tcase_set_timeout (ident, 300);
   tcase_add_loop_test (forged, test_forged_layouts, 0, 21);
   tcase_add_loop_test (forged, test_one_remapped_unit, 0, 21);
-  tcase_add_test (forged, test_forged_beside_real);
+  tcase_add_loop_test (forged, test_forged_beside_real, 0, 2);
   tcase_add_loop_test (ident, test_two_uuids, 0, NTCONFS * NSPLICES);
   tcase_add_test (ident, test_misplaced);
   suite_add_tcase (s, forged);

@@ -48,6 +48,9 @@ log_fn (void *opaque, enum remap_log_level lvl, const char *msg)
 }
 
 /* Format a spare of spare_bytes, open with fault injectors on both sides. */
+/* Tests that cover both versions set this: a hand-made version 1 spare. */
+static bool env_v1;
+
 static void
 env_open (struct env *v, uint64_t spare_bytes, struct remap_open_opts *opts)
 {
@@ -55,10 +58,14 @@ env_open (struct env *v, uint64_t spare_bytes, struct remap_open_opts *opts)
   v->omem = tl_mem (ORIGIN_SIZE);
   v->smem = tl_mem (spare_bytes);
   tl_pattern (remap_mem_data (v->omem), ORIGIN_SIZE, 11);
-  tl_format_ok (v->omem, v->smem, UNIT, REMAP_STRATEGY_AUTO, 0);
-  ck_assert_int_eq (remap_layout_compute (spare_bytes, UNIT,
-                                          REMAP_STRATEGY_AUTO, 0, &v->l,
-                                          NULL), 0);
+  if (env_v1)
+    tl_format_v1 (v->omem, v->smem, UNIT, REMAP_STRATEGY_AUTO, 0, NULL);
+  else
+    tl_format_ok (v->omem, v->smem, UNIT, REMAP_STRATEGY_AUTO, 0);
+  ck_assert_int_eq (remap_layout_compute_version (env_v1 ? 1 : 2,
+                                                  spare_bytes, UNIT,
+                                                  REMAP_STRATEGY_AUTO, 0,
+                                                  &v->l, NULL), 0);
   ck_assert_int_eq (remap_fault_create (tl_share (v->omem), true,
                                         &v->ofault), 0);
   ck_assert_int_eq (remap_fault_create (tl_share (v->smem), true,
@@ -297,11 +304,15 @@ sleep_fn (unsigned us)
   nsleeps++;
 }
 
+/* _i == 1: on a version 1 spare, where a pending unit holds a spare unit;
+ * version 2 records it in a pending-only place and gives it a spare unit
+ * when it is rewritten. */
 START_TEST (test_read_error_pending)
 {
   struct remap_open_opts o = { .read_retries = 3, .retry_delay_us = 100,
                                .sleep_us = sleep_fn };
   struct env v;
+  env_v1 = _i == 1;
   env_open (&v, 1 * MiB, &o);
   uint8_t *buf = malloc (8 * UNIT), data[UNIT];
 
@@ -339,9 +350,15 @@ START_TEST (test_read_error_pending)
   ck_assert_int_eq (remap_pread (v.e, buf, 8 * UNIT, 10 * UNIT, NULL), -EIO);
   ck_assert_uint_eq (tl_counters (v.e).pending_units, 2);
   ck_assert_uint_eq (tl_counters (v.e).spare_free_units,
-                     v.l.usable_units - 2);
+                     v.l.usable_units - (env_v1 ? 2 : 0));
   ck_assert_int_eq (remap_pread (v.e, buf, UNIT, 13 * UNIT, NULL), 0);
   uint64_t held = tl_lookup (v.e, 12).spare_unit;
+  if (env_v1)
+    ck_assert_uint_lt (held, v.l.spare_units);
+  else {        /* the first two pending-only places */
+    ck_assert_uint_eq (held, remap_layout_first_pending_slot (&v.l));
+    ck_assert_uint_eq (tl_lookup (v.e, 15).spare_unit, held + 1);
+  }
 
   /* Pending persists. */
   v.e = (remap_close (v.e), NULL);
@@ -356,13 +373,20 @@ START_TEST (test_read_error_pending)
   ck_assert_uint_eq (tl_lookup (v.e, 12).spare_unit, held);
   ck_assert_uint_eq (tl_counters (v.e).pending_units, 2);
 
-  /* A full write of unit 12 maps it into its held slot; it reads back
-   * although the origin still cannot be read there. */
+  /* A full write of unit 12 maps it (v1: into its held slot; v2: into a
+   * spare unit, the place is freed); it reads back although the origin
+   * still cannot be read there. */
   tl_pattern (data, UNIT, 1200);
   ck_assert_int_eq (remap_pwrite (v.e, data, UNIT, 12 * UNIT, 0, NULL), 0);
   struct remap_mapping m = tl_lookup (v.e, 12);
   ck_assert_int_eq (m.state, REMAP_SLOT_MAPPED);
-  ck_assert_uint_eq (m.spare_unit, held);
+  if (env_v1)
+    ck_assert_uint_eq (m.spare_unit, held);
+  else {
+    ck_assert_uint_eq (m.spare_unit, first_free_slot (&v.l));
+    ck_assert_uint_eq (tl_counters (v.e).spare_free_units,
+                       v.l.usable_units - 1);
+  }
   ck_assert_uint_eq (m.lost, 0);
   ck_assert_int_eq (remap_pread (v.e, buf, UNIT, 12 * UNIT, NULL), 0);
   ck_assert_mem_eq (buf, data, UNIT);
@@ -493,9 +517,12 @@ START_TEST (test_spare_full)
   for (int as_eio = 0; as_eio < 2; as_eio++) {
     struct remap_open_opts o = { .enospc_as_eio = as_eio };
     struct env v;
-    env_open (&v, 48 * KiB, &o);        /* 12 units, 2 copies of 2: 8 usable */
-    ck_assert_uint_eq (v.l.usable_units, 8);
-    for (uint64_t u = 0; u < 8; u++)
+    /* 12 units, 2 copies of 3 (sb, map, one block whose tail holds the
+     * pending-only places): 6 usable (version 1: 2 copies of 2, 8) */
+    env_open (&v, 48 * KiB, &o);
+    ck_assert_uint_eq (v.l.copy_units, 3);
+    ck_assert_uint_eq (v.l.usable_units, 6);
+    for (uint64_t u = 0; u < 6; u++)
       ck_assert_int_eq (remap_remap (v.e, 40 + u, 0, NULL), 0);
     fail_units (v.ofault, 3, 1, REMAP_FAULT_WRITE);
     uint8_t data[UNIT], rbuf[UNIT];
@@ -516,7 +543,7 @@ START_TEST (test_spare_full)
     ck_assert_int_eq (remap_pread (v.e, rbuf, UNIT, 3 * UNIT, NULL), 0);
     ck_assert_int_eq (remap_flush (v.e, NULL), 0);
     /* Freeing a unit makes room again. */
-    ck_assert_int_eq (remap_unmap (v.e, 47, 0, NULL), 0);
+    ck_assert_int_eq (remap_unmap (v.e, 45, 0, NULL), 0);
     ck_assert_int_eq (remap_pwrite (v.e, data, UNIT, 3 * UNIT, 0, NULL), 0);
     ck_assert_int_eq (tl_lookup (v.e, 3).state, REMAP_SLOT_MAPPED);
     env_close (&v);
@@ -537,6 +564,9 @@ START_TEST (test_pending_when_full_counted_once)
   for (int i = 0; i < 3; i++)
     ck_assert_int_eq (remap_pread (v.e, buf, UNIT, 3 * UNIT, NULL), -EIO);
   ck_assert_uint_eq (tl_counters (v.e).pending_units, 1);
+  /* Version 2: a full spare still records it, in a pending-only place. */
+  ck_assert_int_eq (remap_unit_pending (v.e, 3), 1);
+  ck_assert_uint_ge (tl_lookup (v.e, 3).spare_unit, v.l.spare_units);
   env_close (&v);
 }
 END_TEST
@@ -631,8 +661,13 @@ END_TEST
 START_TEST (test_partial_commit_then_write)
 {
   struct env v;
-  env_open (&v, 1 * MiB, NULL);         /* E = 252: blocks 0 and 1 */
+  /* E = 252: blocks 0 and 1; 2 MiB so that slot E - 1 and the first slots
+   * of block 1 are spare units, not a copy's extent (v2 extents are
+   * larger). */
+  env_open (&v, 2 * MiB, NULL);
   uint64_t E = v.l.entries_per_block;
+  ck_assert (!remap_layout_is_reserved (&v.l, E - 1));
+  ck_assert (!remap_layout_is_reserved (&v.l, E));
   /* Park the cursor on the last slot of block 0. */
   for (uint64_t s = 0; s < E - 1; s++)
     if (!remap_layout_is_reserved (&v.l, s))
@@ -647,7 +682,8 @@ START_TEST (test_partial_commit_then_write)
 
   /* Block 0 of every copy becomes unwritable. */
   for (uint32_t i = 0; i < v.l.copies; i++)
-    fail_units (v.sfault, v.l.copy_offset[i] + 1, 1, REMAP_FAULT_WRITE);
+    fail_units (v.sfault, remap_layout_block_unit (&v.l, i, 0), 1,
+                REMAP_FAULT_WRITE);
   int r = remap_mark_spare_bad (v.e, E - 1, NULL);
   ck_assert_int_ne (r, 0);
   remap_fault_clear_rules (v.sfault);
@@ -990,7 +1026,7 @@ errors_suite (void)
   tcase_add_test (wr, test_zero_error_remaps);
   tcase_add_test (wr, test_partial_write_lost_granules);
   tcase_add_test (wr, test_partial_write_some_granules_unreadable);
-  tcase_add_test (rd, test_read_error_pending);
+  tcase_add_loop_test (rd, test_read_error_pending, 0, 2);
   tcase_add_test (rd, test_read_retry_recovers);
   tcase_add_test (sp, test_spare_write_error_marks_bad);
   tcase_add_test (sp, test_spare_data_area_fails);

@@ -261,9 +261,11 @@ static const struct crash_case crash_cases[] = {
   { "force over the same layout",
     { 4096, 4 * MiB, REMAP_STRATEGY_AUTO, 0 },
     { 4096, 4 * MiB, REMAP_STRATEGY_AUTO, 0 } },
+  /* 7 copies: version 2 extents (sb, map, 2 blocks) leave no room for 8
+   * geometric copies in 1 MiB. */
   { "force, 4096 geometric over 512 linear",
     { 512, 1 * MiB, REMAP_STRATEGY_LINEAR, 4 },
-    { 4096, 1 * MiB, REMAP_STRATEGY_GEOMETRIC, 8 } },
+    { 4096, 1 * MiB, REMAP_STRATEGY_GEOMETRIC, 7 } },
   { "force, 512 minimal over 4096 geometric",
     { 4096, 4 * MiB, REMAP_STRATEGY_GEOMETRIC, 5 },
     { 512, 4 * MiB, REMAP_STRATEGY_MINIMAL, 3 } },
@@ -359,6 +361,30 @@ START_TEST (test_format_crash)
 
   uint64_t writes = crashing_format (&w, cc, image, UINT64_MAX, &modes[0],
                                      nuuid);
+  /* Version 2 format writes the map units (all bits clear) and the
+   * superblocks, never a table block: every block unit keeps the bytes it
+   * had (the old table's, or zero), but for old metadata that format by
+   * force erased (512 zero bytes at old superblock places and old first
+   * table blocks); and the maps claim none of them. */
+  {
+    const uint8_t *img = remap_mem_data (w.spare);
+    struct remap_sb sb;
+    tl_sb_of (img, &nl, 0, &sb);
+    for (uint32_t i = 0; i < nl.copies; i++)
+      for (uint64_t k = 0; k < nl.table_blocks; k++) {
+        uint64_t at = remap_layout_block_unit (&nl, i, k) * nl.unit;
+        for (uint64_t o = 0; o < nl.unit; o += REMAP_SB_SIZE) {
+          static const uint8_t zero[REMAP_SB_SIZE];
+          REQ (memcmp (img + at + o, image + at + o, REMAP_SB_SIZE) == 0
+               || (cc->old.unit && memcmp (img + at + o, zero,
+                                           REMAP_SB_SIZE) == 0),
+               "%s: format wrote table block %" PRIu64 " of copy %u", cc->what,
+               k, i);
+        }
+        REQ (tl_map_bit (img, &sb, i, k) == 0, "%s: copy %u's map claims "
+             "block %" PRIu64 " after format", cc->what, i, k);
+      }
+  }
   unsigned olds = 0, news = 0, none = 0;
   for (uint64_t at = 0; at < writes; at++)
     for (size_t m = 0; m < NMODES; m++) {

@@ -21,6 +21,9 @@ struct env {
   struct remap_layout l;
 };
 
+/* A hand-made version 1 spare instead (tests that cover both). */
+static bool env_v1;
+
 static void
 env_open (struct env *v, uint64_t spare_bytes)
 {
@@ -29,10 +32,14 @@ env_open (struct env *v, uint64_t spare_bytes)
   v->smem = tl_mem (spare_bytes);
   for (uint64_t u = 0; u < ORIGIN_UNITS; u++)
     tl_pattern (remap_mem_data (v->omem) + u * UNIT, UNIT, u + 1);
-  tl_format_ok (v->omem, v->smem, UNIT, REMAP_STRATEGY_AUTO, 0);
-  ck_assert_int_eq (remap_layout_compute (spare_bytes, UNIT,
-                                          REMAP_STRATEGY_AUTO, 0, &v->l,
-                                          NULL), 0);
+  if (env_v1)
+    tl_format_v1 (v->omem, v->smem, UNIT, REMAP_STRATEGY_AUTO, 0, NULL);
+  else
+    tl_format_ok (v->omem, v->smem, UNIT, REMAP_STRATEGY_AUTO, 0);
+  ck_assert_int_eq (remap_layout_compute_version (env_v1 ? 1 : 2,
+                                                  spare_bytes, UNIT,
+                                                  REMAP_STRATEGY_AUTO, 0,
+                                                  &v->l, NULL), 0);
   ck_assert_int_eq (remap_fault_create (tl_share (v->omem), true,
                                         &v->ofault), 0);
   ck_assert_int_eq (remap_fault_create (tl_share (v->smem), true,
@@ -154,13 +161,63 @@ START_TEST (test_move_clears_rewritten_lost_granules)
 }
 END_TEST
 
-/* Pending units that could only be recorded in memory (every usable spare
- * unit is bad, so the table indexes nothing) are cleared when the unit is
- * rewritten, which means the lock-free fast path must not serve writes
- * while there are any. */
+/* Pending units that could only be recorded in memory are cleared when
+ * the unit is rewritten, which means the lock-free fast path must not
+ * serve writes while there are any.  Version 1 reached that state with
+ * every usable spare unit bad (the table then indexes nothing); version 2
+ * records such a unit in a pending-only place instead (checked below), so
+ * the memory-only mark comes from an origin that grew since format: a
+ * unit past the recorded end is never recorded (FORMAT.md 11.2), and the
+ * table indexes nothing. */
 START_TEST (test_memory_pending_cleared_by_rewrite)
 {
+  const uint64_t old_units = ORIGIN_UNITS / 2;
+  struct remap_backend *old = tl_mem (old_units * UNIT);
+  struct remap_backend *spare = tl_mem (1 * MiB);
+  tl_format_ok (old, spare, UNIT, REMAP_STRATEGY_AUTO, 0);
+  struct remap_backend *grown = tl_mem (ORIGIN_SIZE), *fo;
+  tl_pattern (remap_mem_data (grown), ORIGIN_SIZE, 9);
+  ck_assert_int_eq (remap_fault_create (tl_share (grown), true, &fo), 0);
+  struct remap_open_opts o = { .ignore_origin_size = true };
+  struct remap_engine *e;
+  struct remap_error err = { 0 };
+  ck_assert_msg (remap_open (fo, tl_share (spare), &o, &e, &err) == 0,
+                 "open: %s", err.msg);
+  struct remap_counters k = tl_counters (e);
+  ck_assert_uint_eq (k.reallocated_units, 0);
+  ck_assert_uint_eq (k.pending_units, 0);
+
+  uint64_t u = old_units + 9;   /* past the recorded end */
+  fail_range (fo, u * UNIT, UNIT, REMAP_FAULT_READ, 0);
+  uint8_t x[UNIT], got[UNIT];
+  ck_assert_int_eq (remap_pread (e, got, UNIT, u * UNIT, NULL), -EIO);
+  ck_assert_uint_eq (tl_counters (e).pending_units, 1);
+  ck_assert_int_eq (remap_unit_pending (e, u), 2);     /* memory only */
+  remap_fault_clear_rules (fo);
+
+  tl_pattern (x, UNIT, 0x54);
+  ck_assert_int_eq (remap_pwrite (e, x, UNIT, u * UNIT, 0, NULL), 0);
+  ck_assert_uint_eq (tl_counters (e).pending_units, 0);
+  ck_assert_int_eq (remap_unit_pending (e, u), 0);
+  ck_assert_int_eq (remap_pread (e, got, UNIT, u * UNIT, NULL), 0);
+  ck_assert (memcmp (got, x, UNIT) == 0);
+  ck_assert_int_eq (remap_close (e), 0);
+  remap_backend_close (grown);
+  remap_backend_close (old);
+  remap_backend_close (spare);
+}
+END_TEST
+
+/* Every usable spare unit bad.  Version 2 (_i == 0): a unit whose read
+ * fails is still recorded, in a pending-only place; rewritten, it cannot
+ * get a spare unit, so the write goes to the origin and the mark is
+ * dropped.  Version 1 (_i == 1, the original case): the mark is in memory
+ * only, the table indexes nothing, and the rewrite must clear it (the
+ * fast path must not serve it). */
+START_TEST (test_pending_place_cleared_by_rewrite_when_spare_bad)
+{
   struct env v;
+  env_v1 = _i == 1;
   env_open (&v, 1 * MiB);
   for (uint64_t s = 0; s < v.l.spare_units; s++)
     if (!remap_layout_is_reserved (&v.l, s))
@@ -173,13 +230,18 @@ START_TEST (test_memory_pending_cleared_by_rewrite)
   uint8_t x[UNIT], got[UNIT];
   ck_assert_int_eq (remap_pread (v.e, got, UNIT, 9 * UNIT, NULL), -EIO);
   ck_assert_uint_eq (tl_counters (v.e).pending_units, 1);
+  ck_assert_int_eq (remap_unit_pending (v.e, 9), env_v1 ? 2 : 1);
+  if (!env_v1)
+    ck_assert_uint_ge (tl_lookup (v.e, 9).spare_unit, v.l.spare_units);
   remap_fault_clear_rules (v.ofault);
 
   tl_pattern (x, UNIT, 0x54);
   ck_assert_int_eq (remap_pwrite (v.e, x, UNIT, 9 * UNIT, 0, NULL), 0);
   ck_assert_uint_eq (tl_counters (v.e).pending_units, 0);
+  ck_assert_int_eq (tl_lookup (v.e, 9).state, REMAP_SLOT_FREE);
   ck_assert_int_eq (remap_pread (v.e, got, UNIT, 9 * UNIT, NULL), 0);
   ck_assert (memcmp (got, x, UNIT) == 0);
+  ck_assert (memcmp (remap_mem_data (v.omem) + 9 * UNIT, x, UNIT) == 0);
   env_close (&v);
 }
 END_TEST
@@ -233,6 +295,8 @@ main (void)
   tcase_add_test (tc, test_close_flushes_spare);
   tcase_add_test (tc, test_move_clears_rewritten_lost_granules);
   tcase_add_test (tc, test_memory_pending_cleared_by_rewrite);
+  tcase_add_loop_test (tc, test_pending_place_cleared_by_rewrite_when_spare_bad,
+                       0, 2);
   tcase_add_test (tc, test_parsers_reject_overflow);
   suite_add_tcase (s, tc);
   return tl_run (s);

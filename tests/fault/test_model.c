@@ -12,7 +12,12 @@
  * Reads must equal the oracle, except that a read touching a lost granule
  * must fail with -EIO.  -ENOSPC is expected exactly when an operation needs
  * a fresh spare unit and the oracle has none left.  The spare unit the
- * engine picks must be the next-fit one (SPEC 1.4).  The table, the data
+ * engine picks must be the next-fit one (SPEC 1.4).  Version 2 (SPEC
+ * 2.6): a pending mark takes a pending-only place (slots from Tr * E to
+ * T * E) by its own next-fit, which starts over at the first place at
+ * every open; rewriting such a unit gives it a spare unit by next-fit and
+ * frees the place, or, with no spare unit free, writes the origin and
+ * (whole unit written) drops the mark.  The table, the data
  * and the counters are compared in full every few dozen operations and
  * after every reopen.
  *
@@ -33,13 +38,15 @@ struct mcfg {
   enum remap_strategy s;
   uint32_t copies;
   uint64_t origin;
+  bool v1;                      /* a hand-made version 1 spare */
 };
 
 static const struct mcfg mcfgs[] = {
-  { 512, 40 * KiB, REMAP_STRATEGY_AUTO, 0, 1 * MiB },
-  { 4096, 160 * KiB, REMAP_STRATEGY_AUTO, 0, 1 * MiB },
-  { 4096, 600 * KiB, REMAP_STRATEGY_AUTO, 0, 1 * MiB - 1000 },
-  { 1024, 300 * KiB, REMAP_STRATEGY_MINIMAL, 3, 1 * MiB },
+  { 512, 40 * KiB, REMAP_STRATEGY_AUTO, 0, 1 * MiB, false },
+  { 4096, 160 * KiB, REMAP_STRATEGY_AUTO, 0, 1 * MiB, false },
+  { 4096, 600 * KiB, REMAP_STRATEGY_AUTO, 0, 1 * MiB - 1000, false },
+  { 1024, 300 * KiB, REMAP_STRATEGY_MINIMAL, 3, 1 * MiB, false },
+  { 4096, 160 * KiB, REMAP_STRATEGY_AUTO, 0, 1 * MiB, true },
 };
 #define NMCFGS (sizeof mcfgs / sizeof mcfgs[0])
 
@@ -54,9 +61,11 @@ struct model {
   uint8_t *vis, *orig;
   uint8_t *ust;                 /* per origin unit */
   uint64_t *uslot, *ulost;
-  uint8_t *sst;                 /* per spare unit */
+  uint8_t *sst;                 /* per slot: spare units, then (v2)
+                                   [first, S) pending-only places */
   uint64_t *sown;
-  uint64_t cursor;
+  uint64_t S, first;            /* slots; first pending-only place */
+  uint64_t cursor, pcursor;
   uint64_t unpersisted;         /* pending marks the spare had no room for */
   uint64_t enospc_seen, eio_reads, ebusy, max_used;
   struct remap_backend *omem, *smem;
@@ -125,6 +134,30 @@ m_alloc (struct model *m, uint64_t *slot)
   return false;
 }
 
+/* Version 2: a pending-only place, next-fit over [first, S). */
+static bool
+m_palloc (struct model *m, uint64_t *slot)
+{
+  uint64_t n = m->S - m->first;
+  uint64_t c = m->pcursor >= m->first && m->pcursor < m->S ? m->pcursor
+    : m->first;
+  for (uint64_t k = 0; k < n; k++) {
+    uint64_t s = m->first + (c - m->first + k) % n;
+    if (m->sst[s] == S_FREE) {
+      *slot = s;
+      m->pcursor = s + 1 < m->S ? s + 1 : m->first;
+      return true;
+    }
+  }
+  return false;
+}
+
+static bool
+is_place (const struct model *m, uint64_t slot)
+{
+  return m->l.version >= 2 && slot >= m->N;
+}
+
 static void
 set_unit (struct model *m, uint64_t u, int state, uint64_t slot,
           uint64_t lost)
@@ -149,6 +182,7 @@ m_open (struct model *m)
   int r = tl_open (m->omem, m->smem, NULL, &m->e, &err);
   MREQ (m, r == 0, "open: %d %s", r, err.msg);
   m->unpersisted = 0;
+  m->pcursor = m->first;
 }
 
 static void
@@ -161,9 +195,15 @@ m_init (struct model *m, uint64_t seed)
   m->granule = remap_lost_granule (m->unit);
   m->size = m->c->origin;
   m->units = (m->size + m->unit - 1) / m->unit;
-  ck_assert_int_eq (remap_layout_compute (m->c->spare, m->unit, m->c->s,
-                                          m->c->copies, &m->l, NULL), 0);
+  ck_assert_int_eq (remap_layout_compute_version (m->c->v1 ? 1 : 2,
+                                                  m->c->spare, m->unit,
+                                                  m->c->s, m->c->copies,
+                                                  &m->l, NULL), 0);
   m->N = m->l.spare_units;
+  m->S = m->l.table_blocks * m->l.entries_per_block;
+  m->first = remap_layout_first_pending_slot (&m->l);
+  if (m->l.version < 2)
+    m->S = m->first = m->N;
   m->omem = tl_mem (m->size);
   m->smem = tl_mem (m->c->spare);
   tl_random_bytes (&m->st, remap_mem_data (m->omem), m->size);
@@ -174,14 +214,17 @@ m_init (struct model *m, uint64_t seed)
   m->ust = calloc (m->units, 1);
   m->uslot = calloc (m->units, sizeof *m->uslot);
   m->ulost = calloc (m->units, sizeof *m->ulost);
-  m->sst = calloc (m->N, 1);
-  m->sown = calloc (m->N, sizeof *m->sown);
-  for (uint64_t s = 0; s < m->N; s++)
-    if (remap_layout_is_reserved (&m->l, s))
+  m->sst = calloc (m->S, 1);
+  m->sown = calloc (m->S, sizeof *m->sown);
+  for (uint64_t s = 0; s < m->first; s++)   /* also [N, first): no unit */
+    if (s >= m->N || remap_layout_is_reserved (&m->l, s))
       m->sst[s] = S_RSV;
   m->buf = malloc (4 * m->unit);
   m->rbuf = malloc (4 * m->unit);
-  tl_format_ok (m->omem, m->smem, m->unit, m->c->s, m->c->copies);
+  if (m->c->v1)
+    tl_format_v1 (m->omem, m->smem, m->unit, m->c->s, m->c->copies, NULL);
+  else
+    tl_format_ok (m->omem, m->smem, m->unit, m->c->s, m->c->copies);
   snprintf (m->what, sizeof m->what, "open");
   m_open (m);
 }
@@ -227,9 +270,11 @@ static void
 check_counters (struct model *m)
 {
   uint64_t mapped = 0, pending = 0, bad = 0, lunits = 0, lgran = 0;
+  uint64_t pspare = 0;          /* pending marks holding a spare unit */
   for (uint64_t u = 0; u < m->units; u++) {
     mapped += m->ust[u] == S_MAPPED;
     pending += m->ust[u] == S_PENDING;
+    pspare += m->ust[u] == S_PENDING && !is_place (m, m->uslot[u]);
     lunits += m->ulost[u] != 0;
     lgran += (uint64_t) __builtin_popcountll (m->ulost[u]);
   }
@@ -240,9 +285,9 @@ check_counters (struct model *m)
         PRIu64, k.reallocated_units, mapped);
   MREQ (m, k.spare_bad_units == bad, "bad %" PRIu64 ", oracle %" PRIu64,
         k.spare_bad_units, bad);
-  MREQ (m, k.spare_free_units == m->l.usable_units - mapped - pending - bad,
+  MREQ (m, k.spare_free_units == m->l.usable_units - mapped - pspare - bad,
         "free %" PRIu64 ", oracle %" PRIu64, k.spare_free_units,
-        m->l.usable_units - mapped - pending - bad);
+        m->l.usable_units - mapped - pspare - bad);
   MREQ (m, k.uncorrectable_units == lunits && k.lost_granules == lgran,
         "uncorrectable %" PRIu64 "/%" PRIu64 ", oracle %" PRIu64 "/%" PRIu64,
         k.uncorrectable_units, k.lost_granules, lunits, lgran);
@@ -252,8 +297,8 @@ check_counters (struct model *m)
     MREQ (m, k.pending_units == pending, "pending %" PRIu64 ", oracle %"
           PRIu64, k.pending_units, pending);
   MREQ (m, k.copies_valid == m->l.copies, "copies valid %u", k.copies_valid);
-  if (mapped + pending + bad > m->max_used)
-    m->max_used = mapped + pending + bad;
+  if (mapped + pspare + bad > m->max_used)
+    m->max_used = mapped + pspare + bad;
 }
 
 /* Read [off, off + len) and compare; expect -EIO iff a lost granule is
@@ -310,7 +355,7 @@ check_all (struct model *m)
         check_read (m, u * m->unit + a, b - a);
       }
   }
-  for (uint64_t s = 0; s < m->N; s++)
+  for (uint64_t s = 0; s < m->S; s++)
     if (m->sst[s] == S_MAPPED || m->sst[s] == S_PENDING)
       MREQ (m, m->uslot[m->sown[s]] == s && m->ust[m->sown[s]] == m->sst[s],
             "oracle inconsistent at spare unit %" PRIu64, s);
@@ -377,9 +422,22 @@ op_write (struct model *m, bool zero)
     case S_MAPPED:
       m->ulost[u] &= ~covered (m, a, b, valid_bytes (m, u));
       break;
-    case S_PENDING:             /* remapped into its held spare unit */
-      set_unit (m, u, S_MAPPED, m->uslot[u], 0);
+    case S_PENDING: {
+      uint64_t s;
+      if (!is_place (m, m->uslot[u]))   /* into its held spare unit */
+        set_unit (m, u, S_MAPPED, m->uslot[u], 0);
+      else if (m_alloc (m, &s))         /* a spare unit; place freed */
+        set_unit (m, u, S_MAPPED, s, 0);
+      else {
+        /* No spare unit: the origin takes it; a whole unit written is no
+         * longer pending. */
+        memcpy (m->orig + p, m->buf + (p - off), q - p);
+        uint64_t valid = valid_bytes (m, u);
+        if (covered (m, a, b, valid) == covered (m, 0, valid, valid))
+          set_unit (m, u, S_FREE, 0, 0);
+      }
       break;
+    }
     }
     p = q;
   }
@@ -428,7 +486,7 @@ op_remap (struct model *m)
     MREQ (m, r == 0, "already mapped: %d", r);
     return;
   }
-  if (m->ust[u] == S_PENDING)
+  if (m->ust[u] == S_PENDING && !is_place (m, m->uslot[u]))
     s = m->uslot[u];
   else if (!m_alloc (m, &s)) {
     expect_enospc (m, r, &err);
@@ -459,7 +517,7 @@ op_mark_lost (struct model *m)
     m->ulost[u] |= mask;
     return;
   }
-  if (m->ust[u] == S_PENDING)
+  if (m->ust[u] == S_PENDING && !is_place (m, m->uslot[u]))
     s = m->uslot[u];
   else if (!m_alloc (m, &s)) {
     expect_enospc (m, r, &err);
@@ -481,7 +539,7 @@ op_mark_pending (struct model *m)
   uint64_t s;
   if (m->ust[u] != S_FREE)
     return;
-  if (!m_alloc (m, &s)) {
+  if (!(m->l.version >= 2 ? m_palloc (m, &s) : m_alloc (m, &s))) {
     m->unpersisted++;
     return;
   }

@@ -3,8 +3,10 @@
  * Each input is used twice:
  *
  *  (a) as a superblock: remap_sb_decode over the first bytes, and, when it
- *      decodes, remap_tb_decode over every whole unit that follows it (a
- *      table block candidate at each position);
+ *      decodes, over every copy's superblock unit, remap_map_decode over
+ *      every copy's map units (version 2) and remap_tb_decode over every
+ *      copy's table blocks, at the places of the superblock's version
+ *      (those that lie wholly inside the input);
  *  (b) as a whole spare image: loaded into a mem backend and opened with
  *      remap_open, read-only and without locks, over a zeroed mem origin.
  *      The origin has the decoded superblock's origin_size when that is
@@ -43,19 +45,53 @@
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
+static bool
+inside (uint64_t unit_no, uint32_t unit, size_t size)
+{
+  return unit_no < size / unit && (unit_no + 1) * unit <= size;
+}
+
 static void
 decode_only (const uint8_t *data, size_t size, const struct remap_sb *sb)
 {
-  uint32_t unit = sb->layout.unit;
-  struct remap_entry *ent = malloc (sb->layout.entries_per_block * sizeof *ent);
-  if (!ent)
-    return;
-  for (uint64_t k = 0; (k + 2) * unit <= size && k < sb->layout.table_blocks;
-       k++) {
-    struct remap_tb tb;
+  const struct remap_layout *l = &sb->layout;
+  uint32_t unit = l->unit;
+  struct remap_entry *ent = malloc (l->entries_per_block * sizeof *ent);
+  uint8_t *bits = malloc (unit);
+  if (!ent || !bits)
+    goto out;
+  for (uint32_t i = 0; i < l->copies; i++) {
+    struct remap_sb other;
     struct remap_error err = { 0 };
-    remap_tb_decode (sb, data + (k + 1) * unit, unit, k, &tb, ent, &err);
+    uint64_t u = remap_layout_sb_unit (l, i);
+    if (i > 0 && inside (u, unit, size))
+      remap_sb_decode (data + u * unit, unit, &other, &err);
+    for (uint64_t m = 0; m < l->map_units; m++) {
+      struct remap_mapu h;
+      u = remap_layout_map_unit (l, i, m);
+      if (!inside (u, unit, size))
+        break;
+      remap_error_clear (&err);
+      if (remap_map_decode (sb, data + u * unit, unit, m, &h, bits, &err) == 0
+          && (h.map_index != m || h.generation == 0
+              || h.generation > REMAP_MAX_GENERATION))
+        abort ();
+    }
+    for (uint64_t k = 0; k < l->table_blocks; k++) {
+      struct remap_tb tb;
+      u = remap_layout_block_unit (l, i, k);
+      if (!inside (u, unit, size))
+        break;
+      remap_error_clear (&err);
+      if (remap_tb_decode (sb, data + u * unit, unit, k, &tb, ent, &err) == 0
+          && (tb.block_index != k || tb.generation == 0
+              || tb.generation > REMAP_MAX_GENERATION
+              || tb.alloc_cursor >= l->spare_units))
+        abort ();
+    }
   }
+out:
+  free (bits);
   free (ent);
 }
 
@@ -211,7 +247,8 @@ put32 (uint8_t *p, uint32_t v)
 }
 
 /* Recompute every checksum that the first superblock points at (its own,
- * the other copies' superblocks, every table block that has its magic).
+ * the other copies' superblocks, every map unit and table block that has
+ * its magic, at the places of the superblock's version).
  * Random mutations almost never keep a CRC right; with this pass they
  * reach the checks that stand behind it.  Returns true if a byte changed. */
 static bool
@@ -237,11 +274,18 @@ fix_crcs (uint8_t *img, size_t size)
       put32 (img + base + 508, remap_crc32c (0, img + base, 508));
       changed |= memcmp (old, img + base + 508, 4) != 0;
     }
-    for (uint64_t k = 0; k < l->table_blocks; k++) {
-      uint64_t b = base + (1 + k) * l->unit;
+    /* Map units (v2) then table blocks: one unit each, magic, CRC of
+     * bytes 8..unit-1 at byte 4. */
+    for (uint64_t k = 0; k < l->map_units + l->table_blocks; k++) {
+      bool map = k < l->map_units;
+      uint64_t u = map ? remap_layout_map_unit (l, i, k)
+                       : remap_layout_block_unit (l, i, k - l->map_units);
+      if (u >= size / l->unit)
+        break;
+      uint64_t b = u * l->unit;
       if (b + l->unit > size)
         break;
-      if (memcmp (img + b, "RMTB", 4) != 0)
+      if (memcmp (img + b, map ? "RMBM" : "RMTB", 4) != 0)
         continue;
       memcpy (old, img + b + 4, 4);
       put32 (img + b + 4, remap_crc32c (0, img + b + 8, l->unit - 8));

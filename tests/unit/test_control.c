@@ -629,9 +629,12 @@ START_TEST (test_scan_finds_failing_units)
 }
 END_TEST
 
-/* The spare is full, so a unit whose reads fail cannot be recorded
- * pending on it: the engine holds it pending in memory.  The scan must
- * still report it bad (and new), and say that it is unrecorded. */
+/* No free place to record a pending unit, so a unit whose reads fail
+ * cannot be recorded pending: the engine holds it pending in memory.  The
+ * scan must still report it bad (and new), and say that it is unrecorded.
+ * Version 2 records pending units in pending-only places, not spare
+ * units: a full spare still records them (checked first), so the places
+ * are filled too. */
 START_TEST (test_scan_reports_unrecorded_when_full)
 {
   struct remap_backend *o, *s, *f;
@@ -652,6 +655,27 @@ START_TEST (test_scan_reports_unrecorded_when_full)
   ck_assert_int_eq (remap_fault_create (o, true, &f), 0);
   ck_assert_int_eq (remap_fault_add_rule (f, &rule), 0);
   ck_assert_msg (remap_open (f, s, &oo, &e, &err) == 0, "open: %s", err.msg);
+  ck_assert_uint_eq (jnum (run_ok ("status --json"), "spare_free_units"), 0);
+
+  /* The spare is full, yet a pending mark is recorded (a pending-only
+   * place); fill every place. */
+  struct remap_info info;
+  remap_get_info (e, &info);
+  const struct remap_layout *l = &info.layout;
+  uint64_t places = l->table_blocks * l->entries_per_block - l->spare_units;
+  ck_assert_uint_eq (remap_layout_first_pending_slot (l), l->spare_units);
+  uint64_t first = c.spare_usable_units;
+  ck_assert_uint_lt (first + places, 690);
+  for (uint64_t u = first; u < first + places; u++) {
+    ck_assert_msg (remap_mark_pending (e, u, &err) == 0, "pending %" PRIu64
+                   ": %s", u, err.msg);
+    struct remap_mapping m;
+    ck_assert_int_eq (remap_lookup (e, u, &m), 0);
+    ck_assert_msg (remap_unit_pending (e, u) == 1
+                   && m.state == REMAP_SLOT_PENDING
+                   && m.spare_unit >= l->spare_units, "unit %" PRIu64
+                   " not recorded in a pending-only place", u);
+  }
   ck_assert_uint_eq (jnum (run_ok ("status --json"), "spare_free_units"), 0);
 
   const char *out_s = run_ok ("scan -u 690 20 --json");

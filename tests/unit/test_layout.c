@@ -3,8 +3,14 @@
  * Every expectation is recomputed here by an independent implementation of
  * the documented rules, not by calling back into the engine:
  *
- *   N = floor (bytes / unit), E = (unit - 64) / 16, T = ceil (N / E),
- *   L = 1 + T; strategy from N * unit (< 512 KiB minimal, < 4 MiB linear,
+ *   N = floor (bytes / unit), E = (unit - 64) / 16, Tr = ceil (N / E);
+ *   version 1: T = Tr, L = 1 + T;
+ *   version 2 (SPEC 2.6): pending-only places are the slots from N on,
+ *   at least ceil (N / 4) of them: the tail Tr * E - N of the last block
+ *   of spare units, then Tp = ceil ((ceil (N / 4) - tail) / E) more
+ *   blocks (0 if the tail is enough), T = Tr + Tp, B = (unit - 64) * 8, M = ceil (T / B), L = 1 + M + T,
+ *   copy i = [sb at p_i][map units p_i + 1 ..][table blocks p_i + 1 + M ..];
+ *   strategy from N * unit (< 512 KiB minimal, < 4 MiB linear,
  *   else geometric); default copies 2 / 4 / 5, lowered while they do not
  *   fit, never below 2;
  *   minimal   p_i = i * L
@@ -24,8 +30,11 @@
 
 /* ---- the independent model ----------------------------------------------- */
 
+/* The format version the model computes (the tests set it per loop). */
+static uint32_t x_version = REMAP_SB_VERSION;
+
 struct xl {
-  uint64_t N, E, T, L;
+  uint64_t N, E, Tr, Tp, T, M, L;
   enum remap_strategy s;
   uint32_t n;
   uint64_t off[REMAP_MAX_COPIES];
@@ -53,8 +62,29 @@ x_geometry (uint64_t bytes, uint32_t unit, struct xl *x)
   memset (x, 0, sizeof *x);
   x->N = bytes / unit;
   x->E = (unit - 64) / 16;
-  x->T = x->N / x->E + (x->N % x->E != 0);
-  x->L = 1 + x->T;
+  x->Tr = x->N / x->E + (x->N % x->E != 0);
+  if (x_version >= 2) {
+    uint64_t quarter = x->N / 4 + (x->N % 4 != 0);
+    uint64_t tail = x->Tr * x->E - x->N;
+    if (quarter > tail)
+      x->Tp = (quarter - tail) / x->E + ((quarter - tail) % x->E != 0);
+  }
+  x->T = x->Tr + x->Tp;
+  if (x_version >= 2) {
+    uint64_t B = (uint64_t) (unit - 64) * 8;
+    x->M = x->T / B + (x->T % B != 0);
+  }
+  x->L = 1 + x->M + x->T;
+}
+
+/* remap_layout_compute for the model's version. */
+static int
+x_compute (uint64_t bytes, uint32_t unit, enum remap_strategy s, uint32_t n,
+           struct remap_layout *l, struct remap_error *err)
+{
+  if (x_version == REMAP_SB_VERSION)
+    return remap_layout_compute (bytes, unit, s, n, l, err);
+  return remap_layout_compute_version (x_version, bytes, unit, s, n, l, err);
 }
 
 /* Offsets by the formulas, then the fit test: inside, disjoint, one unit
@@ -121,8 +151,16 @@ check_layout (const struct remap_layout *l, const struct xl *x,
        unit, l->spare_units, x->N);
   REQ (l->entries_per_block == x->E, CTX "E %u", bytes, unit,
        l->entries_per_block);
+  REQ (l->version == x_version, CTX "version %u want %u", bytes, unit,
+       l->version, x_version);
+  REQ (l->real_blocks == x->Tr, CTX "Tr %" PRIu64 " want %" PRIu64, bytes,
+       unit, l->real_blocks, x->Tr);
+  REQ (l->pending_blocks == x->Tp, CTX "Tp %" PRIu64 " want %" PRIu64, bytes,
+       unit, l->pending_blocks, x->Tp);
   REQ (l->table_blocks == x->T, CTX "T %" PRIu64 " want %" PRIu64, bytes,
        unit, l->table_blocks, x->T);
+  REQ (l->map_units == x->M, CTX "M %" PRIu64 " want %" PRIu64, bytes,
+       unit, l->map_units, x->M);
   REQ (l->copy_units == x->L, CTX "L %" PRIu64 " want %" PRIu64, bytes,
        unit, l->copy_units, x->L);
   REQ (l->strategy == x->s, CTX "strategy %d want %d", bytes, unit,
@@ -140,6 +178,34 @@ check_layout (const struct remap_layout *l, const struct xl *x,
   REQ (l->usable_units == x->N - (uint64_t) x->n * x->L,
        CTX "usable %" PRIu64, bytes, unit, l->usable_units);
   REQ (l->usable_units >= 1, CTX "no usable unit", bytes, unit);
+  REQ (remap_layout_blocks_per_map (l) == (uint64_t) (unit - 64) * 8,
+       CTX "blocks per map %" PRIu64, bytes, unit,
+       remap_layout_blocks_per_map (l));
+  REQ (remap_layout_first_pending_slot (l)
+       == (x_version >= 2 ? x->N : x->Tr * x->E),
+       CTX "first pending slot %" PRIu64, bytes, unit,
+       remap_layout_first_pending_slot (l));
+  if (x_version >= 2)   /* at least a quarter of N places */
+    REQ ((x->Tr + x->Tp) * x->E - x->N >= (x->N + 3) / 4,
+         CTX "too few pending-only places", bytes, unit);
+  /* Where things are in each extent: sb, maps, blocks, and the last block
+   * is the extent's last unit. */
+  for (uint32_t i = 0; i < l->copies; i++) {
+    REQ (remap_layout_sb_unit (l, i) == x->off[i], CTX "copy %u sb", bytes,
+         unit, i);
+    for (uint64_t m = 0; m < x->M; m += (x->M > 4 ? x->M - 1 : 1))
+      REQ (remap_layout_map_unit (l, i, m) == x->off[i] + 1 + m,
+           CTX "copy %u map %" PRIu64, bytes, unit, i, m);
+    uint64_t ks[4] = { 0, x->Tr - 1, x->Tr, x->T - 1 };
+    for (int j = 0; j < 4; j++)
+      if (ks[j] < x->T)
+        REQ (remap_layout_block_unit (l, i, ks[j])
+             == x->off[i] + 1 + x->M + ks[j],
+             CTX "copy %u block %" PRIu64, bytes, unit, i, ks[j]);
+    REQ (remap_layout_block_unit (l, i, x->T - 1) == x->off[i] + x->L - 1,
+         CTX "copy %u: last block is not the extent's last unit", bytes,
+         unit, i);
+  }
 
   /* Inside the spare and pairwise disjoint, checked on the engine's own
    * numbers (the model agreeing is not enough if both are wrong). */
@@ -187,8 +253,7 @@ check_auto (uint64_t bytes, uint32_t unit, bool full_scan)
   struct xl x;
 
   bool fits = x_auto (bytes, unit, &x);
-  int r = remap_layout_compute (bytes, unit, REMAP_STRATEGY_AUTO, 0, &l,
-                                &err);
+  int r = x_compute (bytes, unit, REMAP_STRATEGY_AUTO, 0, &l, &err);
   if (!fits) {
     REQ (r == -ENOSPC, "spare %" PRIu64 " unit %u: want -ENOSPC, got %d",
          bytes, unit, r);
@@ -201,10 +266,18 @@ check_auto (uint64_t bytes, uint32_t unit, bool full_scan)
 
 /* ---- tests --------------------------------------------------------------- */
 
+/* Loop index _i: unit 512 << (_i % 8), format version 1 + _i / 8. */
+#define LOOP_UNIT(i) (REMAP_MIN_UNIT << ((i) % 8))
+#define LOOP_VERSION(i) (1u + (uint32_t) (i) / 8)
+
 START_TEST (test_sweep_every_size)
 {
-  uint32_t unit = REMAP_MIN_UNIT << _i;
-  uint64_t min = remap_layout_min_spare (unit);
+  uint32_t unit = LOOP_UNIT (_i);
+  x_version = LOOP_VERSION (_i);
+  /* remap_layout_min_spare is the current version's; version 1 sweeps
+   * from below the absolute minimum (the model says what fits). */
+  uint64_t min = x_version == REMAP_SB_VERSION
+    ? remap_layout_min_spare (unit) : 32 * KiB;
   uint64_t n = 0;
 
   ck_assert_uint_gt (min, 0);
@@ -220,7 +293,8 @@ END_TEST
 
 START_TEST (test_random_sizes)
 {
-  uint32_t unit = REMAP_MIN_UNIT << _i;
+  uint32_t unit = LOOP_UNIT (_i);
+  x_version = LOOP_VERSION (_i);
   uint64_t seed = 0x1a7047 + _i, st = seed;
 
   for (int k = 0; k < RANDOM_SIZES; k++) {
@@ -234,8 +308,7 @@ START_TEST (test_random_sizes)
     struct remap_layout l;
     struct xl x;
     bool fits = x_auto (bytes, unit, &x);
-    int r = remap_layout_compute (bytes, unit, REMAP_STRATEGY_AUTO, 0, &l,
-                                  NULL);
+    int r = x_compute (bytes, unit, REMAP_STRATEGY_AUTO, 0, &l, NULL);
     REQ (fits ? r == 0 : r == -ENOSPC,
          "seed %#" PRIx64 " k %d: spare %" PRIu64 " unit %u: r %d", seed, k,
          bytes, unit, r);
@@ -250,6 +323,7 @@ END_TEST
 START_TEST (test_minimum)
 {
   uint32_t unit = REMAP_MIN_UNIT << _i;
+  x_version = REMAP_SB_VERSION;
   uint64_t min = remap_layout_min_spare (unit);
   char want[32];
 
@@ -331,7 +405,7 @@ check_forced (uint64_t bytes, uint32_t unit)
     for (uint32_t n = 0; n <= REMAP_MAX_COPIES + 1; n++) {
       struct remap_layout l;
       struct remap_error err = { 0 };
-      int r = remap_layout_compute (bytes, unit, x.s, n, &l, &err);
+      int r = x_compute (bytes, unit, x.s, n, &l, &err);
       const char *ctx = remap_strategy_name (x.s);
       if (n > REMAP_MAX_COPIES || n == 1) {
         REQ (r == -EINVAL, "%s copies %u spare %" PRIu64 " unit %u: r %d",
@@ -376,7 +450,8 @@ check_forced (uint64_t bytes, uint32_t unit)
 
 START_TEST (test_forced)
 {
-  uint32_t unit = REMAP_MIN_UNIT << _i;
+  uint32_t unit = LOOP_UNIT (_i);
+  x_version = LOOP_VERSION (_i);
   uint64_t seed = 0xf0ced + _i, st = seed;
   uint64_t min = remap_layout_min_spare (unit);
   static const uint64_t fixed[] = {
@@ -510,6 +585,57 @@ START_TEST (test_deterministic_and_names)
 }
 END_TEST
 
+/* remap_layout_compute is version 2's; version 1 is computed on request
+ * and has neither maps nor pending-only blocks; other versions are
+ * refused.  Version 2 extents are larger: a size can fit version 1 and
+ * not version 2, never the reverse. */
+START_TEST (test_versions)
+{
+  uint64_t st = 0x7e75;
+  struct remap_layout a, b;
+  struct remap_error err = { 0 };
+
+  for (uint32_t v = 0; v < 5; v++) {
+    if (v == 1 || v == 2)
+      continue;
+    ck_assert_int_eq (remap_layout_compute_version (v, 16 * MiB, 4096,
+                                                    REMAP_STRATEGY_AUTO, 0,
+                                                    &a, &err), -EINVAL);
+  }
+  for (int k = 0; k < 2000; k++) {
+    uint64_t bytes = tl_below (&st, k % 2 ? 64 * MiB : 2 * MiB) + 16 * KiB;
+    uint32_t unit = REMAP_MIN_UNIT << tl_below (&st, 8);
+    int r2 = remap_layout_compute (bytes, unit, REMAP_STRATEGY_AUTO, 0, &a,
+                                   NULL);
+    int rv = remap_layout_compute_version (2, bytes, unit,
+                                           REMAP_STRATEGY_AUTO, 0, &b, NULL);
+    REQ (r2 == rv, "%" PRIu64 "/%u: %d vs %d", bytes, unit, r2, rv);
+    if (r2 == 0) {
+      REQ (a.version == 2 && b.version == 2, "version");
+      REQ (a.copy_units == b.copy_units && a.copies == b.copies
+           && memcmp (a.copy_offset, b.copy_offset, sizeof a.copy_offset)
+           == 0, "%" PRIu64 "/%u: compute != compute_version (2)", bytes,
+           unit);
+      REQ (a.map_units >= 1, "v2 without maps");
+      REQ (a.table_blocks * a.entries_per_block - a.spare_units
+           >= (a.spare_units + 3) / 4, "v2: too few pending-only places");
+    }
+    int r1 = remap_layout_compute_version (1, bytes, unit,
+                                           REMAP_STRATEGY_AUTO, 0, &b, NULL);
+    REQ (r2 != 0 || r1 == 0, "%" PRIu64 "/%u: fits v2 but not v1", bytes,
+         unit);
+    if (r1 == 0) {
+      REQ (b.version == 1 && b.map_units == 0 && b.pending_blocks == 0
+           && b.table_blocks == b.real_blocks
+           && b.copy_units == 1 + b.table_blocks, "%" PRIu64 "/%u: v1 "
+           "geometry", bytes, unit);
+      REQ (remap_layout_block_unit (&b, b.copies - 1, 0)
+           == b.copy_offset[b.copies - 1] + 1, "v1 block 0 at sb + 1");
+    }
+  }
+}
+END_TEST
+
 static Suite *
 layout_suite (void)
 {
@@ -520,10 +646,11 @@ layout_suite (void)
   tcase_set_timeout (sweep, 600);
   tcase_set_timeout (rules, 300);
   /* One loop iteration per unit size 512 << i. */
-  tcase_add_loop_test (sweep, test_sweep_every_size, 0, 8);
-  tcase_add_loop_test (sweep, test_random_sizes, 0, 8);
+  tcase_add_loop_test (sweep, test_sweep_every_size, 0, 16);
+  tcase_add_loop_test (sweep, test_random_sizes, 0, 16);
   tcase_add_loop_test (rules, test_minimum, 0, 8);
-  tcase_add_loop_test (rules, test_forced, 0, 8);
+  tcase_add_loop_test (rules, test_forced, 0, 16);
+  tcase_add_test (rules, test_versions);
   tcase_add_test (rules, test_strategy_thresholds);
   tcase_add_test (rules, test_bad_arguments);
   tcase_add_test (rules, test_one_copy_refused);

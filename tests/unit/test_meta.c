@@ -15,6 +15,9 @@
 
 /* ---- building valid structures ------------------------------------------ */
 
+/* The format version make_sb builds (tests that cover both set it). */
+static uint32_t mk_version = REMAP_SB_VERSION;
+
 static void
 make_sb (struct remap_sb *sb, uint64_t spare_bytes, uint32_t unit,
          enum remap_strategy s, uint32_t copies, uint64_t origin_size,
@@ -22,10 +25,12 @@ make_sb (struct remap_sb *sb, uint64_t spare_bytes, uint32_t unit,
 {
   struct remap_error err = { 0 };
   memset (sb, 0, sizeof *sb);
-  int r = remap_layout_compute (spare_bytes, unit, s, copies, &sb->layout,
-                                &err);
+  int r = remap_layout_compute_version (mk_version, spare_bytes, unit, s,
+                                        copies, &sb->layout, &err);
   ck_assert_msg (r == 0, "layout: %s", err.msg);
-  sb->version = REMAP_SB_VERSION;
+  sb->version = mk_version;
+  if (mk_version >= 2)
+    strcpy (sb->origin_id, "serial:WD-TEST1234");
   for (int i = 0; i < 16; i++)
     sb->uuid[i] = (uint8_t) (0xc0 + i * 3);
   sb->origin_size = origin_size;
@@ -88,11 +93,18 @@ END_TEST
 
 /* ---- superblock ------------------------------------------------------------ */
 
+/* Loop index over sbcases, once per version: _i < NSBCASES is version 2,
+ * the rest version 1. */
+#define CASE_OF(i) (&sbcases[(i) % NSBCASES])
+#define VERSION_OF(i) ((size_t) (i) < NSBCASES ? REMAP_SB_VERSION : 1u)
+
 START_TEST (test_sb_round_trip)
 {
-  const struct sbcase *c = &sbcases[_i];
+  const struct sbcase *c = CASE_OF (_i);
   struct remap_sb sb;
+  mk_version = VERSION_OF (_i);
   sb_from_case (&sb, c, 0);
+  uint32_t v = mk_version;
 
   for (uint32_t idx = 0; idx < sb.layout.copies; idx++) {
     struct remap_sb in = sb, out;
@@ -102,8 +114,9 @@ START_TEST (test_sb_round_trip)
     memset (&out, 0x5a, sizeof out);
     int r = remap_sb_decode (buf, REMAP_SB_SIZE, &out, &err);
     ck_assert_msg (r == 0, "case %d copy %u: %d %s", _i, idx, r, err.msg);
-    ck_assert_uint_eq (out.version, 1);
+    ck_assert_uint_eq (out.version, v);
     ck_assert_uint_eq (out.incompat, 0);
+    ck_assert_str_eq (out.origin_id, v >= 2 ? "serial:WD-TEST1234" : "");
     ck_assert_mem_eq (out.uuid, in.uuid, 16);
     ck_assert_uint_eq (out.origin_size, in.origin_size);
     ck_assert_uint_eq (out.spare_size, in.spare_size);
@@ -118,7 +131,18 @@ START_TEST (test_sb_round_trip)
     ck_assert_uint_eq (b->spare_units, a->spare_units);
     ck_assert_uint_eq (b->entries_per_block, a->entries_per_block);
     ck_assert_uint_eq (b->table_blocks, a->table_blocks);
+    ck_assert_uint_eq (b->version, v);
+    ck_assert_uint_eq (b->real_blocks, a->real_blocks);
+    ck_assert_uint_eq (b->pending_blocks, a->pending_blocks);
+    ck_assert_uint_eq (b->map_units, a->map_units);
     ck_assert_uint_eq (b->copy_units, a->copy_units);
+    ck_assert_uint_eq (b->copy_units, 1 + b->map_units + b->table_blocks);
+    if (v == 1)
+      ck_assert (b->map_units == 0 && b->pending_blocks == 0);
+    else
+      ck_assert (b->map_units >= 1
+                 && b->table_blocks * b->entries_per_block - b->spare_units
+                 >= (b->spare_units + 3) / 4);
     ck_assert_int_eq (b->strategy, a->strategy);
     ck_assert_uint_eq (b->copies, a->copies);
     ck_assert_mem_eq (b->copy_offset, a->copy_offset, sizeof a->copy_offset);
@@ -127,7 +151,7 @@ START_TEST (test_sb_round_trip)
 
     /* The bytes, against the format table. */
     ck_assert_mem_eq (buf, "REMAPSP1", 8);
-    ck_assert_uint_eq (tl_get32 (buf + 8), 1);
+    ck_assert_uint_eq (tl_get32 (buf + 8), v);
     ck_assert_uint_eq (tl_get32 (buf + 12), 512);
     ck_assert_uint_eq (tl_get64 (buf + 16), 0);
     ck_assert_mem_eq (buf + 40, in.uuid, 16);
@@ -149,7 +173,13 @@ START_TEST (test_sb_round_trip)
     ck_assert_uint_eq (tl_get64 (buf + 192), in.format_time);
     ck_assert_uint_eq (tl_get64 (buf + 200), 1);
     ck_assert_str_eq ((const char *) buf + 208, in.origin_label);
-    for (int i = 272; i < 508; i++)
+    /* Version 2 fields; all zero in version 1. */
+    ck_assert_uint_eq (tl_get64 (buf + 272), v >= 2 ? a->map_units : 0);
+    ck_assert_uint_eq (tl_get64 (buf + 280), v >= 2 ? a->pending_blocks : 0);
+    if (v >= 2)
+      ck_assert_str_eq ((const char *) buf + 288, "serial:WD-TEST1234");
+    for (int i = v >= 2 ? 288 + (int) strlen ("serial:WD-TEST1234") : 288;
+         i < 508; i++)
       ck_assert_uint_eq (buf[i], 0);
     ck_assert_uint_eq (tl_get32 (buf + 508), remap_crc32c (0, buf, 508));
     free (buf);
@@ -166,7 +196,18 @@ START_TEST (test_sb_label_full_width)
   uint8_t *buf = encode_sb_heap (&sb);
   ck_assert_int_eq (remap_sb_decode (buf, REMAP_SB_SIZE, &out, NULL), 0);
   ck_assert_uint_eq (strlen (out.origin_label), REMAP_LABEL_SIZE);
-  ck_assert_uint_eq (buf[272], 0);      /* did not spill into reserved */
+  /* Did not spill into the next field (map_units). */
+  ck_assert_uint_eq (tl_get64 (buf + 272), sb.layout.map_units);
+  free (buf);
+  /* The origin identity at full width (128 bytes, no NUL on disk) does
+   * not spill into reserved either. */
+  memset (sb.origin_id, 'y', REMAP_ORIGIN_ID_SIZE);
+  sb.origin_id[REMAP_ORIGIN_ID_SIZE] = '\0';
+  buf = encode_sb_heap (&sb);
+  ck_assert_int_eq (remap_sb_decode (buf, REMAP_SB_SIZE, &out, NULL), 0);
+  ck_assert_uint_eq (strlen (out.origin_id), REMAP_ORIGIN_ID_SIZE);
+  for (int i = 416; i < 508; i++)
+    ck_assert_uint_eq (buf[i], 0);
   free (buf);
 }
 END_TEST
@@ -198,6 +239,7 @@ struct sbmut {
   const char *name;
   int want;                     /* expected decode result */
   void (*fn) (uint8_t *b, const struct remap_sb *sb);
+  uint32_t only;                /* 0: both versions; else only this one */
 };
 
 #define L_ (&sb->layout)
@@ -275,7 +317,23 @@ static void m_gen_max (uint8_t *b, const struct remap_sb *sb)
 static void m_gen_bound (uint8_t *b, const struct remap_sb *sb)
 { (void) sb; tl_put64 (b + 200, REMAP_MAX_GENERATION); }
 static void m_reserved_first (uint8_t *b, const struct remap_sb *sb)
-{ (void) sb; b[272] = 1; }
+{ (void) sb; b[416] = 1; }
+static void m_map_units_plus (uint8_t *b, const struct remap_sb *sb)
+{ tl_put64 (b + 272, L_->map_units + 1); }
+static void m_map_units_0 (uint8_t *b, const struct remap_sb *sb)
+{ (void) sb; tl_put64 (b + 272, 0); }
+static void m_map_units_1 (uint8_t *b, const struct remap_sb *sb)
+{ (void) sb; tl_put64 (b + 272, 1); }
+static void m_pending_minus (uint8_t *b, const struct remap_sb *sb)
+{ tl_put64 (b + 280, L_->pending_blocks - 1); }
+static void m_pending_plus (uint8_t *b, const struct remap_sb *sb)
+{ tl_put64 (b + 280, L_->pending_blocks + 1); }
+static void m_origin_id_unpadded (uint8_t *b, const struct remap_sb *sb)
+{ (void) sb; b[288] = 0; b[300] = 'z'; }
+static void m_origin_id_v1 (uint8_t *b, const struct remap_sb *sb)
+{ (void) sb; b[288] = 's'; }
+static void m_version_other (uint8_t *b, const struct remap_sb *sb)
+{ tl_put32 (b + 8, sb->version == 1 ? 2 : 1); }
 static void m_reserved_last (uint8_t *b, const struct remap_sb *sb)
 { (void) sb; b[507] = 0x80; }
 static void m_header_size (uint8_t *b, const struct remap_sb *sb)
@@ -288,8 +346,8 @@ static void m_incompat_1 (uint8_t *b, const struct remap_sb *sb)
 { (void) sb; tl_put64 (b + 16, 1); }
 static void m_incompat_63 (uint8_t *b, const struct remap_sb *sb)
 { (void) sb; tl_put64 (b + 16, UINT64_C (1) << 63); }
-static void m_version_2 (uint8_t *b, const struct remap_sb *sb)
-{ (void) sb; tl_put32 (b + 8, 2); }
+static void m_version_3 (uint8_t *b, const struct remap_sb *sb)
+{ (void) sb; tl_put32 (b + 8, 3); }
 static void m_version_0 (uint8_t *b, const struct remap_sb *sb)
 { (void) sb; tl_put32 (b + 8, 0); }
 static void m_version_huge (uint8_t *b, const struct remap_sb *sb)
@@ -303,64 +361,75 @@ static void m_time (uint8_t *b, const struct remap_sb *sb)
 #undef L_
 
 static const struct sbmut sbmuts[] = {
-  { "unit 1000", -EUCLEAN, m_unit_1000 },
-  { "unit 256", -EUCLEAN, m_unit_256 },
-  { "unit 131072", -EUCLEAN, m_unit_128k },
-  { "unit 0", -EUCLEAN, m_unit_0 },
-  { "unit valid but different", -EUCLEAN, m_unit_other },
-  { "copies 0", -EUCLEAN, m_copies_0 },
-  { "copies 9", -EUCLEAN, m_copies_9 },
-  { "copies + 1", -EUCLEAN, m_copies_plus1 },
-  { "copies - 1", -EUCLEAN, m_copies_minus1 },
-  { "copy_index == copies", -EUCLEAN, m_index_eq_copies },
-  { "copy_index 0xffffffff", -EUCLEAN, m_index_huge },
-  { "spare_units + 1", -EUCLEAN, m_spare_units_plus },
-  { "spare_units - 1", -EUCLEAN, m_spare_units_minus },
-  { "spare_size + unit", -EUCLEAN, m_spare_size_plus_unit },
-  { "origin_units + 1", -EUCLEAN, m_origin_units_plus },
-  { "origin_units - 1", -EUCLEAN, m_origin_units_minus },
-  { "origin_size 0", -EUCLEAN, m_origin_size_0 },
-  { "origin_size 2^64 - 1", 0, m_origin_huge_ok },
-  { "strategy 0", -EUCLEAN, m_strategy_0 },
-  { "strategy 4", -EUCLEAN, m_strategy_4 },
-  { "strategy of another placement", -EUCLEAN, m_strategy_other },
-  { "copy_offset[1] + 1", -EUCLEAN, m_offset_1_plus },
-  { "copy_offset[0] != 0", -EUCLEAN, m_offset_0_nonzero },
-  { "offset past n / wrong last", -EUCLEAN, m_offset_past_n },
-  { "offsets swapped", -EUCLEAN, m_offsets_swapped },
-  { "copy_units + 1", -EUCLEAN, m_copy_units },
-  { "table_blocks - 1", -EUCLEAN, m_table_blocks },
-  { "entries_per_block + 1", -EUCLEAN, m_epb },
-  { "lost_granule * 2", -EUCLEAN, m_granule },
-  { "lost_granule 0", -EUCLEAN, m_granule_0 },
-  { "sb_generation 0", -EUCLEAN, m_gen_0 },
-  { "sb_generation 2^63", -EUCLEAN, m_gen_top_bit },
-  { "sb_generation 2^64 - 1", -EUCLEAN, m_gen_max },
-  { "sb_generation 2^63 - 1", 0, m_gen_bound },
-  { "reserved byte 272", -EUCLEAN, m_reserved_first },
-  { "reserved byte 507", -EUCLEAN, m_reserved_last },
-  { "header_size 256", -EUCLEAN, m_header_size },
-  { "header_size 4096", -EUCLEAN, m_header_size_big },
-  { "magic", -EUCLEAN, m_magic },
-  { "incompat bit 0", -EOPNOTSUPP, m_incompat_1 },
-  { "incompat bit 63", -EOPNOTSUPP, m_incompat_63 },
-  { "version 2", -EOPNOTSUPP, m_version_2 },
-  { "version 0", -EOPNOTSUPP, m_version_0 },
-  { "version 0xffffffff", -EOPNOTSUPP, m_version_huge },
+  { "unit 1000", -EUCLEAN, m_unit_1000, 0 },
+  { "unit 256", -EUCLEAN, m_unit_256, 0 },
+  { "unit 131072", -EUCLEAN, m_unit_128k, 0 },
+  { "unit 0", -EUCLEAN, m_unit_0, 0 },
+  { "unit valid but different", -EUCLEAN, m_unit_other, 0 },
+  { "copies 0", -EUCLEAN, m_copies_0, 0 },
+  { "copies 9", -EUCLEAN, m_copies_9, 0 },
+  { "copies + 1", -EUCLEAN, m_copies_plus1, 0 },
+  { "copies - 1", -EUCLEAN, m_copies_minus1, 0 },
+  { "copy_index == copies", -EUCLEAN, m_index_eq_copies, 0 },
+  { "copy_index 0xffffffff", -EUCLEAN, m_index_huge, 0 },
+  { "spare_units + 1", -EUCLEAN, m_spare_units_plus, 0 },
+  { "spare_units - 1", -EUCLEAN, m_spare_units_minus, 0 },
+  { "spare_size + unit", -EUCLEAN, m_spare_size_plus_unit, 0 },
+  { "origin_units + 1", -EUCLEAN, m_origin_units_plus, 0 },
+  { "origin_units - 1", -EUCLEAN, m_origin_units_minus, 0 },
+  { "origin_size 0", -EUCLEAN, m_origin_size_0, 0 },
+  { "origin_size 2^64 - 1", 0, m_origin_huge_ok, 0 },
+  { "strategy 0", -EUCLEAN, m_strategy_0, 0 },
+  { "strategy 4", -EUCLEAN, m_strategy_4, 0 },
+  { "strategy of another placement", -EUCLEAN, m_strategy_other, 0 },
+  { "copy_offset[1] + 1", -EUCLEAN, m_offset_1_plus, 0 },
+  { "copy_offset[0] != 0", -EUCLEAN, m_offset_0_nonzero, 0 },
+  { "offset past n / wrong last", -EUCLEAN, m_offset_past_n, 0 },
+  { "offsets swapped", -EUCLEAN, m_offsets_swapped, 0 },
+  { "copy_units + 1", -EUCLEAN, m_copy_units, 0 },
+  { "table_blocks - 1", -EUCLEAN, m_table_blocks, 0 },
+  { "entries_per_block + 1", -EUCLEAN, m_epb, 0 },
+  { "lost_granule * 2", -EUCLEAN, m_granule, 0 },
+  { "lost_granule 0", -EUCLEAN, m_granule_0, 0 },
+  { "sb_generation 0", -EUCLEAN, m_gen_0, 0 },
+  { "sb_generation 2^63", -EUCLEAN, m_gen_top_bit, 0 },
+  { "sb_generation 2^64 - 1", -EUCLEAN, m_gen_max, 0 },
+  { "sb_generation 2^63 - 1", 0, m_gen_bound, 0 },
+  { "reserved byte 416", -EUCLEAN, m_reserved_first, 0 },
+  { "map_units + 1", -EUCLEAN, m_map_units_plus, 2 },
+  { "map_units 0", -EUCLEAN, m_map_units_0, 2 },
+  { "map_units 1 in version 1", -EUCLEAN, m_map_units_1, 1 },
+  { "pending_blocks - 1", -EUCLEAN, m_pending_minus, 2 },
+  { "pending_blocks + 1", -EUCLEAN, m_pending_plus, 0 },
+  { "origin_id not NUL-padded", -EUCLEAN, m_origin_id_unpadded, 2 },
+  { "origin_id in version 1", -EUCLEAN, m_origin_id_v1, 1 },
+  { "the other version, same fields", -EUCLEAN, m_version_other, 0 },
+  { "reserved byte 507", -EUCLEAN, m_reserved_last, 0 },
+  { "header_size 256", -EUCLEAN, m_header_size, 0 },
+  { "header_size 4096", -EUCLEAN, m_header_size_big, 0 },
+  { "magic", -EUCLEAN, m_magic, 0 },
+  { "incompat bit 0", -EOPNOTSUPP, m_incompat_1, 0 },
+  { "incompat bit 63", -EOPNOTSUPP, m_incompat_63, 0 },
+  { "version 3", -EOPNOTSUPP, m_version_3, 0 },
+  { "version 0", -EOPNOTSUPP, m_version_0, 0 },
+  { "version 0xffffffff", -EOPNOTSUPP, m_version_huge, 0 },
   /* Unknown compatible bits are ignored; unknown ro_compat bits are the
    * opener's business (read-only), not the decoder's. */
-  { "compat bit", 0, m_compat_bit },
-  { "ro_compat bit", 0, m_ro_compat_bit },
-  { "format_time 0", 0, m_time },
+  { "compat bit", 0, m_compat_bit, 0 },
+  { "ro_compat bit", 0, m_ro_compat_bit, 0 },
+  { "format_time 0", 0, m_time, 0 },
 };
 
 START_TEST (test_sb_bogus_fields)
 {
-  const struct sbcase *c = &sbcases[_i];
+  const struct sbcase *c = CASE_OF (_i);
   struct remap_sb sb;
+  mk_version = VERSION_OF (_i);
   sb_from_case (&sb, c, 0);
 
   for (size_t k = 0; k < sizeof sbmuts / sizeof sbmuts[0]; k++) {
+    if (sbmuts[k].only && sbmuts[k].only != mk_version)
+      continue;
     struct remap_sb out;
     struct remap_error err = { 0 };
     uint8_t *buf = encode_sb_heap (&sb);
@@ -368,8 +437,8 @@ START_TEST (test_sb_bogus_fields)
     tl_sb_recrc (buf);
     int r = remap_sb_decode (buf, REMAP_SB_SIZE, &out, &err);
     ck_assert_msg (r == sbmuts[k].want,
-                   "case %d (%s, %u copies): '%s' decoded to %d, want %d (%s)",
-                   _i, remap_strategy_name (sb.layout.strategy),
+                   "case %d (v%u %s, %u copies): '%s' decoded to %d, want "
+                   "%d (%s)", _i, mk_version, remap_strategy_name (sb.layout.strategy),
                    sb.layout.copies, sbmuts[k].name, r, sbmuts[k].want,
                    err.msg);
     if (r)
@@ -423,6 +492,14 @@ tb_entries (const struct remap_sb *sb, uint64_t k, struct remap_entry *e,
   memset (e, 0, E * sizeof *e);
   for (uint32_t j = 0; j < E; j++) {
     uint64_t slot = k * E + j;
+    if (slot >= remap_layout_first_pending_slot (l)) {
+      /* A pending-only place (version 2): PENDING or FREE only. */
+      if (tl_below (&st, 2)) {
+        e[j].state = REMAP_SLOT_PENDING;
+        e[j].origin_unit = tl_below (&st, sb->origin_units);
+      }
+      continue;
+    }
     if (slot >= l->spare_units || remap_layout_is_reserved (l, slot))
       continue;
     switch (tl_below (&st, 5)) {
@@ -554,7 +631,8 @@ struct tbctx {
   uint64_t k;                   /* block being mutated */
   uint32_t free_j;              /* a FREE entry of a usable slot */
   uint32_t reserved_j;          /* an entry whose slot is reserved (k = 0) */
-  uint32_t past_j;              /* an entry past N (last block) */
+  uint32_t past_j;              /* an entry past N (last real block) */
+  uint32_t place_j;             /* v2: a pending-only place (BLK_PEND) */
 };
 
 static uint8_t *
@@ -653,9 +731,33 @@ static void t_past_bad (uint8_t *b, const struct tbctx *c)
 { tl_put64 (entry_at (b, c->past_j), (uint64_t) 3 << 56); }
 static void t_past_pending (uint8_t *b, const struct tbctx *c)
 { tl_put64 (entry_at (b, c->past_j), ((uint64_t) 2 << 56) | 2); }
+/* Entry 0 of a pending-only block (version 2): no spare unit behind it. */
+static void t_place (uint8_t *b, const struct tbctx *c, unsigned state,
+                     uint64_t o, uint64_t lost)
+{ tl_put64 (entry_at (b, c->place_j), ((uint64_t) state << 56) | o);
+  tl_put64 (entry_at (b, c->place_j) + 8, lost); }
+static void t_place_pending (uint8_t *b, const struct tbctx *c)
+{ t_place (b, c, REMAP_SLOT_PENDING, SB_->origin_units - 1, 0); }
+static void t_place_mapped (uint8_t *b, const struct tbctx *c)
+{ t_place (b, c, REMAP_SLOT_MAPPED, 2, 0); }
+static void t_place_bad (uint8_t *b, const struct tbctx *c)
+{ t_place (b, c, REMAP_SLOT_BAD, 0, 0); }
+static void t_place_lost (uint8_t *b, const struct tbctx *c)
+{ t_place (b, c, REMAP_SLOT_PENDING, 2, 1); }
+static void t_place_oob (uint8_t *b, const struct tbctx *c)
+{ t_place (b, c, REMAP_SLOT_PENDING, SB_->origin_units, 0); }
+static void t_place_free_origin (uint8_t *b, const struct tbctx *c)
+{ t_place (b, c, REMAP_SLOT_FREE, 4, 0); }
+static void t_place_free (uint8_t *b, const struct tbctx *c)
+{ t_place (b, c, REMAP_SLOT_FREE, 0, 0); }
 #undef SB_
 
-enum which { BLK_MID, BLK_FIRST, BLK_LAST };
+/* BLK_LAST: the last block of spare units (Tr - 1); BLK_PEND (version 2
+ * only): the block of the last pending-only place (slots from N on). */
+enum which { BLK_MID, BLK_FIRST, BLK_LAST, BLK_PEND };
+
+/* want: 0 or an error; WANT_V1_BAD: valid in version 2, -EUCLEAN in 1. */
+#define WANT_V1_BAD 1
 
 struct tbmut {
   const char *name;
@@ -698,12 +800,24 @@ static const struct tbmut tbmuts[] = {
   { "bad entry for a reserved unit", -EUCLEAN, BLK_FIRST, t_reserved_bad },
   { "mapped entry past N", -EUCLEAN, BLK_LAST, t_past_mapped },
   { "bad entry past N", -EUCLEAN, BLK_LAST, t_past_bad },
-  { "pending entry past N", -EUCLEAN, BLK_LAST, t_past_pending },
+  /* Version 2: the slots from N on are pending-only places. */
+  { "pending entry past N", WANT_V1_BAD, BLK_LAST, t_past_pending },
+  { "pending in a pending-only place", 0, BLK_PEND, t_place_pending },
+  { "free pending-only place", 0, BLK_PEND, t_place_free },
+  { "mapped in a pending-only place", -EUCLEAN, BLK_PEND, t_place_mapped },
+  { "bad in a pending-only place", -EUCLEAN, BLK_PEND, t_place_bad },
+  { "pending-only place with lost", -EUCLEAN, BLK_PEND, t_place_lost },
+  { "pending-only place, origin == origin_units", -EUCLEAN, BLK_PEND,
+    t_place_oob },
+  { "free pending-only place with origin", -EUCLEAN, BLK_PEND,
+    t_place_free_origin },
 };
 
+/* _i: unit 512 << (_i % 8), version 2 then (_i >= 8) version 1. */
 START_TEST (test_tb_bogus_fields)
 {
-  uint32_t unit = 512u << _i;
+  uint32_t unit = 512u << (_i % 8);
+  mk_version = _i >= 8 ? 1 : 2;
   struct remap_sb sb;
   tb_sb (&sb, unit);
   const struct remap_layout *l = &sb.layout;
@@ -713,8 +827,16 @@ START_TEST (test_tb_bogus_fields)
 
   for (size_t m = 0; m < sizeof tbmuts / sizeof tbmuts[0]; m++) {
     struct tbctx c = { .sb = &sb };
+    if (tbmuts[m].blk == BLK_PEND && l->version < 2)
+      continue;
     c.k = tbmuts[m].blk == BLK_FIRST ? 0
-      : tbmuts[m].blk == BLK_LAST ? l->table_blocks - 1 : 1;
+      : tbmuts[m].blk == BLK_LAST ? l->real_blocks - 1
+      : tbmuts[m].blk == BLK_PEND ? l->table_blocks - 1 : 1;
+    ck_assert_uint_lt (c.k, l->table_blocks);
+    c.place_j = E - 1;          /* the last place of the table */
+    int want = tbmuts[m].want;
+    if (want == WANT_V1_BAD)
+      want = l->version < 2 ? -EUCLEAN : 0;
     tb_entries (&sb, c.k, in, m);
     /* A free, usable slot in block k for entry mutations. */
     c.free_j = UINT32_MAX;
@@ -738,8 +860,8 @@ START_TEST (test_tb_bogus_fields)
     struct remap_tb tb;
     struct remap_error err = { 0 };
     int r = remap_tb_decode (&sb, buf, unit, c.k, &tb, out, &err);
-    ck_assert_msg (r == tbmuts[m].want, "unit %u: '%s' decoded to %d, want "
-                   "%d (%s)", unit, tbmuts[m].name, r, tbmuts[m].want,
+    ck_assert_msg (r == want, "v%u unit %u: '%s' decoded to %d, want "
+                   "%d (%s)", l->version, unit, tbmuts[m].name, r, want,
                    err.msg);
     if (r)
       ck_assert_msg (err.msg[0] != '\0', "'%s': no message", tbmuts[m].name);
@@ -768,6 +890,117 @@ START_TEST (test_tb_bogus_fields)
   free (buf);
   free (in);
   free (out);
+}
+END_TEST
+
+/* ---- map units (version 2) ------------------------------------------------- */
+
+/* Round trip, bytes against the format table, every bit flip rejected,
+ * and each field set wrong with the CRC redone.  A spare with more than
+ * one map unit (unit 512: B = 3584 blocks) so that the last one is
+ * partial. */
+START_TEST (test_map_codec)
+{
+  uint32_t unit = _i == 0 ? 512 : 4096;
+  struct remap_sb sb;
+  mk_version = 2;
+  uint64_t bytes = unit == 512 ? 300 * MiB : 64 * MiB;
+  make_sb (&sb, bytes, unit, REMAP_STRATEGY_AUTO, 0, 1 * MiB, 0);
+  const struct remap_layout *l = &sb.layout;
+  uint64_t B = remap_layout_blocks_per_map (l);
+  ck_assert_uint_eq (B, (uint64_t) (unit - 64) * 8);
+  if (unit == 512)
+    ck_assert_uint_ge (l->map_units, 2);
+  uint8_t *bits = calloc (1, unit), *got = calloc (1, unit);
+  uint8_t *buf = malloc (unit);
+  uint64_t st = 0x3a9 + _i;
+
+  for (uint64_t m = 0; m < l->map_units; m++) {
+    uint64_t n = l->table_blocks - m * B < B ? l->table_blocks - m * B : B;
+    tl_random_bytes (&st, bits, unit);  /* bits past n must be dropped */
+    struct remap_mapu h = { .generation = 77 + m, .map_index = m }, o;
+    remap_map_encode (&sb, &h, bits, buf);
+    ck_assert_uint_eq (tl_get32 (buf), REMAP_MAP_MAGIC);
+    ck_assert_mem_eq (buf, "RMBM", 4);
+    ck_assert_uint_eq (tl_get32 (buf + 4), remap_crc32c (0, buf + 8,
+                                                         unit - 8));
+    ck_assert_uint_eq (tl_get64 (buf + 8), 77 + m);
+    ck_assert_uint_eq (tl_get64 (buf + 16), m);
+    ck_assert_mem_eq (buf + 24, sb.uuid, 16);
+    ck_assert_uint_eq (tl_get64 (buf + 40), n);
+    for (int i = 48; i < 64; i++)
+      ck_assert_uint_eq (buf[i], 0);
+    for (uint64_t k = 0; k < (uint64_t) (unit - 64) * 8; k++) {
+      int want = k < n ? (bits[k / 8] >> (k % 8)) & 1 : 0;
+      REQ (((buf[64 + k / 8] >> (k % 8)) & 1) == want, "map %" PRIu64
+           " bit %" PRIu64, m, k);
+    }
+    memset (got, 0, unit);
+    struct remap_error err = { 0 };
+    ck_assert_msg (remap_map_decode (&sb, buf, unit, m, &o, got, &err) == 0,
+                   "map %" PRIu64 ": %s", m, err.msg);
+    ck_assert_uint_eq (o.generation, 77 + m);
+    ck_assert_uint_eq (o.map_index, m);
+    for (uint64_t k = 0; k < n; k++)
+      REQ (((got[k / 8] >> (k % 8)) & 1) == ((bits[k / 8] >> (k % 8)) & 1),
+           "decoded bit %" PRIu64, k);
+    /* As another index, truncated, against a version 1 superblock. */
+    ck_assert_int_eq (remap_map_decode (&sb, buf, unit, m + 1, &o, got,
+                                        NULL), -EUCLEAN);
+    ck_assert_int_eq (remap_map_decode (&sb, buf, unit - 1, m, &o, got,
+                                        NULL), -EUCLEAN);
+  }
+  struct remap_sb sb1;
+  mk_version = 1;
+  make_sb (&sb1, bytes, unit, REMAP_STRATEGY_AUTO, 0, 1 * MiB, 0);
+  struct remap_mapu h0 = { .generation = 5, .map_index = 0 }, o;
+  memset (bits, 0, unit);
+  bits[0] = 0x5;
+  remap_map_encode (&sb, &h0, bits, buf);
+  ck_assert_int_eq (remap_map_decode (&sb1, buf, unit, 0, &o, got, NULL),
+                    -EUCLEAN);
+
+  /* Every bit flip of a valid map unit is rejected. */
+  ck_assert_int_eq (remap_map_decode (&sb, buf, unit, 0, &o, got, NULL), 0);
+  for (unsigned bit = 0; bit < unit * 8; bit++) {
+    buf[bit / 8] ^= (uint8_t) (1u << (bit % 8));
+    int r = remap_map_decode (&sb, buf, unit, 0, &o, got, NULL);
+    REQ (r == -EBADMSG || r == -EUCLEAN, "unit %u: map bit flip %u: r %d",
+         unit, bit, r);
+    buf[bit / 8] ^= (uint8_t) (1u << (bit % 8));
+  }
+  /* Fields, CRC redone. */
+  uint64_t last = l->map_units - 1;
+  uint64_t nlast = l->table_blocks - last * B;
+  for (int f = 0; f < 9; f++) {
+    struct remap_mapu h = { .generation = 5, .map_index = last };
+    remap_map_encode (&sb, &h, bits, buf);
+    int want = -EUCLEAN;
+    switch (f) {
+    case 0: buf[0] ^= 1; break;                         /* magic */
+    case 1: tl_put64 (buf + 8, 0); break;               /* generation 0 */
+    case 2: tl_put64 (buf + 8, UINT64_C (1) << 63); break;
+    case 3: tl_put64 (buf + 16, last + 1); break;       /* index */
+    case 4: buf[24] ^= 0x40; break;                     /* uuid */
+    case 5: tl_put64 (buf + 40, nlast + 1); break;      /* blocks */
+    case 6: buf[48] = 1; break;                         /* reserved */
+    case 7:                                             /* bit past n */
+      if (nlast < (uint64_t) (unit - 64) * 8)
+        buf[64 + nlast / 8] |= (uint8_t) (1u << (nlast % 8));
+      else
+        want = 0;
+      break;
+    default: tl_put64 (buf + 8, REMAP_MAX_GENERATION); want = 0; break;
+    }
+    tl_tb_recrc (buf, unit);    /* same CRC rule as a table block */
+    struct remap_error err = { 0 };
+    int r = remap_map_decode (&sb, buf, unit, last, &o, got, &err);
+    ck_assert_msg (r == want, "unit %u map field case %d: %d want %d (%s)",
+                   unit, f, r, want, err.msg);
+  }
+  free (bits);
+  free (got);
+  free (buf);
 }
 END_TEST
 
@@ -868,16 +1101,17 @@ meta_suite (void)
   tcase_set_timeout (flips, 300);
   tcase_set_timeout (bogus, 300);
   tcase_add_test (valid, test_crc_known_answers);
-  tcase_add_loop_test (valid, test_sb_round_trip, 0, NSBCASES);
+  tcase_add_loop_test (valid, test_sb_round_trip, 0, 2 * NSBCASES);
   tcase_add_test (valid, test_sb_label_full_width);
   tcase_add_loop_test (valid, test_tb_round_trip, 0, 8);
   tcase_add_loop_test (flips, test_sb_bit_flips, 0, NSBCASES);
   tcase_add_loop_test (flips, test_tb_bit_flips, 0, 2);
-  tcase_add_loop_test (bogus, test_sb_bogus_fields, 0, NSBCASES);
+  tcase_add_loop_test (bogus, test_sb_bogus_fields, 0, 2 * NSBCASES);
   tcase_add_test (bogus, test_sb_truncated);
-  tcase_add_loop_test (bogus, test_tb_bogus_fields, 0, 8);
+  tcase_add_loop_test (bogus, test_tb_bogus_fields, 0, 16);
   tcase_add_test (bogus, test_sb_random_garbage);
   tcase_add_loop_test (bogus, test_tb_random_garbage, 0, 2);
+  tcase_add_loop_test (bogus, test_map_codec, 0, 2);
   suite_add_tcase (s, valid);
   suite_add_tcase (s, flips);
   suite_add_tcase (s, bogus);

@@ -207,6 +207,118 @@ tl_format_ok (struct remap_backend *origin, struct remap_backend *spare,
                  unit, (int) s, copies, r, err.msg);
 }
 
+/* ---- format versions (SPEC 2.6) ---------------------------------------- */
+
+/* Build a version 1 spare by hand, as remap_format did before version 2:
+ * every unit of every copy extent written (superblock unit zeroed past the
+ * superblock, every table block empty at generation 1), then the
+ * superblocks.  Same uuid, time and label as tl_format.  Returns the
+ * layout.  Version 1 spares are still opened and committed to. */
+static inline void
+tl_format_v1 (struct remap_backend *origin, struct remap_backend *spare,
+              uint32_t unit, enum remap_strategy s, uint32_t copies,
+              struct remap_layout *out)
+{
+  struct remap_format_opts o;
+  struct remap_error err = { 0 };
+  struct remap_sb sb;
+  tl_format_opts (&o, unit, s, copies, 1);
+  memset (&sb, 0, sizeof sb);
+  int r = remap_layout_compute_version (1, spare->size, unit, s, copies,
+                                        &sb.layout, &err);
+  ck_assert_msg (r == 0, "v1 layout: %s", err.msg);
+  const struct remap_layout *l = &sb.layout;
+  sb.version = REMAP_SB_VERSION_1;
+  memcpy (sb.uuid, o.uuid, 16);
+  sb.origin_size = origin->size;
+  sb.spare_size = l->spare_units * unit;
+  sb.origin_units = (origin->size - 1) / unit + 1;
+  sb.lost_granule = remap_lost_granule (unit);
+  sb.format_time = o.format_time;
+  sb.sb_generation = 1;
+  snprintf (sb.origin_label, sizeof sb.origin_label, "%s", o.origin_label);
+  uint8_t *d = remap_mem_data (spare);
+  struct remap_tb tb = { .generation = 1 };
+  memcpy (tb.uuid, sb.uuid, 16);
+  for (uint32_t i = 0; i < l->copies; i++) {
+    uint8_t *cp = d + l->copy_offset[i] * unit;
+    for (uint64_t k = 0; k < l->table_blocks; k++) {
+      tb.block_index = k;
+      remap_tb_encode (&tb, NULL, 0, unit, cp + (1 + k) * unit);
+    }
+    memset (cp, 0, unit);
+    sb.copy_index = i;
+    remap_sb_encode (&sb, cp);
+  }
+  if (out)
+    *out = *l;
+}
+
+/* The superblock of copy i of a spare (bytes), or fail. */
+static inline void
+tl_sb_of (const uint8_t *spare, const struct remap_layout *l, uint32_t i,
+          struct remap_sb *sb)
+{
+  struct remap_error err = { 0 };
+  int r = remap_sb_decode (spare + remap_layout_sb_unit (l, i) * l->unit,
+                           l->unit, sb, &err);
+  ck_assert_msg (r == 0, "copy %u superblock: %s", i, err.msg);
+}
+
+/* Copy i's map bit for table block k: 1 written, 0 never written, -1 the
+ * map unit does not validate.  Version 1 has no maps: always 1. */
+static inline int
+tl_map_bit (const uint8_t *spare, const struct remap_sb *sb, uint32_t i,
+            uint64_t k)
+{
+  const struct remap_layout *l = &sb->layout;
+  if (l->version < 2)
+    return 1;
+  uint64_t B = remap_layout_blocks_per_map (l), m = k / B;
+  uint8_t *bits = calloc (1, l->unit);
+  struct remap_mapu h;
+  int r = remap_map_decode (sb, spare + remap_layout_map_unit (l, i, m)
+                            * l->unit, l->unit, m, &h, bits, NULL);
+  int bit = r ? -1 : (bits[(k % B) / 8] >> ((k % B) % 8)) & 1;
+  free (bits);
+  return bit;
+}
+
+/* Table block k of copy i as written on the spare: 0 and the entries if
+ * it validates; 1 if its map says it was never written (empty: nothing
+ * there to read); the decode error otherwise (damaged). */
+static inline int
+tl_block_of (const uint8_t *spare, const struct remap_sb *sb, uint32_t i,
+             uint64_t k, struct remap_tb *tb, struct remap_entry *ent,
+             struct remap_error *err)
+{
+  const struct remap_layout *l = &sb->layout;
+  int bit = tl_map_bit (spare, sb, i, k);
+  if (bit == 0) {
+    memset (ent, 0, l->entries_per_block * sizeof *ent);
+    return 1;
+  }
+  return remap_tb_decode (sb, spare + remap_layout_block_unit (l, i, k)
+                          * l->unit, l->unit, k, tb, ent, err);
+}
+
+/* Set (or clear) copy i's map bit for block k in place, keeping the map
+ * unit valid (CRC redone).  For hand-made cases only. */
+static inline void
+tl_map_set (uint8_t *spare, const struct remap_sb *sb, uint32_t i,
+            uint64_t k, bool v)
+{
+  const struct remap_layout *l = &sb->layout;
+  uint64_t B = remap_layout_blocks_per_map (l), m = k / B;
+  uint8_t *p = spare + remap_layout_map_unit (l, i, m) * l->unit;
+  uint8_t *b = p + REMAP_MAP_HEADER_SIZE + (k % B) / 8;
+  if (v)
+    *b |= (uint8_t) (1u << ((k % B) % 8));
+  else
+    *b &= (uint8_t) ~(1u << ((k % B) % 8));
+  tl_put32 (p + 4, remap_crc32c (0, p + 8, l->unit - 8));
+}
+
 /* Open an engine over sharers of two backends the test keeps. */
 static inline int
 tl_open (struct remap_backend *origin_mem, struct remap_backend *spare_mem,
