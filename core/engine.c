@@ -887,59 +887,39 @@ read_chosen_block (struct remap_engine *e, struct scan *sc, uint64_t x,
                           derr.msg[0] ? ")" : "", e->spare->name);
 }
 
-/* The slot that loses when one origin unit is found in two slots: a
- * spare unit becomes BAD (it was the failing old home of a relocation);
- * a pending-only place becomes FREE (it has no spare unit to blame). */
-static uint64_t
-loser_word (const struct remap_layout *l, uint64_t slot)
+/* Load one decoded block version into the table (no index yet). */
+static int
+load_block (struct remap_engine *e, uint64_t k, const struct remap_entry *ent)
 {
-  return slot >= remap_layout_first_pending_slot (l) ? 0
-    : make_word (REMAP_SLOT_BAD, 0);
+  uint32_t E = e->L->entries_per_block;
+  for (uint32_t j = 0; j < E; j++) {
+    e->word_buf[j] = make_word (ent[j].state, ent[j].origin_unit);
+    e->lost_buf[j] = ent[j].lost;
+  }
+  return table_load_block (e->t, k, e->word_buf, e->lost_buf);
 }
 
-/* Load the entries of one chosen block version. */
-static int
-load_entries (struct remap_engine *e, uint64_t k, uint64_t gen,
-              const struct remap_entry *ent, bool *dirty)
+/* The same origin unit in two slots (a crash between the two blocks of a
+ * relocation, FORMAT.md 10.4): the slot in the newer block wins; on a tie
+ * the one indexed first. */
+static bool
+first_wins (void *opaque, uint64_t a, uint64_t b)
 {
-  const struct remap_layout *l = e->L;
-  uint32_t E = l->entries_per_block;
-  for (uint32_t j = 0; j < E; j++) {
-    uint64_t s = k * E + j;
-    if (ent[j].state == REMAP_SLOT_FREE)
-      continue;
-    uint64_t w = make_word (ent[j].state, ent[j].origin_unit);
-    if (ent[j].state != REMAP_SLOT_BAD) {
-      struct tmap m;
-      table_lookup (e->t, ent[j].origin_unit, &m);
-      uint64_t o = m.slot;
-      if (m.word != 0) {
-        /* The same origin unit in two slots: a crash between the two
-         * blocks of a relocation.  The newer block wins; the other slot
-         * loses (rewritten by repair below). */
-        if (e->block_gen[o / E] >= gen) {
-          w = loser_word (l, s);
-          dirty[k] = true;
-          if (w == 0)
-            continue;
-        }
-        else {
-          if (table_load (e->t, o, loser_word (l, o), 0) != 0)
-            return -ENOMEM;
-          dirty[o / E] = true;
-        }
-      }
-    }
-    if (table_load (e->t, s, w, ent[j].lost) != 0)
-      return -ENOMEM;
-  }
-  return 0;
+  struct remap_engine *e = opaque;
+  uint32_t E = e->L->entries_per_block;
+  return e->block_gen[a / E] >= e->block_gen[b / E];
 }
 
 /* Load the best version of every used table block into the table.  The
- * current generation is the highest any valid version (or map unit) had
- * in the scan, also one dropped when it failed to read back: its bytes may
- * still be on the disk, and a later commit must outrank them.  A block
+ * chosen versions are read again in runs (one read per run of consecutive
+ * blocks chosen from the same copy); a block whose run read or decode does
+ * not give what the scan saw goes through read_chosen_block, which drops
+ * that version and tries the next copy.  The index is built once at the
+ * end, at its final size, resolving duplicates.
+ *
+ * The current generation is the highest any valid version (or map unit)
+ * had in the scan, also one dropped when it failed to read back: its bytes
+ * may still be on the disk, and a later commit must outrank them.  A block
  * that no copy has valid but some copy never wrote is empty; if another
  * copy has it damaged, it is rewritten (dirty) so that the damage goes. */
 static int
@@ -948,41 +928,81 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
 {
   const struct remap_layout *l = e->L;
   uint32_t unit = l->unit, E = l->entries_per_block;
-  uint8_t *buf = eng_alloc_buf (unit);
+  uint32_t chunk = SCAN_CHUNK_UNITS;
+  while ((size_t) chunk * unit > 4u << 20)
+    chunk /= 2;
+  uint8_t *buf = eng_alloc_buf ((size_t) chunk * unit);
   struct remap_entry *ent = malloc (E * sizeof *ent);
+  uint32_t *pick = malloc ((sc->nused ? sc->nused : 1) * sizeof *pick);
   uint64_t best_gen = 0, scanned_gen = e->generation;
+  uint64_t losers[64];
+  size_t nl = 0;
   int r = 0;
 
-  if (!buf || !ent) {
+  if (!buf || !ent || !pick) {
     r = remap_set_error (err, -ENOMEM, "out of memory");
     goto out;
   }
   for (size_t y = 0; y < (size_t) l->copies * sc->nused; y++)
     scanned_gen = sc->gen[y] > scanned_gen ? sc->gen[y] : scanned_gen;
   for (uint64_t x = 0; x < sc->nused; x++) {
-    uint64_t k = sc->used[x];
-    struct remap_tb tb;
-    r = read_chosen_block (e, sc, x, buf, &tb, ent, err);
-    if (r == 1) {               /* empty: never written where it counts */
-      r = 0;
-      e->block_gen[k] = 0;
-      for (uint32_t i = 0; i < l->copies; i++)
-        dirty[k] |= sc->st[SC (sc, i, x)] == B_DAMAGED;
-      continue;
-    }
-    if (r)
-      goto out;
-    e->block_gen[k] = tb.generation;
-    e->block_cursor[k] = tb.alloc_cursor;
-    if (tb.generation > best_gen) {
-      best_gen = tb.generation;
-      e->cursor = tb.alloc_cursor;
-    }
-    if (load_entries (e, k, tb.generation, ent, dirty) != 0) {
-      r = remap_set_error (err, -ENOMEM, "out of memory loading the table");
-      goto out;
+    bool never;
+    pick[x] = pick_copy (l, sc, x, &never);
+  }
+  for (uint64_t x = 0; x < sc->nused;) {
+    /* A run of consecutive blocks chosen from the same copy. */
+    uint32_t n = 1;
+    if (pick[x] != UINT32_MAX)
+      while (n < chunk && x + n < sc->nused && pick[x + n] == pick[x]
+             && sc->used[x + n] == sc->used[x] + n)
+        n++;
+    int rd = pick[x] == UINT32_MAX ? -1
+      : remap_backend_pread (e->spare, buf, (size_t) n * unit,
+                             block_unit (l, pick[x], sc->used[x]) * unit);
+    for (uint32_t j = 0; j < n; j++, x++) {
+      uint64_t k = sc->used[x];
+      struct remap_tb tb;
+      int d = -1;
+      if (rd == 0)
+        d = remap_tb_decode (&e->sb, buf + (size_t) j * unit, unit, k, &tb,
+                             ent, NULL);
+      if (d != 0 || tb.generation != sc->gen[SC (sc, pick[x], x)])
+        d = read_chosen_block (e, sc, x, buf + (size_t) j * unit, &tb, ent,
+                               err);
+      if (d == 1) {             /* empty: never written where it counts */
+        e->block_gen[k] = 0;
+        for (uint32_t i = 0; i < l->copies; i++)
+          dirty[k] |= sc->st[SC (sc, i, x)] == B_DAMAGED;
+        continue;
+      }
+      if (d) {
+        r = d;
+        goto out;
+      }
+      e->block_gen[k] = tb.generation;
+      e->block_cursor[k] = tb.alloc_cursor;
+      if (tb.generation > best_gen) {
+        best_gen = tb.generation;
+        e->cursor = tb.alloc_cursor;
+      }
+      if (load_block (e, k, ent) != 0) {
+        r = remap_set_error (err, -ENOMEM, "out of memory loading the "
+                             "table");
+        goto out;
+      }
     }
   }
+  int ri = table_index_all (e->t, first_wins, e, losers,
+                            sizeof losers / sizeof losers[0], &nl);
+  if (ri == -ENOMEM) {
+    r = remap_set_error (err, -ENOMEM, "out of memory loading the table");
+    goto out;
+  }
+  for (size_t i = 0; i < nl; i++)
+    dirty[losers[i] / E] = true;
+  if (ri == -E2BIG)             /* more than we listed: rewrite them all */
+    for (uint64_t x = 0; x < sc->nused; x++)
+      dirty[sc->used[x]] = true;
   e->generation = scanned_gen;        /* >= best_gen */
   /* A metadata unit that could not be read may hold a version written by
    * a commit that reported failure, with a generation above every one
@@ -999,6 +1019,7 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
  out:
   free (buf);
   free (ent);
+  free (pick);
   return r;
 }
 

@@ -745,6 +745,117 @@ table_load (struct table *t, uint64_t s, uint64_t word, uint64_t lost)
   return r;
 }
 
+int
+table_load_block (struct table *t, uint64_t k, const uint64_t *word,
+                  const uint64_t *lost)
+{
+  if (k >= t->T)
+    return -EINVAL;
+  uint32_t n = 0;
+  for (uint32_t j = 0; j < t->E; j++)
+    n += word_state (word[j]) != REMAP_SLOT_FREE && k * t->E + j < t->N;
+  pthread_rwlock_wrlock (&t->lock);
+  int r = 0;
+  if (t->blk[k] || t->index_count) {
+    r = -EBUSY;                 /* only into an empty block, before indexing */
+    goto out;
+  }
+  if (n == 0)
+    goto out;
+  if ((r = blk_room_wl (t, k, n)) != 0)
+    goto out;
+  struct blk *b = t->blk[k];
+  for (uint32_t j = 0; j < t->E; j++) {
+    uint64_t s = k * t->E + j, w = word[j];
+    if (word_state (w) == REMAP_SLOT_FREE || s >= t->N)
+      continue;
+    uint64_t l = word_state (w) == REMAP_SLOT_MAPPED ? lost[j] : 0;
+    if (l && umap_set_wl (&t->lost, s, l) != 0) {
+      r = -ENOMEM;
+      goto out;
+    }
+    b->off[b->n] = (uint16_t) j;
+    b->word[b->n++] = w;
+    count_wl (t, s, w, l, +1);
+  }
+ out:
+  publish_wl (t);
+  pthread_rwlock_unlock (&t->lock);
+  return r;
+}
+
+int
+table_index_all (struct table *t,
+                 bool (*first_wins) (void *opaque, uint64_t a, uint64_t b),
+                 void *opaque, uint64_t *losers, size_t max_losers,
+                 size_t *nlosers)
+{
+  pthread_rwlock_wrlock (&t->lock);
+  int r = 0;
+  size_t indexed_n = t->n.mapped + t->n.pending;
+  *nlosers = 0;
+  /* One index of the right size: no growth while loading. */
+  size_t cap = 64;
+  while (indexed_n * 4 > cap * 3)
+    cap += cap / 2;
+  struct bucket *idx = malloc (cap * sizeof *idx);
+  if (!idx) {
+    r = -ENOMEM;
+    goto out;
+  }
+  for (size_t i = 0; i < cap; i++)
+    idx[i].slot = SLOT_NONE;
+  free (t->index);
+  t->index = idx;
+  t->index_cap = cap;
+  t->index_count = 0;
+  for (uint64_t k = 0; k < t->T; k++) {
+    struct blk *b = t->blk[k];
+    for (uint32_t j = 0; b && j < b->n; j++) {
+      uint64_t s = k * t->E + b->off[j], w = b->word[j];
+      if (!indexed (w))
+        continue;
+      uint32_t o = find (t, word_origin (w));
+      if (o == SLOT_NONE) {
+        index_put (t->index, t->index_cap, word_origin (w), (uint32_t) s);
+        t->index_count++;
+        continue;
+      }
+      /* The same origin unit in two slots: one loses (FORMAT.md 10.4). */
+      uint64_t loser = first_wins (opaque, o, s) ? s : o;
+      if (*nlosers < max_losers)
+        losers[(*nlosers)++] = loser;
+      else
+        r = -E2BIG;
+      if (loser == o) {           /* the bucket now names the winner */
+        size_t cap2 = t->index_cap;
+        size_t i = home_of (hash64 (word_origin (w)), cap2);
+        while (t->index[i].slot != o)
+          i = next_of (i, cap2);
+        t->index[i].slot = (uint32_t) s;
+      }
+      uint64_t lw = loser < t->Nreal ? make_word (REMAP_SLOT_BAD, 0) : 0;
+      uint64_t ol = umap_get (&t->lost, loser);
+      count_wl (t, loser, word_of (t, loser), ol, -1);
+      umap_del_wl (&t->lost, loser);
+      blk_set_wl (t, loser, lw);
+      count_wl (t, loser, lw, 0, +1);
+      /* Either change may have moved entries of this block (a FREE loser
+       * leaves it): carry on after slot s, wherever it is now. */
+      b = t->blk[k];
+      if (!b)
+        break;
+      bool f;
+      uint32_t pos = blk_pos (b, (uint32_t) (s % t->E), &f);
+      j = f ? pos : pos - 1;      /* unsigned: -1 + 1 is 0 */
+    }
+  }
+ out:
+  publish_wl (t);
+  pthread_rwlock_unlock (&t->lock);
+  return r;
+}
+
 static bool
 taken (const struct table *t, uint64_t s)
 {

@@ -145,6 +145,22 @@ int table_apply (struct table *t, const struct change *c, size_t n);
  * 0 or -ENOMEM (nothing changed). */
 int table_load (struct table *t, uint64_t s, uint64_t word, uint64_t lost);
 
+/* Open, fast path: fill empty block k from its E decoded words and lost
+ * masks (no index yet).  0, -EBUSY (block not empty, or already indexed),
+ * -ENOMEM. */
+int table_load_block (struct table *t, uint64_t k, const uint64_t *word,
+                      const uint64_t *lost);
+/* Then build the origin index once, at its final size.  An origin unit
+ * found in two slots keeps the one first_wins (opaque, a, b) prefers (a:
+ * the slot already indexed, b: the new one); the other becomes BAD (a spare
+ * slot) or FREE (a pending-only place) and is listed in losers (up to
+ * max_losers; -E2BIG past that, the rest still resolved).  0 or -ENOMEM. */
+int table_index_all (struct table *t,
+                     bool (*first_wins) (void *opaque, uint64_t a,
+                                         uint64_t b),
+                     void *opaque, uint64_t *losers, size_t max_losers,
+                     size_t *nlosers);
+
 /* Next-fit in [lo, hi): the first free slot from *cursor (wrapping once
  * to lo).  Claims it and advances *cursor past it.  -ENOSPC if none. */
 int table_alloc (struct table *t, uint64_t *cursor, uint64_t lo, uint64_t hi,
