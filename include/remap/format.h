@@ -61,8 +61,8 @@ struct remap_sb_disk {
   uint64_t origin_units;        /*  88 ceil (origin_size / unit) */
   uint32_t strategy;            /*  96 1 minimal, 2 linear, 3 geometric */
   uint32_t copies;              /* 100 n, 1..8 */
-  uint64_t copy_units;          /* 104 L = 1 + T */
-  uint64_t table_blocks;        /* 112 T = ceil (N / E) */
+  uint64_t copy_units;          /* 104 L = 1 + M + T (v1: M = 0) */
+  uint64_t table_blocks;        /* 112 T = Tr + Tp (v1: Tp = 0) */
   uint32_t entries_per_block;   /* 120 E = (unit - 64) / 16 */
   uint32_t lost_granule;        /* 124 bytes per bit of an entry's lost mask */
   uint64_t copy_offset[8];      /* 128 first unit of each copy; 0 past n */
@@ -108,7 +108,7 @@ _Static_assert (offsetof (struct remap_sb_disk, reserved) == 416, "sb");
 _Static_assert (offsetof (struct remap_sb_disk, crc) == 508, "sb");
 
 /* The header of a table block.  Table block k of copy i fills the whole unit
- * copy_offset[i] + 1 + k; entries follow the header. */
+ * copy_offset[i] + 1 + M + k (v1: M = 0); entries follow the header. */
 struct remap_tb_disk {
   uint32_t magic;               /*  0 "RMTB" */
   uint32_t crc;                 /*  4 CRC32C of bytes 8..unit-1 */

@@ -169,9 +169,10 @@ int remap_lookup (struct remap_engine *e, uint64_t unit,
 
 /* Is unit (of the exported disk) pending, i.e. did its last read fail?
  * 1: yes, recorded on the spare (a PENDING slot); 2: yes, but held in
- * memory only, because it could not be recorded (the spare is full, the
- * engine is read-only, or the unit lies past the origin size recorded at
- * format); 0: no; -EINVAL: past the end of the disk. */
+ * memory only, because it could not be recorded (no place is left: every
+ * pending-only place taken in format version 2, the spare full in version
+ * 1; the engine is read-only; or the unit lies past the origin size
+ * recorded at format); 0: no; -EINVAL: past the end of the disk. */
 int remap_unit_pending (struct remap_engine *e, uint64_t unit);
 
 #define REMAP_REMAP_NOCOPY 0x1u /* do not copy origin data (it is lost) */
@@ -183,8 +184,10 @@ int remap_unit_pending (struct remap_engine *e, uint64_t unit);
 int remap_remap (struct remap_engine *e, uint64_t unit, unsigned flags,
                  struct remap_error *err);
 
-/* Record `unit' as pending (a read failed).  Holds a spare unit for it so
- * the next write can remap it without allocating.  Already mapped: 0. */
+/* Record `unit' as pending (a read failed).  Format version 2 records it
+ * in a pending-only place, which takes no spare unit (docs/FORMAT.md 6.4;
+ * remap_lookup then reports that place's slot, >= spare_units, as
+ * spare_unit); version 1 holds a spare unit for it.  Already mapped: 0. */
 int remap_mark_pending (struct remap_engine *e, uint64_t unit,
                         struct remap_error *err);
 
