@@ -225,9 +225,11 @@ int remap_spare_retest (struct remap_engine *e, uint64_t first,
 int remap_unmap (struct remap_engine *e, uint64_t unit, unsigned flags,
                  struct remap_error *err);
 
-/* Call fn for every non-free slot in spare-unit order (snapshot taken under
- * the lock, callback called without it).  Stops early if fn returns != 0
- * and returns that value. */
+/* Call fn for every non-free slot in slot order (snapshot taken under the
+ * lock, callback called without it): spare units first, then (format
+ * version 2) pending-only places, whose spare_unit is the place's slot
+ * number, >= spare_units.  Stops early if fn returns != 0 and returns that
+ * value. */
 int remap_foreach (struct remap_engine *e,
                    int (*fn) (void *opaque, const struct remap_mapping *m),
                    void *opaque);
