@@ -872,25 +872,23 @@ chunk_end (struct remap_engine *e, uint64_t pos, uint64_t end)
   return next < end ? next : end;
 }
 
-int
-remap_pwrite (struct remap_engine *e, const void *buf, size_t len,
+/* Write (buf) or zero (buf NULL) [off, off+len) chunk by chunk, each under
+ * its stripes, then FUA if asked. */
+static int
+write_chunks (struct remap_engine *e, const void *buf, uint64_t len,
               uint64_t off, unsigned flags, struct remap_error *err)
 {
-  int r = check_range (e, len, off, err);
   bool spare = false;
-  uint64_t sample;
-  if (r == 0 && len && fast_ok (e, &sample)
-      && remap_backend_pwrite (e->origin, buf, len, off) == 0
-      && fast_still_ok (e, sample))
-    len = 0;                    /* done; only FUA is left */
+  int r = 0;
   for (uint64_t pos = off; r == 0 && pos < off + len;) {
     uint64_t cend = chunk_end (e, pos, off + len);
     uint64_t first = pos / e->unit, last = (cend - 1) / e->unit;
     lock_units (e, first, last, true);
     r = check_doubt (e, first, last, err);
     if (r == 0)
-      r = write_range (e, (const uint8_t *) buf + (pos - off), cend - pos,
-                       pos, false, &spare, err);
+      r = write_range (e, buf ? (const uint8_t *) buf + (pos - off) : NULL,
+                       cend - pos, pos, !buf && (flags & REMAP_MAY_TRIM),
+                       &spare, err);
     unlock_units (e, first, last);
     pos = cend;
   }
@@ -900,25 +898,26 @@ remap_pwrite (struct remap_engine *e, const void *buf, size_t len,
 }
 
 int
+remap_pwrite (struct remap_engine *e, const void *buf, size_t len,
+              uint64_t off, unsigned flags, struct remap_error *err)
+{
+  int r = check_range (e, len, off, err);
+  uint64_t sample;
+  if (r == 0 && len && fast_ok (e, &sample)
+      && remap_backend_pwrite (e->origin, buf, len, off) == 0
+      && fast_still_ok (e, sample))
+    len = 0;                    /* done; only FUA is left */
+  if (r == 0)
+    r = write_chunks (e, buf, len, off, flags, err);
+  return r;
+}
+
+int
 remap_zero (struct remap_engine *e, uint64_t len, uint64_t off,
             unsigned flags, struct remap_error *err)
 {
   int r = check_range (e, len, off, err);
-  bool spare = false;
-  for (uint64_t pos = off; r == 0 && pos < off + len;) {
-    uint64_t cend = chunk_end (e, pos, off + len);
-    uint64_t first = pos / e->unit, last = (cend - 1) / e->unit;
-    lock_units (e, first, last, true);
-    r = check_doubt (e, first, last, err);
-    if (r == 0)
-      r = write_range (e, NULL, cend - pos, pos, flags & REMAP_MAY_TRIM,
-                       &spare, err);
-    unlock_units (e, first, last);
-    pos = cend;
-  }
-  if (r == 0 && (flags & REMAP_FUA))
-    r = fua (e, spare, err);
-  return enospc (e, r);
+  return r ? r : write_chunks (e, NULL, len, off, flags, err);
 }
 
 int

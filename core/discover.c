@@ -589,22 +589,25 @@ foreign_sb (struct remap_backend *spare, const struct remap_sb *sb,
                    p + SB_UUID, at, err);
 }
 
-/* The table magic at buf + o (spare byte base + o): a block of any unit
- * size that starts there, lies wholly inside sb's extents and has a valid
- * CRC is of another identity if its uuid or unit size differs. */
+/* A table block or (version 2) map unit with a valid CRC at base + o, of
+ * some unit size u: another spare's, or one for another unit size, is
+ * another identity.  A table block says its size in its header (no read
+ * for the others); a map unit does not, so each size that fits is tried
+ * (rare: only where the magic is). */
 static int
-foreign_tb (struct remap_backend *spare, const struct remap_sb *sb,
-            const uint8_t *buf, uint64_t len, uint64_t base, uint64_t o,
-            uint8_t **big, uint32_t copy, struct remap_error *err)
+foreign_unit (struct remap_backend *spare, const struct remap_sb *sb,
+              const uint8_t *buf, uint64_t len, uint64_t base, uint64_t o,
+              bool map, uint8_t **big, uint32_t copy,
+              struct remap_error *err)
 {
   uint64_t at = base + o;
+  size_t id = map ? MAP_UUID : TB_UUID;
   for (uint32_t u = REMAP_MIN_UNIT; u <= REMAP_MAX_UNIT; u *= 2) {
     if (at % u || at + u > spare->size
         || !inside_extents (&sb->layout, at, u))
       break;
     const uint8_t *p = buf + o;
-    /* A block of u bytes says so in its header: no read for the others. */
-    if (get32 (p + offsetof (struct remap_tb_disk, entries))
+    if (!map && get32 (p + offsetof (struct remap_tb_disk, entries))
         != (u - REMAP_TB_HEADER_SIZE) / REMAP_ENTRY_SIZE)
       continue;
     if (o + u > len) {
@@ -614,49 +617,15 @@ foreign_tb (struct remap_backend *spare, const struct remap_sb *sb,
         continue;
       p = *big;
     }
-    if (!tb_crc_ok (p, u))
+    if (!(map ? map_crc_ok (p, u) : tb_crc_ok (p, u)))
       continue;
-    if (memcmp (p + TB_UUID, sb->uuid, 16) != 0)
-      return conflict (spare, sb, copy, "a table block of another spare",
-                       p + TB_UUID, at, err);
+    if (memcmp (p + id, sb->uuid, 16) != 0)
+      return conflict (spare, sb, copy, map ? "a map unit of another spare"
+                       : "a table block of another spare", p + id, at, err);
     if (u != sb->layout.unit)
-      return conflict (spare, sb, copy, "a table block for another unit "
-                       "size", p + TB_UUID, at, err);
-    return 0;
-  }
-  return 0;
-}
-
-/* A map unit (version 2) with a valid CRC at base + o, of some unit size:
- * another spare's, or one for another unit size, is another identity.
- * Its header names no size, so each size that fits is tried (rare: only
- * where the magic is). */
-static int
-foreign_map (struct remap_backend *spare, const struct remap_sb *sb,
-             const uint8_t *buf, uint64_t len, uint64_t base, uint64_t o,
-             uint8_t **big, uint32_t copy, struct remap_error *err)
-{
-  uint64_t at = base + o;
-  for (uint32_t u = REMAP_MIN_UNIT; u <= REMAP_MAX_UNIT; u *= 2) {
-    if (at % u || at + u > spare->size
-        || !inside_extents (&sb->layout, at, u))
-      break;
-    const uint8_t *p = buf + o;
-    if (o + u > len) {
-      if (!*big && !(*big = eng_alloc_buf (REMAP_MAX_UNIT)))
-        return remap_set_error (err, -ENOMEM, "out of memory");
-      if (remap_backend_pread (spare, *big, u, at) != 0)
-        continue;
-      p = *big;
-    }
-    if (!map_crc_ok (p, u))
-      continue;
-    if (memcmp (p + MAP_UUID, sb->uuid, 16) != 0)
-      return conflict (spare, sb, copy, "a map unit of another spare",
-                       p + MAP_UUID, at, err);
-    if (u != sb->layout.unit)
-      return conflict (spare, sb, copy, "a map unit for another unit size",
-                       p + MAP_UUID, at, err);
+      return conflict (spare, sb, copy, map ? "a map unit for another unit "
+                       "size" : "a table block for another unit size",
+                       p + id, at, err);
     return 0;
   }
   return 0;
@@ -675,9 +644,11 @@ check_foreign (struct remap_backend *spare, const struct remap_sb *sb,
     if (sb_crc_ok (p))
       r = foreign_sb (spare, sb, p, base + o, copy, err);
     else if (get32 (p) == REMAP_TB_MAGIC)
-      r = foreign_tb (spare, sb, buf, len, base, o, &big, copy, err);
+      r = foreign_unit (spare, sb, buf, len, base, o, false, &big, copy,
+                        err);
     else if (get32 (p) == REMAP_MAP_MAGIC)
-      r = foreign_map (spare, sb, buf, len, base, o, &big, copy, err);
+      r = foreign_unit (spare, sb, buf, len, base, o, true, &big, copy,
+                        err);
   }
   free (big);
   return r;
