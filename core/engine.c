@@ -649,18 +649,27 @@ scan_superblock (struct remap_engine *e, struct scan *sc, uint32_t i,
  * in the copies. */
 static int
 scan_maps (struct remap_engine *e, struct scan *sc, uint32_t i, uint8_t *buf,
-           struct remap_error *err)
+           uint32_t chunk, struct remap_error *err)
 {
   const struct remap_layout *l = e->L;
   uint64_t B = remap_layout_blocks_per_map (l);
-  for (uint64_t m = 0; m < l->map_units; m++) {
+  int rd = 0;
+  for (uint64_t m = 0, m0 = 0; m < l->map_units; m++) {
+    if (m == m0 + chunk || m == 0) {  /* a run of map units, one read */
+      m0 = m;
+      uint64_t n = l->map_units - m < chunk ? l->map_units - m : chunk;
+      rd = remap_backend_pread (e->spare, buf, (size_t) n * l->unit,
+                                remap_layout_map_unit (l, i, m) * l->unit);
+    }
     uint64_t at = remap_layout_map_unit (l, i, m) * l->unit;
     uint64_t nblk = l->table_blocks - m * B < B ? l->table_blocks - m * B : B;
+    uint8_t *p = buf + (size_t) (m - m0) * l->unit;
     uint8_t *bits = e->written[i] + m * B / 8;
     struct remap_mapu h;
-    int r = remap_backend_pread (e->spare, buf, l->unit, at);
+    /* A failed run read: this unit on its own. */
+    int r = rd ? remap_backend_pread (e->spare, p, l->unit, at) : 0;
     sc->unreadable |= r != 0;
-    if (r == 0 && remap_map_decode (&e->sb, buf, l->unit, m, &h, bits,
+    if (r == 0 && remap_map_decode (&e->sb, p, l->unit, m, &h, bits,
                                     NULL) == 0) {
       e->generation = h.generation > e->generation ? h.generation
         : e->generation;
@@ -670,7 +679,7 @@ scan_maps (struct remap_engine *e, struct scan *sc, uint32_t i, uint8_t *buf,
     memset (bits, 0xff, (size_t) (nblk + 7) / 8);
     if (nblk % 8)
       bits[nblk / 8] = (uint8_t) ((1u << (nblk % 8)) - 1);
-    if (r == 0 && (r = check_foreign (e->spare, &e->sb, buf, l->unit, at, i,
+    if (r == 0 && (r = check_foreign (e->spare, &e->sb, p, l->unit, at, i,
                                       err)) != 0)
       return r;
   }
@@ -805,7 +814,7 @@ scan_copies (struct remap_engine *e, struct scan *sc, struct remap_error *err)
   for (uint32_t i = 0; i < l->copies && r == 0; i++) {
     r = scan_superblock (e, sc, i, buf, err);
     if (r == 0 && l->version >= 2)
-      r = scan_maps (e, sc, i, buf, err);
+      r = scan_maps (e, sc, i, buf, chunk, err);
   }
   if (r == 0 && collect_used (e, sc) != 0)
     r = remap_set_error (err, -ENOMEM, "out of memory");
