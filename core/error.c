@@ -62,8 +62,11 @@ remap_error_prefix (struct remap_error *ctx, int err, const char *fmt, ...)
   if (old[0] == '\0')
     return err;
 
-  /* Append ": " + old, truncating at the end of the buffer. */
+  /* Append ": " + old, truncating at the end of the buffer.  A prefix
+   * that already ends in a separator (": ", " ") does not get a second. */
   n = strlen (ctx->msg);
+  while (n > 0 && (ctx->msg[n - 1] == ' ' || ctx->msg[n - 1] == ':'))
+    ctx->msg[--n] = '\0';
   if (n + 2 < sizeof ctx->msg) {
     size_t room, oldlen;
 
