@@ -92,6 +92,128 @@ START_TEST (test_memory_pending_cleared_by_remap)
 }
 END_TEST
 
+static struct remap_engine *
+env_reopen_plain (struct env *v)
+{
+  if (v->e)
+    remap_close (v->e);
+  v->e = NULL;
+  return tl_open_ok (v->omem, v->smem, NULL);
+}
+
+/* A commit whose writes all failed still spends its generation: a failed
+ * write (here: written, but its flush failed) may be on the disk, and the
+ * next commit of that block must win over it at open.  Copy 0 keeps the
+ * failed commit's block (the next commit's write to it fails), copy 1 gets
+ * the next commit's: with one generation for both, open would take copy
+ * 0's and lose the acknowledged remap of unit 5.  Kills
+ * commit-gen-spent-only-on-success. */
+START_TEST (test_failed_commit_spends_generation)
+{
+  struct env v;
+  env_open (&v, 64 * KiB);
+  ck_assert_uint_eq (v.l.copies, 2);
+  ck_assert_uint_eq (v.l.table_blocks, 1);
+
+  /* The data flush of the remap passes, both commit flushes fail. */
+  struct remap_fault_rule fl = { .ops = REMAP_FAULT_FLUSH, .err = -EIO,
+                                 .after = 1, .times = 2 };
+  ck_assert_int_eq (remap_fault_add_rule (v.sfault, &fl), 0);
+  ck_assert_int_ne (remap_remap (v.e, 3, 0, NULL), 0);
+  remap_fault_clear_rules (v.sfault);
+
+  /* Copy 0's table block fails its next write (a media error retires the
+   * copy); copy 1 takes the commit. */
+  fail_range (v.sfault, (v.l.copy_offset[0] + 1) * UNIT, UNIT,
+              REMAP_FAULT_WRITE, 1);
+  ck_assert_int_eq (remap_remap (v.e, 5, 0, NULL), 0);
+  ck_assert_int_eq (tl_lookup (v.e, 5).state, REMAP_SLOT_MAPPED);
+
+  struct remap_engine *e = env_reopen_plain (&v);
+  ck_assert_msg (tl_lookup (e, 5).state == REMAP_SLOT_MAPPED,
+                 "the acknowledged remap of unit 5 is gone after reopen");
+  uint8_t got[UNIT], want[UNIT];
+  tl_pattern (want, UNIT, 5 + 1);
+  ck_assert_int_eq (remap_pread (e, got, UNIT, 5 * UNIT, NULL), 0);
+  ck_assert (memcmp (got, want, UNIT) == 0);
+  remap_close (e);
+  env_close (&v);
+}
+END_TEST
+
+/* A superblock of another spare inside our copy extents is a refusal at
+ * open, also when this remap cannot decode it (here: a newer remap's, with
+ * an incompatible feature bit), and nothing is repaired over it.  Kills
+ * foreign-sb-uuid-ignored. */
+START_TEST (test_undecodable_foreign_superblock_refused)
+{
+  struct env v;
+  env_open (&v, 1 * MiB);
+  remap_close (v.e);
+  v.e = NULL;
+  uint8_t *sp = remap_mem_data (v.smem);
+  uint8_t sb[512];
+  memcpy (sb, sp, 512);
+  sb[40] ^= 0xff;                       /* another uuid */
+  tl_put64 (sb + 16, 1);                /* a feature this remap lacks */
+  tl_sb_recrc (sb);
+  uint64_t at = v.l.copy_offset[1] * UNIT + 512;
+  memcpy (sp + at, sb, 512);
+  uint8_t *before = malloc (1 * MiB);
+  ck_assert_ptr_nonnull (before);
+  memcpy (before, sp, 1 * MiB);
+
+  struct remap_engine *e = NULL;
+  struct remap_error err = { 0 };
+  int r = tl_open (v.omem, v.smem, NULL, &e, &err);
+  if (r == 0)
+    remap_close (e);
+  ck_assert_msg (r == -EUCLEAN, "open: %d %s", r, err.msg);
+  ck_assert_msg (memcmp (before, sp, 1 * MiB) == 0,
+                 "open wrote to a spare it refused");
+  free (before);
+  env_close (&v);
+}
+END_TEST
+
+/* A table block of another spare where our copy 1's superblock should be
+ * (the superblock is gone, so the whole unit is searched, from its first
+ * byte, the first byte of the extent): open refuses and repairs nothing,
+ * rather than writing our superblock over another spare's table.  Kills
+ * discover-extent-start-outside (inside_extents at an extent's start). */
+START_TEST (test_foreign_table_block_at_extent_start_refused)
+{
+  struct env v;
+  env_open (&v, 1 * MiB);
+  remap_close (v.e);
+  v.e = NULL;
+  struct remap_backend *other = tl_mem (1 * MiB);
+  struct remap_format_opts o;
+  tl_format_opts (&o, UNIT, REMAP_STRATEGY_AUTO, 0, 2);
+  struct remap_error err = { 0 };
+  ck_assert_msg (remap_format (v.omem, other, &o, &err) == 0, "%s",
+                 err.msg);
+  uint8_t *sp = remap_mem_data (v.smem);
+  const uint8_t *op = remap_mem_data (other);
+  ck_assert (memcmp (sp + 40, op + 40, 16) != 0);       /* two uuids */
+  memcpy (sp + v.l.copy_offset[1] * UNIT, op + 1 * UNIT, UNIT);
+  uint8_t *before = malloc (1 * MiB);
+  ck_assert_ptr_nonnull (before);
+  memcpy (before, sp, 1 * MiB);
+
+  struct remap_engine *e = NULL;
+  int r = tl_open (v.omem, v.smem, NULL, &e, &err);
+  if (r == 0)
+    remap_close (e);
+  ck_assert_msg (r == -EUCLEAN, "open: %d %s", r, err.msg);
+  ck_assert_msg (memcmp (before, sp, 1 * MiB) == 0,
+                 "open wrote to a spare it refused");
+  free (before);
+  remap_backend_close (other);
+  env_close (&v);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -99,6 +221,9 @@ main (void)
   TCase *tc = tcase_create ("guards2");
   tcase_set_timeout (tc, 60);
   tcase_add_test (tc, test_memory_pending_cleared_by_remap);
+  tcase_add_test (tc, test_failed_commit_spends_generation);
+  tcase_add_test (tc, test_undecodable_foreign_superblock_refused);
+  tcase_add_test (tc, test_foreign_table_block_at_extent_start_refused);
   suite_add_tcase (s, tc);
   return tl_run (s);
 }
