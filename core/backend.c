@@ -7,7 +7,9 @@
  *
  * Optional operations get their defined fallbacks here: zero writes zeroes
  * in chunks of at most 1 MiB when the backend cannot (ops->zero NULL or
- * -EOPNOTSUPP); trim and lock without an op succeed (both are advisory).
+ * -EOPNOTSUPP); trim and lock without an op succeed (both are advisory), and
+ * so does preallocate (the backend has nothing to allocate) and drop_cache
+ * (it caches nothing); status without an op is "reachable".
  *
  * No locking: the wrappers hold no state; backends are thread-safe
  * themselves (backend.h).
@@ -17,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "remap/backend.h"
 
@@ -121,6 +124,35 @@ remap_backend_lock (struct remap_backend *b, struct remap_error *err)
   if (b->ops->lock == NULL)
     return 0;
   return b->ops->lock (b, err);
+}
+
+int
+remap_backend_preallocate (struct remap_backend *b, struct remap_error *err)
+{
+  if (!valid (b))
+    return remap_set_error (err, -EINVAL, "preallocate: invalid backend");
+  if (b->ops->preallocate == NULL)
+    return 0;
+  return b->ops->preallocate (b, err);
+}
+
+int
+remap_backend_drop_cache (struct remap_backend *b, uint64_t len, uint64_t off)
+{
+  if (!valid (b) || !in_range (b, len, off))
+    return -EINVAL;
+  if (len == 0 || b->ops->drop_cache == NULL)
+    return 0;
+  return b->ops->drop_cache (b, len, off);
+}
+
+void
+remap_backend_status (struct remap_backend *b,
+                      struct remap_backend_status *st)
+{
+  memset (st, 0, sizeof *st);
+  if (valid (b) && b->ops->status != NULL)
+    b->ops->status (b, st);
 }
 
 void

@@ -4,9 +4,10 @@
  *
  * Every command first gathers its data through the engine's thread-safe API
  * (remap_get_counters, remap_get_info, remap_foreach, remap_lookup,
- * remap_remap, remap_unmap, remap_mark_pending), then renders it either as
- * text or as one JSON object on one line: the two renderings sit next to
- * each other in one function, so they cannot drift apart.
+ * remap_remap, remap_unmap, remap_mark_pending, remap_spare_retest), then
+ * renders it either as text or as one JSON object on one line: the two
+ * renderings sit next to each other in one function, so they cannot drift
+ * apart.
  */
 
 #include <errno.h>
@@ -320,12 +321,18 @@ unit_lbas (struct remap_engine *e, uint64_t u, uint64_t *lba, uint64_t *n)
 /* ---- status ---------------------------------------------------------- */
 
 enum { C_DEGRADED = 1, C_NEARLY_FULL = 2, C_FULL = 4, C_UNCORRECTABLE = 8,
-       C_PENDING = 16 };
+       C_PENDING = 16, C_ORIGIN_UNREACHABLE = 32, C_SPARE_UNREACHABLE = 64 };
 
 static unsigned
-conditions (const struct remap_counters *c)
+conditions (const struct remap_counters *c,
+            const struct remap_backend_status *ost,
+            const struct remap_backend_status *sst)
 {
   unsigned f = 0;
+  if (ost->state == REMAP_BACKEND_UNREACHABLE)
+    f |= C_ORIGIN_UNREACHABLE;
+  if (sst->state == REMAP_BACKEND_UNREACHABLE)
+    f |= C_SPARE_UNREACHABLE;
   if (c->copies_valid < c->copies_total)
     f |= C_DEGRADED;
   if (c->spare_free_units == 0)
@@ -343,6 +350,12 @@ static const struct {
   unsigned flag;
   const char *name, *text;
 } cond_names[] = {
+  { C_ORIGIN_UNREACHABLE, "origin-unreachable",
+    "origin unreachable: requests fail with EIO until its NBD server is "
+    "back (remap reconnects by itself; nothing is remapped meanwhile)" },
+  { C_SPARE_UNREACHABLE, "spare-unreachable",
+    "spare unreachable: requests that need it fail with EIO until its NBD "
+    "server is back (remap reconnects by itself)" },
   { C_FULL, "spare-full", "spare full: new bad units cannot be remapped" },
   { C_DEGRADED, "degraded-copies",
     "metadata copies damaged: run remapctl repair" },
@@ -357,6 +370,8 @@ static const struct {
 static const char *
 state_name (unsigned f)
 {
+  if (f & (C_ORIGIN_UNREACHABLE | C_SPARE_UNREACHABLE))
+    return "unreachable";
   if (f & C_FULL)
     return "spare-full";
   if (f & C_DEGRADED)
@@ -366,6 +381,25 @@ state_name (unsigned f)
   return "healthy";
 }
 
+/* Reachability of a backend, inside its status object. */
+static void
+put_reach_json (struct remap_buf *out, const struct remap_backend_status *st)
+{
+  P (",\"reachable\":%s,\"down_ms\":%" PRIu64 ",\"reconnects\":%" PRIu64
+     ",\"detail\":", st->state == REMAP_BACKEND_OK ? "true" : "false",
+     st->down_ms, st->reconnects);
+  JS (st->detail);
+}
+
+static void
+put_reach_text (struct remap_buf *out, const struct remap_backend_status *st)
+{
+  if (st->state == REMAP_BACKEND_OK)
+    return;
+  P ("             UNREACHABLE for %" PRIu64 ".%01" PRIu64 " s: %s\n",
+     st->down_ms / 1000, st->down_ms % 1000 / 100, st->detail);
+}
+
 static int
 cmd_status (struct remap_engine *e, int argc, char *const *argv,
             struct remap_buf *out, struct remap_error *err)
@@ -373,6 +407,7 @@ cmd_status (struct remap_engine *e, int argc, char *const *argv,
   struct args a;
   struct remap_counters c;
   struct remap_info in;
+  struct remap_backend_status ost, sst;
   const struct remap_layout *l = &in.layout;
   char uuid[37];
   unsigned f;
@@ -382,8 +417,9 @@ cmd_status (struct remap_engine *e, int argc, char *const *argv,
     return r;
   remap_get_counters (e, &c);
   remap_get_info (e, &in);
+  remap_get_backend_status (e, &ost, &sst);
   remap_uuid_format (in.uuid, uuid);
-  f = conditions (&c);
+  f = conditions (&c, &ost, &sst);
 
   if (a.json) {
     P ("{\"version\":\"%s\",\"state\":\"%s\",\"conditions\":[",
@@ -398,12 +434,15 @@ cmd_status (struct remap_engine *e, int argc, char *const *argv,
     JS (in.origin_name);
     P (",\"label\":");
     JS (in.origin_label);
-    P (",\"size\":%" PRIu64 ",\"units\":%" PRIu64 ",\"sectors\":%" PRIu64
-       "},\"spare\":{\"name\":", remap_size (e), origin_units (e),
-       origin_sectors (e));
+    P (",\"size\":%" PRIu64 ",\"units\":%" PRIu64 ",\"sectors\":%" PRIu64,
+       remap_size (e), origin_units (e), origin_sectors (e));
+    put_reach_json (out, &ost);
+    P ("},\"spare\":{\"name\":");
     JS (in.spare_name);
-    P (",\"size\":%" PRIu64 ",\"uuid\":\"%s\",\"format_time\":%" PRIu64 "}",
+    P (",\"size\":%" PRIu64 ",\"uuid\":\"%s\",\"format_time\":%" PRIu64,
        in.spare_size, uuid, in.format_time);
+    put_reach_json (out, &sst);
+    P ("}");
     P (",\"geometry\":{\"unit\":%" PRIu32 ",\"sector\":%u,\"strategy\":\"%s\""
        ",\"copies\":%" PRIu32 ",\"copy_units\":%" PRIu64 ",\"table_blocks\":%"
        PRIu64 ",\"entries_per_block\":%" PRIu32 ",\"copy_offsets\":[",
@@ -439,8 +478,10 @@ cmd_status (struct remap_engine *e, int argc, char *const *argv,
     P ("origin:      %s (%" PRIu64 " bytes, %" PRIu64 " units, %" PRIu64
        " sectors)\n", in.origin_name, remap_size (e), origin_units (e),
        origin_sectors (e));
+    put_reach_text (out, &ost);
     P ("spare:       %s (%" PRIu64 " bytes, uuid %s)\n", in.spare_name,
        in.spare_size, uuid);
+    put_reach_text (out, &sst);
     P ("geometry:    unit %" PRIu32 " bytes, strategy %s, %" PRIu32
        " copies of %" PRIu64 " units at spare units", l->unit,
        remap_strategy_name (l->strategy), l->copies, l->copy_units);
@@ -815,7 +856,10 @@ cmd_export (struct remap_engine *e, int argc, char *const *argv,
 
 /* Read the origin units of a range that are not remapped, so that the
  * engine finds the failing ones (it retries, then marks them pending).
- * Remapped units are skipped: their data is on the spare. */
+ * Remapped units are skipped: their data is on the spare.  A unit is
+ * reported bad when the engine holds it pending after the read, recorded
+ * on the spare or, when it could not be (spare full, read-only engine),
+ * in memory only: those are listed as unrecorded too. */
 static int
 cmd_scan (struct remap_engine *e, int argc, char *const *argv,
           struct remap_buf *out, struct remap_error *err)
@@ -823,8 +867,8 @@ cmd_scan (struct remap_engine *e, int argc, char *const *argv,
   struct args a;
   uint64_t first, n, U = remap_unit (e), size = remap_size (e);
   uint64_t run_max = (4u << 20) / U ? (4u << 20) / U : 1;
-  uint64_t nread = 0, skipped = 0, nbad = 0, nnew = 0;
-  struct remap_buf bad = { 0 };
+  uint64_t nread = 0, skipped = 0, nbad = 0, nnew = 0, nunrec = 0;
+  struct remap_buf bad = { 0 }, unrec = { 0 };
   uint8_t *buf;
   int r = parse_args (argc, argv, O_JSON | O_UNITS, 1, 2,
                       "scan LBA [COUNT] [-u] [--json]", &a, err);
@@ -841,10 +885,9 @@ cmd_scan (struct remap_engine *e, int argc, char *const *argv,
 
     /* A run of units that are not remapped. */
     while (u1 < first + n && u1 - u < run_max && u1 - u < 256) {
-      remap_lookup (e, u1, &m);
-      if (m.state == REMAP_SLOT_MAPPED)
+      if (remap_lookup (e, u1, &m) == 0 && m.state == REMAP_SLOT_MAPPED)
         break;
-      was_pending[u1 - u] = m.state == REMAP_SLOT_PENDING;
+      was_pending[u1 - u] = remap_unit_pending (e, u1) > 0;
       u1++;
     }
     if (u1 == u) {
@@ -863,38 +906,159 @@ cmd_scan (struct remap_engine *e, int argc, char *const *argv,
     for (uint64_t v = u; v < u1; v++) {
       if (rr == 0 && !was_pending[v - u])
         continue;
-      remap_lookup (e, v, &m);
-      if (m.state == REMAP_SLOT_PENDING) {
+      int p = remap_unit_pending (e, v);
+      if (p > 0) {
         remap_buf_printf (&bad, "%s%" PRIu64, nbad ? "," : "", v);
         nbad++;
         nnew += !was_pending[v - u];
       }
+      if (p == 2)
+        remap_buf_printf (&unrec, "%s%" PRIu64, nunrec++ ? "," : "", v);
     }
     nread += u1 - u;
     u = u1;
   }
   free (buf);
-  if (bad.failed && !r)
+  if ((bad.failed || unrec.failed) && !r)
     r = remap_set_error (err, -ENOMEM, "out of memory");
   if (r) {
     remap_buf_free (&bad);
+    remap_buf_free (&unrec);
     return r;
   }
   if (a.json)
     P ("{\"command\":\"scan\",\"unit\":%" PRIu64 ",\"first_unit\":%" PRIu64
        ",\"units\":%" PRIu64 ",\"read_units\":%" PRIu64 ",\"skipped_units\":%"
-       PRIu64 ",\"new_bad_units\":%" PRIu64 ",\"bad_units\":[%s]}\n", U, first,
-       n, nread, skipped, nnew, bad.data ? bad.data : "");
+       PRIu64 ",\"new_bad_units\":%" PRIu64 ",\"bad_units\":[%s],"
+       "\"unrecorded_units\":[%s]}\n", U, first, n, nread, skipped, nnew,
+       bad.data ? bad.data : "", unrec.data ? unrec.data : "");
   else {
     P ("scanned units %" PRIu64 "-%" PRIu64 ": %" PRIu64 " read, %" PRIu64
        " skipped (remapped), %" PRIu64 " bad (%" PRIu64 " new)", first,
        first + n - 1, nread, skipped, nbad, nnew);
     if (nbad)
       P (": units %s (now pending)", bad.data);
+    if (nunrec)
+      P ("; units %s could not be recorded on the spare (it is full or "
+         "read-only): they are pending in memory only, until remap stops",
+         unrec.data);
     P ("\n");
   }
   remap_buf_free (&bad);
+  remap_buf_free (&unrec);
   return out->failed ? remap_set_error (err, -ENOMEM, "out of memory") : 0;
+}
+
+/* ---- spare-retest ------------------------------------------------------ */
+
+struct bad_units {
+  uint64_t first, end;          /* the range asked for */
+  uint64_t *v;
+  size_t n, cap;
+};
+
+static int
+collect_bad (void *opaque, const struct remap_mapping *m)
+{
+  struct bad_units *b = opaque;
+  if (m->state != REMAP_SLOT_BAD || m->spare_unit < b->first
+      || m->spare_unit >= b->end)
+    return 0;
+  if (b->n == b->cap) {
+    size_t cap = b->cap ? 2 * b->cap : 64;
+    uint64_t *v = realloc (b->v, cap * sizeof *v);
+    if (!v)
+      return -ENOMEM;
+    b->v = v;
+    b->cap = cap;
+  }
+  b->v[b->n++] = m->spare_unit;
+  return 0;
+}
+
+/* Re-test the bad spare units of a range (spare unit numbers, default the
+ * whole spare), one at a time, so that each gets its own verdict.  Exits
+ * with -EIO when some stay bad: a script can tell "all cleared" apart. */
+static int
+cmd_spare_retest (struct remap_engine *e, int argc, char *const *argv,
+                  struct remap_buf *out, struct remap_error *err)
+{
+  static const char usage[] = "spare-retest [FIRST [COUNT]] [--json]";
+  struct args a;
+  struct remap_info in;
+  struct bad_units b = { 0 };
+  uint64_t first = 0, count, reserved = 0, cleared = 0, still = 0;
+  size_t i;
+  int r = parse_args (argc, argv, O_JSON, 0, 2, usage, &a, err);
+
+  if (r)
+    return r;
+  remap_get_info (e, &in);
+  const struct remap_layout *l = &in.layout;
+  if (a.npos > 0 && !parse_u64 (a.pos[0], &first))
+    return remap_set_error (err, -EINVAL, "bad spare unit \"%s\": want a "
+                            "decimal or 0x hexadecimal number", a.pos[0]);
+  count = first < l->spare_units ? l->spare_units - first : 0;
+  if (a.npos > 1 && (!parse_u64 (a.pos[1], &count) || count == 0))
+    return remap_set_error (err, -EINVAL, "bad count \"%s\": want a positive "
+                            "number", a.pos[1]);
+  if (first >= l->spare_units || count > l->spare_units - first)
+    return remap_set_error (err, -EINVAL, "spare unit %" PRIu64 " count %"
+                            PRIu64 " is past the end of the spare (%" PRIu64
+                            " units, numbered from 0); usage: %s", first,
+                            count, l->spare_units, usage);
+  for (uint64_t s = first; s < first + count; s++)
+    reserved += remap_layout_is_reserved (l, s);
+  b.first = first;
+  b.end = first + count;
+  if ((r = remap_foreach (e, collect_bad, &b)) != 0) {
+    free (b.v);
+    return remap_set_error (err, r, "out of memory");
+  }
+  if (a.json)
+    P ("{\"command\":\"spare-retest\",\"unit\":%" PRIu32 ",\"first_unit\":%"
+       PRIu64 ",\"units\":%" PRIu64 ",\"reserved_skipped\":%" PRIu64
+       ",\"results\":[", l->unit, first, count, reserved);
+  for (i = 0; i < b.n && r == 0; i++) {
+    uint64_t c = 0;
+    r = remap_spare_retest (e, b.v[i], 1, &c, err);
+    if (r)
+      break;
+    cleared += c;
+    still += !c;
+    if (a.json)
+      P ("%s{\"spare_unit\":%" PRIu64 ",\"result\":\"%s\"}", i ? "," : "",
+         b.v[i], c ? "cleared" : "still-bad");
+    else
+      P ("spare unit %" PRIu64 ": %s\n", b.v[i],
+         c ? "cleared (passed the test; free again)"
+         : "still bad (failed the test)");
+  }
+  if (r == 0 && still)
+    r = remap_set_error (err, -EIO, "%" PRIu64 " of %zu bad spare units "
+                         "still fail the test and stay bad; the spare's "
+                         "medium is failing there", still, b.n);
+  if (a.json) {
+    P ("],\"tested\":%zu,\"cleared\":%" PRIu64 ",\"still_bad\":%" PRIu64,
+       i, cleared, still);
+    if (r) {
+      P (",\"error\":");
+      JS (err && err->msg[0] ? err->msg : strerror (-r));
+    }
+    P ("}\n");
+  }
+  else if (b.n == 0)
+    P ("no bad spare units in spare units %" PRIu64 "-%" PRIu64
+       ": nothing to retest\n", first, first + count - 1);
+  else
+    P ("%zu bad spare unit%s retested: %" PRIu64 " cleared, %" PRIu64
+       " still bad (spare units %" PRIu64 "-%" PRIu64 "; %" PRIu64
+       " metadata units skipped)\n", i, i == 1 ? "" : "s", cleared, still,
+       first, first + count - 1, reserved);
+  free (b.v);
+  if (out->failed && !r)
+    r = remap_set_error (err, -ENOMEM, "out of memory");
+  return r;
 }
 
 /* ---- dispatch -------------------------------------------------------- */
@@ -913,6 +1077,7 @@ cmd_help (struct remap_engine *e, int argc, char *const *argv,
      "  pending LBA [COUNT] [-u] [--json]\n"
      "  export --format badblocks --block-size N | --format ddrescue\n"
      "  scan LBA [COUNT] [-u] [--json]\n"
+     "  spare-retest [FIRST [COUNT]] [--json]   (spare unit numbers)\n"
      "LBA and COUNT are 512-byte sectors, or remap units with -u.\n");
   return 0;
 }
@@ -951,6 +1116,7 @@ static const struct {
   { "pending", cmd_pending },
   { "export", cmd_export },
   { "scan", cmd_scan },
+  { "spare-retest", cmd_spare_retest },
   { "help", cmd_help },
 };
 
@@ -965,5 +1131,5 @@ remap_control_exec (struct remap_engine *e, int argc, char *const *argv,
       return commands[i].fn (e, argc, argv, out, err);
   return remap_set_error (err, -EINVAL, "unknown command \"%.40s\" (commands: "
                           "status, list, lookup, remap, unmap, pending, "
-                          "export, scan, help)", argv[0]);
+                          "export, scan, spare-retest, help)", argv[0]);
 }

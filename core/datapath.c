@@ -200,34 +200,75 @@ not_media (struct remap_engine *e, struct remap_backend *b, const char *op,
                           what_next (r));
 }
 
+/* An origin that grew after format (opened with ignore_origin_size) has
+ * units past the origin_units the superblock records.  The format cannot
+ * name them (a reader rejects such an entry, and with it the whole block
+ * in every copy), so they are never remapped nor recorded pending. */
+static bool
+past_recorded_origin (const struct remap_engine *e, uint64_t u)
+{
+  return u >= e->sb.origin_units;
+}
+
 /* ---- origin reads with retries ---------------------------------------- */
 
 /* Counters (SPEC 4.3): read_errors counts every origin read call that
  * failed; retries counts every call made because an earlier one failed,
  * including the unit-by-unit reads that isolate a failed request. */
 
-/* Read with up to read_retries extra attempts (for media and transient
- * errors only).  after_failure: this call is itself a retry of a failed
- * read. */
+/* Retries of client reads (SPEC 3.3): a unit whose read fails with a
+ * media or transient error (retryable) is read again read_retries times, with a back-off that doubles, and the back-off
+ * is never slept with a stripe held:
+ *
+ *   pass 0   [stripes]  read the chunk; a unit that fails is put aside
+ *   sleep               delay, nothing held
+ *   pass 1   [its stripe] look each unit put aside up again, read it
+ *   ...      in the last pass a unit that still fails becomes pending
+ *
+ * While nothing is held a unit may be rewritten, remapped or unmapped, so
+ * each pass looks it up afresh; its bytes always come from one read made
+ * under its stripe, so a reader still gets old or new data, never a mix.
+ * Units read fine in an earlier pass stay as they were read (NBD promises
+ * no atomicity across units of one request).
+ *
+ * Relocation (fill_from) retries without back-off: it holds the unit's
+ * stripe exclusive from the first read of the old data to the commit,
+ * and nothing may sleep there. */
+#define RETRY_WORDS 16u
+struct retry {
+  unsigned left;                /* passes after the current one */
+  unsigned delay_us;            /* back-off before the next pass */
+  uint64_t u0;                  /* first unit of the chunk */
+  bool any;
+  uint64_t aside[RETRY_WORDS];  /* bit u - u0: read u again */
+};
+
+/* One more read of [off, off+len) after a failure: a retry, and a read
+ * error if it fails too. */
+static int
+origin_reread (struct remap_engine *e, void *buf, size_t len, uint64_t off)
+{
+  atomic_fetch_add (&e->c_retries, 1);
+  int r = remap_backend_pread (e->origin, buf, len, off);
+  if (r)
+    atomic_fetch_add (&e->c_read_errors, 1);
+  return r;
+}
+
+/* Read with up to read_retries extra attempts, one right after the other
+ * (see above: the caller holds a stripe exclusive).  after_failure: this
+ * call is itself a retry of a failed read. */
 static int
 origin_read_retry (struct remap_engine *e, void *buf, size_t len,
                    uint64_t off, bool after_failure)
 {
-  unsigned delay = e->opts.retry_delay_us;
   if (after_failure)
     atomic_fetch_add (&e->c_retries, 1);
   int r = remap_backend_pread (e->origin, buf, len, off);
-  for (unsigned i = 0; r && retryable (r) && i < e->opts.read_retries;
-       i++) {
-    atomic_fetch_add (&e->c_read_errors, 1);
-    atomic_fetch_add (&e->c_retries, 1);
-    if (delay && e->opts.sleep_us)
-      e->opts.sleep_us (delay);
-    delay = delay ? delay * 2 : 0;
-    r = remap_backend_pread (e->origin, buf, len, off);
-  }
   if (r)
     atomic_fetch_add (&e->c_read_errors, 1);
+  for (unsigned i = 0; r && retryable (r) && i < e->opts.read_retries; i++)
+    r = origin_reread (e, buf, len, off);
   return r;
 }
 
@@ -239,13 +280,14 @@ mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
   int r = 0;
 
   struct tmap m;
-  if (u >= e->sb.origin_units)  /* a grown origin: see relocate */
-    return 0;
   pthread_mutex_lock (&e->meta_lock);   /* one writer of the table */
   table_lookup (e->t, u, &m);
   if (m.word != 0)
     goto out;
-  if (e->opts.readonly) {       /* never write, not even a pending mark */
+  /* Never write, not even a pending mark, when read-only; and never
+   * record a unit the format cannot name (past_recorded_origin): both stay
+   * pending in memory only. */
+  if (e->opts.readonly || past_recorded_origin (e, u)) {
     table_vpend_add (e->t, u);
     goto out;
   }
@@ -268,14 +310,45 @@ mark_pending_unit (struct remap_engine *e, uint64_t u, struct remap_error *err)
   return r;
 }
 
+/* Unit u's part [pos, pend) of a read failed (r).  With passes left, put
+ * the unit aside for the next one (0); in the last, record it pending and
+ * fail -EIO.  Stripe held. */
+static int
+unit_read_failed (struct remap_engine *e, uint64_t u, uint64_t pos,
+                  uint64_t pend, int r, struct retry *rt,
+                  struct remap_error *err)
+{
+  /* Only a media error is a verdict; a transient one is worth the passes
+   * left; anything else fails the request and changes nothing. */
+  if (!retryable (r) || (!media (r) && rt->left == 0))
+    return not_media (e, e->origin, "read of", u, r, err);
+  if (rt->left) {
+    rt->aside[(u - rt->u0) / 64] |= UINT64_C (1) << ((u - rt->u0) % 64);
+    rt->any = true;
+    return 0;
+  }
+  eng_log (e, REMAP_LOG_WARN, "origin %s: read error in unit %llu "
+           "(bytes %llu..%llu): %s; unit marked pending",
+           e->origin->name, (unsigned long long) u,
+           (unsigned long long) pos, (unsigned long long) pend - 1,
+           strerror (-r));
+  mark_pending_unit (e, u, NULL);
+  return remap_set_error (err, -EIO,
+                          "origin %s: cannot read unit %llu (byte %llu): "
+                          "%s; the unit is now pending and will be "
+                          "remapped when it is rewritten",
+                          e->origin->name, (unsigned long long) u,
+                          (unsigned long long) pos, strerror (-r));
+}
+
 /* Read [off, off+len) of the origin, all of it inside locked units.  On
- * failure isolate the failing units, mark them pending, and fail -EIO.
- * A unit failing with a non-media error fails the request with that error
- * at once: it is no unit's fault, so no unit is marked, and the rest of
- * the request would meet it too. */
+ * failure isolate the failing units: each is put aside for a later pass,
+ * or in the last pass marked pending (-EIO).  A unit failing with a
+ * non-media error fails the request with that error and no unit is
+ * marked: it is no unit's fault (unit_read_failed). */
 static int
 read_origin (struct remap_engine *e, uint8_t *buf, size_t len, uint64_t off,
-             bool after_failure, struct remap_error *err)
+             bool after_failure, struct retry *rt, struct remap_error *err)
 {
   if (after_failure)
     atomic_fetch_add (&e->c_read_errors, 1);
@@ -289,24 +362,9 @@ read_origin (struct remap_engine *e, uint8_t *buf, size_t len, uint64_t off,
   for (uint64_t pos = off; pos < end;) {
     uint64_t u = pos / e->unit;
     uint64_t pend = (u + 1) * e->unit < end ? (u + 1) * e->unit : end;
-    int r = origin_read_retry (e, buf + (pos - off), pend - pos, pos, true);
-    if (r && !media (r))
-      return ret ? ret : not_media (e, e->origin, "read of", u, r, err);
-    if (r) {
-      eng_log (e, REMAP_LOG_WARN, "origin %s: read error in unit %llu "
-               "(bytes %llu..%llu): %s; unit marked pending",
-               e->origin->name, (unsigned long long) u,
-               (unsigned long long) pos, (unsigned long long) pend - 1,
-               strerror (-r));
-      mark_pending_unit (e, u, NULL);
-      if (!ret)
-        ret = remap_set_error (err, -EIO,
-                               "origin %s: cannot read unit %llu (byte "
-                               "%llu): %s; the unit is now pending and will "
-                               "be remapped when it is rewritten",
-                               e->origin->name, (unsigned long long) u,
-                               (unsigned long long) pos, strerror (-r));
-    }
+    int r = origin_reread (e, buf + (pos - off), pend - pos, pos);
+    if (r && (r = unit_read_failed (e, u, pos, pend, r, rt, err)) && !ret)
+      ret = r;
     pos = pend;
   }
   return ret;
@@ -457,13 +515,12 @@ static int relocate_inner (struct remap_engine *e, struct reloc *rl,
 static int
 relocate (struct remap_engine *e, struct reloc *rl, struct remap_error *err)
 {
-  /* An origin that grew (ignore_origin_size): the table cannot name a
-   * unit past the size the spare was formatted for (the decoder would
-   * reject the block at the next open, and the spare with it). */
-  if (rl->u >= e->sb.origin_units)
-    return remap_set_error (err, -EIO, "origin %s: unit %llu failed, but "
-                            "it lies past the %llu units the spare was "
-                            "formatted for, so it cannot be remapped",
+  if (past_recorded_origin (e, rl->u))
+    return remap_set_error (err, -EIO, "origin %s: unit %llu failed, but it "
+                            "lies past the %llu units the spare was "
+                            "formatted for (the origin has grown), so it "
+                            "cannot be remapped; format a spare for the "
+                            "origin's new size to protect all of it",
                             e->origin->name, (unsigned long long) rl->u,
                             (unsigned long long) e->sb.origin_units);
   atomic_fetch_add (&e->begun, 1);
@@ -878,7 +935,7 @@ struct rpiece {
  * read_origin, which retries unit by unit and records pending units. */
 static int
 read_window (struct remap_engine *e, uint8_t *buf, uint64_t off,
-             uint64_t end, uint64_t *pos, uint64_t last,
+             uint64_t end, uint64_t *pos, uint64_t last, struct retry *rt,
              struct remap_error *err)
 {
   struct tmap m[WINDOW];
@@ -926,7 +983,7 @@ read_window (struct remap_engine *e, uint8_t *buf, uint64_t off,
     if (io[k].result == 0)
       continue;
     if (!pc[k].spare)
-      r = read_origin (e, io[k].buf, io[k].len, io[k].off, true, err);
+      r = read_origin (e, io[k].buf, io[k].len, io[k].off, true, rt, err);
     else if (!media (io[k].result)) {
       atomic_fetch_add (&e->c_spare_errors, 1);
       r = not_media (e, e->spare, "read of", pc[k].u, io[k].result, err);
@@ -941,6 +998,62 @@ read_window (struct remap_engine *e, uint8_t *buf, uint64_t off,
     }
     if (r && !ret)
       ret = r;                  /* keep going: find every failing unit */
+  }
+  return ret;
+}
+
+_Static_assert (CHUNK_UNITS <= 64 * RETRY_WORDS,
+                "a retry pass covers a whole chunk");
+
+/* Read unit u's part [a, b) of the request again, in a pass of its own
+ * (struct retry): under its stripe, looked up afresh. */
+static int
+reread_unit (struct remap_engine *e, uint8_t *buf, uint64_t off, uint64_t a,
+             uint64_t b, struct retry *rt, struct remap_error *err)
+{
+  uint64_t u = a / e->unit, pos = a;
+  struct tmap m = { 0 };
+  int r;
+
+  lock_units (e, u, u, false);
+  if (table_nindexed (e->t))
+    lookup_unit (e, u, &m.slot, &m.word, &m.lost);
+  if (word_state (m.word) == REMAP_SLOT_MAPPED)  /* remapped meanwhile */
+    r = read_window (e, buf, off, b, &pos, u, rt, err);
+  else if ((r = origin_reread (e, buf + (a - off), b - a, a)) != 0)
+    r = unit_read_failed (e, u, a, b, r, rt, err);
+  unlock_units (e, u, u);
+  return r;
+}
+
+/* The passes after the first over [cpos, end): back off with no stripe
+ * held, then read each unit put aside again. */
+static int
+retry_put_aside (struct remap_engine *e, uint8_t *buf, uint64_t off,
+                 uint64_t cpos, uint64_t end, struct retry *rt,
+                 struct remap_error *err)
+{
+  int ret = 0;
+  while (rt->any) {
+    uint64_t aside[RETRY_WORDS];
+    if (rt->delay_us && e->opts.sleep_us)
+      e->opts.sleep_us (rt->delay_us);
+    rt->delay_us = rt->delay_us > REMAP_MAX_RETRY_DELAY_US / 2
+      ? REMAP_MAX_RETRY_DELAY_US : rt->delay_us * 2;
+    rt->left--;
+    memcpy (aside, rt->aside, sizeof aside);
+    memset (rt->aside, 0, sizeof rt->aside);
+    rt->any = false;
+    for (unsigned i = 0; i < 64 * RETRY_WORDS; i++) {
+      if (!(aside[i / 64] & (UINT64_C (1) << (i % 64))))
+        continue;
+      uint64_t u = rt->u0 + i;
+      uint64_t a = u * e->unit > cpos ? u * e->unit : cpos;
+      uint64_t b = (u + 1) * e->unit < end ? (u + 1) * e->unit : end;
+      int r = reread_unit (e, buf, off, a, b, rt, err);
+      if (r && !ret)
+        ret = r;
+    }
   }
   return ret;
 }
@@ -965,20 +1078,25 @@ remap_pread (struct remap_engine *e, void *vbuf, size_t len, uint64_t off,
   for (uint64_t cpos = off; cpos < off + len;) {
     uint64_t end = chunk_end (e, cpos, off + len);
     uint64_t first = cpos / e->unit, last = (end - 1) / e->unit;
+    struct retry rt = { .left = e->opts.read_retries,
+                        .delay_us = e->opts.retry_delay_us, .u0 = first };
     lock_units (e, first, last, false);
     if (table_nindexed (e->t) == 0) {
       int r = read_origin (e, buf + (cpos - off), end - cpos, cpos, false,
-                           err);
+                           &rt, err);
       if (r && !ret)
         ret = r;
     }
     else
       for (uint64_t pos = cpos; pos < end;) {
-        int r = read_window (e, buf, off, end, &pos, last, err);
+        int r = read_window (e, buf, off, end, &pos, last, &rt, err);
         if (r && !ret)
           ret = r;
       }
     unlock_units (e, first, last);
+    int r = retry_put_aside (e, buf, off, cpos, end, &rt, err);
+    if (r && !ret)
+      ret = r;
     cpos = end;
   }
   return ret;
@@ -1010,6 +1128,22 @@ remap_lookup (struct remap_engine *e, uint64_t u, struct remap_mapping *mp)
   mp->spare_unit = m.slot;
   mp->lost = m.lost;
   return 0;
+}
+
+int
+remap_unit_pending (struct remap_engine *e, uint64_t u)
+{
+  if (u > (e->origin_size - 1) / e->unit)
+    return -EINVAL;
+  if (u < e->sb.origin_units) {
+    struct tmap m;
+    table_lookup (e->t, u, &m);
+    if (word_state (m.word) == REMAP_SLOT_PENDING)
+      return 1;
+  }
+  if (table_nvpend (e->t) == 0)
+    return 0;
+  return table_vpend_has (e->t, u) ? 2 : 0;
 }
 
 int

@@ -65,6 +65,17 @@ eng_flush (struct remap_engine *e, struct remap_backend *b, const char *why)
   int r = remap_backend_flush (b);
   if (r == 0)
     return 0;
+  /* A flush that could not reach an NBD server (ENOTCONN: nbd.c) did
+   * nothing: nothing was dropped yet.  The backend itself fails the first flush after it
+   * reconnects if writes since its last good flush may be gone (nbd.c), so
+   * this failure is reported, not remembered. */
+  if (r == -ENOTCONN) {
+    eng_log (e, REMAP_LOG_WARN, "%s %s: flush failed during %s: the NBD "
+             "server cannot be reached (%s); it is tried again with the "
+             "next flush", b == e->origin ? "origin" : "spare", b->name, why,
+             strerror (-r));
+    return r;
+  }
   atomic_int *first = b == e->origin ? &e->origin_flush_err
     : &e->spare_flush_err;
   int none = 0;
@@ -220,6 +231,37 @@ keep_in_doubt (struct remap_engine *e, const struct change *c, size_t n,
   }
 }
 
+/* Number of distinct table blocks that the changes touch. */
+static size_t
+blocks_changed (const struct remap_engine *e, const struct change *c,
+                size_t n)
+{
+  uint32_t E = e->L->entries_per_block;
+  size_t nb = 0;
+  for (size_t x = 0; x < n; x++) {
+    bool seen = false;
+    for (size_t y = 0; y < x; y++)
+      seen |= c[y].slot / E == c[x].slot / E;
+    nb += !seen;
+  }
+  return nb;
+}
+
+/* Each changed block takes the next generation; past the format's bound a
+ * reader would reject the block, so the change is refused before anything
+ * is written (docs/FORMAT.md 10.1). */
+static int
+generation_exhausted (struct remap_engine *e, struct remap_error *err)
+{
+  return remap_set_error (err, -EOVERFLOW,
+                          "%s: the remap table is at generation %llu, the "
+                          "largest the format allows (2^63 - 1), so no "
+                          "further change can be recorded; move the table "
+                          "to a freshly formatted spare (remapctl export, "
+                          "format, import)", e->spare->name,
+                          (unsigned long long) e->generation);
+}
+
 /* Commit the changes block by block.  Each block is written to every
  * healthy copy (a flush after each) and, once durable in at least one,
  * its changes are applied to memory: memory never runs ahead of the disk,
@@ -241,6 +283,9 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
                             "changes (at most %u)", n, COMMIT_MAX);
   if (table_reserve (e->t, n) != 0)
     return remap_set_error (err, -ENOMEM, "out of memory updating the table");
+  if (REMAP_MAX_GENERATION - e->generation
+      < (uint64_t) blocks_changed (e, c, n))
+    return generation_exhausted (e, err);
   uint64_t before[COMMIT_MAX];
   for (size_t x = 0; x < n; x++) {
     uint64_t lost;
@@ -451,6 +496,12 @@ remap_format (struct remap_backend *origin, struct remap_backend *spare,
   if (!o->force && (r = check_blank (spare, err)) != 0)
     return r;
 
+  /* Before the first byte is written: a spare that cannot get its space
+   * is refused as it is. */
+  if (!o->sparse && (r = remap_backend_preallocate (spare, err)) != 0)
+    return remap_error_prefix (err, r, "cannot format");
+
+  r = 0;
   sb.version = REMAP_SB_VERSION;
   memcpy (sb.uuid, o->uuid, 16);
   sb.origin_size = origin->size;
@@ -567,7 +618,70 @@ scan_copies (struct remap_engine *e, struct scan *sc, struct remap_error *err)
   return r;
 }
 
-/* Load the best version of every table block into the table. */
+/* The copy whose version of block k is loaded: the highest generation
+ * among the valid ones, ties to the lowest copy (FORMAT.md 10.3).
+ * UINT32_MAX if no copy has a valid version left. */
+static uint32_t
+pick_copy (const struct remap_layout *l, const struct scan *sc, uint64_t k)
+{
+  uint32_t bi = UINT32_MAX;
+  for (uint32_t i = 0; i < l->copies; i++) {
+    uint64_t g = sc->gen[(size_t) i * l->table_blocks + k];
+    if (g && (bi == UINT32_MAX
+              || g > sc->gen[(size_t) bi * l->table_blocks + k]))
+      bi = i;
+  }
+  return bi;
+}
+
+/* Read back and decode the chosen version of block k into tb and ent.  The
+ * scan saw it valid a moment ago, but the bytes are read again: a version
+ * that now fails to read, or reads back as anything but what the scan saw
+ * (another generation), is dropped exactly as if the scan had found it
+ * damaged (repair then rewrites it), and the next best copy is used. */
+static int
+read_chosen_block (struct remap_engine *e, struct scan *sc, uint64_t k,
+                   uint8_t *buf, struct remap_tb *tb, struct remap_entry *ent,
+                   struct remap_error *err)
+{
+  const struct remap_layout *l = e->L;
+  struct remap_error derr = { 0 };
+  uint32_t bi;
+
+  while ((bi = pick_copy (l, sc, k)) != UINT32_MAX) {
+    uint64_t *g = &sc->gen[(size_t) bi * l->table_blocks + k];
+    remap_error_clear (&derr);  /* keep the last failure's message */
+    int r = remap_backend_pread (e->spare, buf, l->unit,
+                                 copy_unit (l, bi, 1 + k) * l->unit);
+    if (r)
+      remap_set_error (&derr, r, "copy %u: reading it again failed (%s)",
+                       bi, strerror (-r));
+    else if ((r = remap_tb_decode (&e->sb, buf, l->unit, k, tb, ent,
+                                   &derr)) == 0
+             && tb->generation != *g)
+      r = remap_set_error (&derr, -EUCLEAN, "copy %u: read again, it has "
+                           "generation %llu, not the %llu it had", bi,
+                           (unsigned long long) tb->generation,
+                           (unsigned long long) *g);
+    if (r == 0)
+      return 0;
+    eng_log (e, REMAP_LOG_WARN, "%s: table block %llu: %s; using the next "
+             "valid copy", e->spare->name, (unsigned long long) k, derr.msg);
+    *g = 0;
+  }
+  return remap_set_error (err, -EUCLEAN,
+                          "%s: table block %llu is damaged in every "
+                          "metadata copy%s%s%s; the remap table cannot be "
+                          "read.  Inspect it with 'remapctl dump %s'",
+                          e->spare->name, (unsigned long long) k,
+                          derr.msg[0] ? " (last: " : "", derr.msg,
+                          derr.msg[0] ? ")" : "", e->spare->name);
+}
+
+/* Load the best version of every table block into the table.  The current
+ * generation is the highest any valid version had in the scan, also one
+ * dropped when it failed to read back: its bytes may still be on the
+ * disk, and a later commit must outrank them. */
 static int
 load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
             struct remap_error *err)
@@ -576,35 +690,19 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
   uint32_t unit = l->unit, E = l->entries_per_block;
   uint8_t *buf = eng_alloc_buf (unit);
   struct remap_entry *ent = malloc (E * sizeof *ent);
-  uint64_t best_gen = 0;
+  uint64_t best_gen = 0, scanned_gen = 0;
   int r = 0;
 
   if (!buf || !ent) {
     r = remap_set_error (err, -ENOMEM, "out of memory");
     goto out;
   }
+  for (size_t x = 0; x < (size_t) l->copies * l->table_blocks; x++)
+    scanned_gen = sc->gen[x] > scanned_gen ? sc->gen[x] : scanned_gen;
   for (uint64_t k = 0; k < l->table_blocks; k++) {
-    uint32_t bi = UINT32_MAX;
-    for (uint32_t i = 0; i < l->copies; i++) {
-      uint64_t g = sc->gen[(size_t) i * l->table_blocks + k];
-      if (g && (bi == UINT32_MAX
-                || g > sc->gen[(size_t) bi * l->table_blocks + k]))
-        bi = i;
-    }
     struct remap_tb tb;
-    struct remap_error derr = { 0 };
-    if (bi == UINT32_MAX
-        || remap_backend_pread (e->spare, buf, unit,
-                                copy_unit (l, bi, 1 + k) * unit) != 0
-        || remap_tb_decode (&e->sb, buf, unit, k, &tb, ent, &derr) != 0) {
-      r = remap_set_error (err, -EUCLEAN,
-                           "%s: table block %llu is damaged in every "
-                           "metadata copy%s%s; the remap table cannot be "
-                           "read.  Inspect it with 'remapctl dump %s'",
-                           e->spare->name, (unsigned long long) k,
-                           derr.msg[0] ? ": " : "", derr.msg, e->spare->name);
+    if ((r = read_chosen_block (e, sc, k, buf, &tb, ent, err)) != 0)
       goto out;
-    }
     e->block_gen[k] = tb.generation;
     e->block_cursor[k] = tb.alloc_cursor;
     if (tb.generation > best_gen) {
@@ -645,11 +743,24 @@ load_table (struct remap_engine *e, struct scan *sc, bool *dirty,
       }
     }
   }
-  e->generation = best_gen;
+  e->generation = scanned_gen;        /* >= best_gen */
  out:
   free (buf);
   free (ent);
   return r;
+}
+
+/* Count a copy valid only if its superblock and every block are current;
+ * nothing is written (read-only, no_repair). */
+static void
+report_copies (struct remap_engine *e, const struct scan *sc)
+{
+  for (uint32_t i = 0; i < e->L->copies; i++) {
+    bool ok = sc->sb_ok[i];
+    for (uint64_t k = 0; k < e->L->table_blocks && ok; k++)
+      ok = sc->gen[(size_t) i * e->L->table_blocks + k] == e->block_gen[k];
+    e->copy_ok[i] = ok;
+  }
 }
 
 /* Rewrite stale or damaged blocks and superblocks of every copy, and the
@@ -661,8 +772,20 @@ static void
 repair (struct remap_engine *e, struct scan *sc, const bool *dirty)
 {
   const struct remap_layout *l = e->L;
-  uint64_t fixed = 0;
+  uint64_t fixed = 0, ndirty = 0;
 
+  for (uint64_t k = 0; k < l->table_blocks; k++)
+    ndirty += dirty[k];
+  if (REMAP_MAX_GENERATION - e->generation < ndirty) {
+    /* Rewriting the resolved blocks would need generations past the
+     * bound; leave every copy as it is (the next open resolves the same
+     * way) and report the damaged ones. */
+    eng_log (e, REMAP_LOG_WARN, "%s: not repaired: the table is at "
+             "generation %llu, the largest the format allows",
+             e->spare->name, (unsigned long long) e->generation);
+    report_copies (e, sc);
+    return;
+  }
   for (uint64_t k = 0; k < l->table_blocks; k++)
     if (dirty[k]) {
       e->block_gen[k] = ++e->generation;
@@ -836,6 +959,16 @@ remap_open (struct remap_backend *origin, struct remap_backend *spare,
   if (opts)
     e->opts = *opts;
   e->L = &e->sb.layout;
+  if (e->opts.read_retries > REMAP_MAX_READ_RETRIES
+      || e->opts.retry_delay_us > REMAP_MAX_RETRY_DELAY_US) {
+    r = remap_set_error (err, -EINVAL, "read retries: %u extra attempts "
+                         "with a first back-off of %u us is past the "
+                         "bounds (at most %u attempts and %u us); give "
+                         "smaller values", e->opts.read_retries,
+                         e->opts.retry_delay_us, REMAP_MAX_READ_RETRIES,
+                         REMAP_MAX_RETRY_DELAY_US);
+    goto fail_early;
+  }
 
   if (!e->opts.no_lock
       && ((r = remap_backend_lock (spare, err)) != 0
@@ -860,15 +993,8 @@ remap_open (struct remap_backend *origin, struct remap_backend *spare,
     goto fail;
   if (!e->opts.readonly && !e->opts.no_repair)
     repair (e, &sc, dirty);
-  else {
-    /* Report damaged copies without touching them. */
-    for (uint32_t i = 0; i < e->L->copies; i++) {
-      bool ok = sc.sb_ok[i];
-      for (uint64_t k = 0; k < e->L->table_blocks && ok; k++)
-        ok = sc.gen[(size_t) i * e->L->table_blocks + k] == e->block_gen[k];
-      e->copy_ok[i] = ok;
-    }
-  }
+  else
+    report_copies (e, &sc);
   free (sc.gen);
   free (dirty);
   *out = e;
@@ -959,6 +1085,17 @@ remap_get_info (const struct remap_engine *e, struct remap_info *info)
   snprintf (info->origin_name, sizeof info->origin_name, "%s",
             e->origin->name);
   snprintf (info->spare_name, sizeof info->spare_name, "%s", e->spare->name);
+}
+
+void
+remap_get_backend_status (struct remap_engine *e,
+                          struct remap_backend_status *origin,
+                          struct remap_backend_status *spare)
+{
+  if (origin)
+    remap_backend_status (e->origin, origin);
+  if (spare)
+    remap_backend_status (e->spare, spare);
 }
 
 int
@@ -1063,7 +1200,20 @@ remap_inspect (struct remap_backend *spare, struct remap_inspect *out,
     }
     damaged |= c->blocks_damaged || c->blocks_stale;
   }
-  if (out->blocks_lost) {
+  if (spare->size / l->unit != l->spare_units) {
+    /* remap_open refuses it (the copies' places follow from the size in
+     * units), so the verdict must say so too. */
+    out->verdict = REMAP_UNUSABLE;
+    snprintf (out->reason, sizeof out->reason,
+              "the spare has %s: it has %llu bytes, but was formatted with "
+              "%llu; restore its size (truncate -s %llu %s); remap cannot "
+              "use a resized spare",
+              spare->size < e->sb.spare_size ? "shrunk" : "grown",
+              (unsigned long long) spare->size,
+              (unsigned long long) e->sb.spare_size,
+              (unsigned long long) e->sb.spare_size, spare->name);
+  }
+  else if (out->blocks_lost) {
     out->verdict = REMAP_UNUSABLE;
     snprintf (out->reason, sizeof out->reason,
               "%llu table block(s) are damaged in every copy",

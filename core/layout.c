@@ -14,7 +14,9 @@
  * Extents must not overlap and at least one unit must stay usable.  AUTO
  * picks the strategy from the spare's size in bytes (N * unit) and the
  * largest default copy count that fits; forced values that do not fit are
- * refused, never silently changed.  Pure arithmetic: no I/O, no allocation.
+ * refused, never silently changed.  A copy count below 2 is refused
+ * whatever the size: with one copy, one damaged unit loses the table.
+ * Pure arithmetic: no I/O, no allocation.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -83,7 +85,7 @@ static bool
 place (enum remap_strategy s, uint64_t N, uint64_t L, uint32_t n,
        uint64_t off[REMAP_MAX_COPIES])
 {
-  if (n == 0 || n > REMAP_MAX_COPIES || L > N)
+  if (n < REMAP_MIN_COPIES || n > REMAP_MAX_COPIES || L > N)
     return false;
   memset (off, 0, REMAP_MAX_COPIES * sizeof off[0]);
   for (uint32_t i = 0; i < n; i++) {
@@ -92,7 +94,7 @@ place (enum remap_strategy s, uint64_t N, uint64_t L, uint32_t n,
       off[i] = (uint64_t) i * L;
       break;
     case REMAP_STRATEGY_LINEAR:
-      off[i] = n == 1 ? 0 : (uint64_t) i * (N - L) / (n - 1);
+      off[i] = (uint64_t) i * (N - L) / (n - 1);
       break;
     case REMAP_STRATEGY_GEOMETRIC:
       off[i] = i == 0 ? 0 : (N - L) >> (n - 1 - i);
@@ -134,6 +136,13 @@ remap_layout_compute (uint64_t spare_bytes, uint32_t unit,
     return remap_set_error (err, -EINVAL,
                             "copies=%u is more than the maximum of %u",
                             copies, REMAP_MAX_COPIES);
+  if (copies != 0 && copies < REMAP_MIN_COPIES)
+    return remap_set_error (err, -EINVAL,
+                            "copies=%u is refused: remap keeps %u to %u "
+                            "metadata copies, so that one damaged copy "
+                            "never costs the table; give copies=%u or more",
+                            copies, REMAP_MIN_COPIES, REMAP_MAX_COPIES,
+                            REMAP_MIN_COPIES);
   if (strategy != REMAP_STRATEGY_AUTO && strategy != REMAP_STRATEGY_MINIMAL
       && strategy != REMAP_STRATEGY_LINEAR
       && strategy != REMAP_STRATEGY_GEOMETRIC)
@@ -161,7 +170,7 @@ remap_layout_compute (uint64_t spare_bytes, uint32_t unit,
     if (!place (s, N, l.copy_units, copies, l.copy_offset)) {
       uint32_t fit = 0;
       uint64_t tmp[REMAP_MAX_COPIES];
-      for (uint32_t n = 1; n <= REMAP_MAX_COPIES; n++)
+      for (uint32_t n = REMAP_MIN_COPIES; n <= REMAP_MAX_COPIES; n++)
         if (place (s, N, l.copy_units, n, tmp))
           fit = n;
       if (fit == 0)

@@ -168,14 +168,16 @@ remap_sb_decode (const uint8_t *buf, size_t len, struct remap_sb *sb,
     return sb_bad (err, "origin units do not match the origin size");
   if (strategy < REMAP_STRATEGY_MINIMAL || strategy > REMAP_STRATEGY_GEOMETRIC)
     return sb_bad (err, "unknown placement strategy");
-  if (copies < 1 || copies > REMAP_MAX_COPIES)
-    return sb_bad (err, "bad copy count");
+  if (copies < REMAP_MIN_COPIES || copies > REMAP_MAX_COPIES)
+    return sb_bad (err, "copy count out of range (2 to 8)");
   if (sb->copy_index >= copies)
     return sb_bad (err, "copy index out of range");
   if (sb->lost_granule != remap_lost_granule (unit))
     return sb_bad (err, "bad lost granule");
   if (sb->sb_generation == 0)
     return sb_bad (err, "zero generation");
+  if (sb->sb_generation > REMAP_MAX_GENERATION)
+    return sb_bad (err, "implausible generation (above 2^63 - 1)");
   if (!all_zero (buf + SB (reserved), 236))
     return sb_bad (err, "reserved bytes are not zero");
   size_t ll = strnlen ((const char *) buf + SB (origin_label),
@@ -305,6 +307,9 @@ remap_tb_decode (const struct remap_sb *sb, const uint8_t *buf, size_t len,
     return tb_bad (err, k, "block index mismatch", UINT64_MAX);
   if (tb->generation == 0)
     return tb_bad (err, k, "zero generation", UINT64_MAX);
+  if (tb->generation > REMAP_MAX_GENERATION)
+    return tb_bad (err, k, "implausible generation (above 2^63 - 1)",
+                   UINT64_MAX);
   if (tb->alloc_cursor >= l->spare_units)
     return tb_bad (err, k, "allocation cursor out of range", UINT64_MAX);
   if (get32 (buf + TB (entries)) != l->entries_per_block)

@@ -18,6 +18,9 @@
  *   EPERM (a backend refused us), and EIO (media errors, lost data, lost
  *   connections, failed flushes, everything else).  nbdkit would turn any
  *   other errno into EINVAL.
+ * - nbdkit -r (cmdline.c finds it before anything is opened) opens origin
+ *   and spare read-only and the engine read-only: no repair of damaged
+ *   copies, pending units kept in memory, no format, no start-list remaps.
  * - format=yes formats only a spare that holds nothing resembling remap
  *   metadata: a spare with a valid table is opened as it is, and one with
  *   damaged metadata is handed to the engine unchanged, which refuses it
@@ -47,6 +50,7 @@
 
 #include "remap/remap.h"
 #include "unitlist.h"
+#include "cmdline.h"
 #include "control.h"
 #include "rehearse.h"
 
@@ -62,6 +66,7 @@ static char *origin_path;               /* absolute */
 static char *spare_path;                /* absolute */
 static bool spare_missing;              /* spare did not exist at .config */
 static bool format;
+static int preallocate = -1;            /* -1: not given (yes) */
 static uint32_t unit;                   /* 0: not given */
 static enum remap_strategy strategy;    /* AUTO: not given */
 static uint32_t copies;                 /* 0: not given */
@@ -73,6 +78,8 @@ static uint64_t badblocks_bs = 1024;
 static unsigned read_retries = 2;
 static unsigned read_retry_delay_ms = 10;
 static bool enospc_as_eio;
+static bool read_only;                  /* nbdkit -r: write nothing at all */
+static int reconnect_timeout = -1;      /* seconds; -1: not given */
 
 /* The engine, from .get_ready to .cleanup. */
 static struct remap_engine *engine;
@@ -162,21 +169,48 @@ config_numbers (const char *key, const char *value)
   if (strcmp (key, "copies") == 0) {
     if (nbdkit_parse_uint32_t ("copies", value, &copies) == -1)
       return -1;
-    if (copies < 1 || copies > REMAP_MAX_COPIES) {
-      nbdkit_error ("copies=%s: must be from 1 to %u", value,
+    if (copies < REMAP_MIN_COPIES || copies > REMAP_MAX_COPIES) {
+      nbdkit_error ("copies=%s: must be from %u to %u (remap keeps at least "
+                    "two metadata copies, so that one damaged copy never "
+                    "costs the table)", value, REMAP_MIN_COPIES,
                     REMAP_MAX_COPIES);
       return -1;
     }
     return 0;
   }
-  if (strcmp (key, "read-retries") == 0)
-    return nbdkit_parse_unsigned ("read-retries", value, &read_retries);
+  if (strcmp (key, "read-retries") == 0) {
+    if (nbdkit_parse_unsigned ("read-retries", value, &read_retries) == -1)
+      return -1;
+    if (read_retries > REMAP_MAX_READ_RETRIES) {
+      nbdkit_error ("read-retries=%s: at most %u (each retry of a failing "
+                    "unit waits twice as long as the one before, and the "
+                    "client's read waits for all of them)", value,
+                    REMAP_MAX_READ_RETRIES);
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp (key, "reconnect-timeout") == 0) {
+    unsigned v;
+    if (nbdkit_parse_unsigned ("reconnect-timeout", value, &v) == -1)
+      return -1;
+    if (v > REMAP_NBD_MAX_RECONNECT_MS / 1000) {
+      nbdkit_error ("reconnect-timeout=%s: at most %u seconds (a client "
+                    "such as the kernel's nbd driver gives up on a request "
+                    "after 30 s)", value, REMAP_NBD_MAX_RECONNECT_MS / 1000);
+      return -1;
+    }
+    reconnect_timeout = (int) v;
+    return 0;
+  }
   if (strcmp (key, "read-retry-delay") == 0) {
     if (nbdkit_parse_unsigned ("read-retry-delay", value,
                                &read_retry_delay_ms) == -1)
       return -1;
-    if (read_retry_delay_ms > 60000) {
-      nbdkit_error ("read-retry-delay=%s: at most 60000 ms", value);
+    if (read_retry_delay_ms > REMAP_MAX_RETRY_DELAY_US / 1000) {
+      nbdkit_error ("read-retry-delay=%s: at most %u ms (the first "
+                    "back-off; later ones double, up to that bound)", value,
+                    REMAP_MAX_RETRY_DELAY_US / 1000);
       return -1;
     }
     return 0;
@@ -205,6 +239,11 @@ plugin_config (const char *key, const char *value)
     return config_format (value);
   if (strcmp (key, "unit") == 0)
     return config_unit (value);
+  if (strcmp (key, "preallocate") == 0) {
+    if ((preallocate = nbdkit_parse_bool (value)) == -1)
+      return -1;
+    return 0;
+  }
   if (strcmp (key, "strategy") == 0) {
     if (remap_strategy_parse (value, &strategy) < 0) {
       nbdkit_error ("strategy=%s: expected auto, minimal, linear or "
@@ -243,6 +282,7 @@ plugin_config (const char *key, const char *value)
     return 0;
   }
   if (strcmp (key, "copies") == 0 || strcmp (key, "read-retries") == 0
+      || strcmp (key, "reconnect-timeout") == 0
       || strcmp (key, "read-retry-delay") == 0
       || strcmp (key, "badblocks-block-size") == 0)
     return config_numbers (key, value);
@@ -271,6 +311,21 @@ plugin_config_complete (void)
                   "where remap may create its control socket", control_path);
     return -1;
   }
+  if (reconnect_timeout != -1 && !remap_is_nbd_uri (origin_path)
+      && !remap_is_nbd_uri (spare_path)) {
+    nbdkit_error ("reconnect-timeout= applies to an origin or spare given "
+                  "as an NBD URI, and neither is one: drop it");
+    return -1;
+  }
+  if (preallocate != -1 && !format) {
+    nbdkit_error ("preallocate=%s applies only with format=yes: a spare is "
+                  "allocated when it is formatted.  Drop preallocate=, or "
+                  "to allocate an existing spare file in full run "
+                  "'fallocate -l $(stat -c %%s %s) %s' while remap is "
+                  "stopped", preallocate ? "yes" : "no", spare_path,
+                  spare_path);
+    return -1;
+  }
   if (spare_missing) {
     uint32_t u = unit ? unit : REMAP_DEFAULT_UNIT;
     nbdkit_error ("spare=%s does not exist: create it first, e.g. "
@@ -283,6 +338,7 @@ plugin_config_complete (void)
       && unit_list_read_badblocks (&start_list, badblocks_path,
                                    badblocks_bs) == -1)
     return -1;
+  read_only = cmdline_read_only ();
   return 0;
 }
 
@@ -292,16 +348,21 @@ plugin_config_complete (void)
   "spare=SPARE          (required) Where remapped units and the table live\n" \
   "                     (file, block device or NBD URI).\n" \
   "format=yes           Format SPARE if it holds no remap metadata.\n" \
+  "preallocate=no       With format=yes: leave a new spare file sparse\n" \
+  "                     (default: allocate it in full, or refuse).\n" \
   "unit=SIZE            Remap unit of a new spare (512..64k, default 4k).\n" \
   "strategy=auto|minimal|linear|geometric  Placement of metadata copies.\n" \
-  "copies=N             Number of metadata copies of a new spare (1..8).\n" \
+  "copies=N             Number of metadata copies of a new spare (2..8).\n" \
   "direct=auto|yes|no   O_DIRECT I/O (auto: block devices only).\n" \
   "remap=LIST           Remap units at start: U, U-V or OFFSET+LENGTH, ...\n" \
   "badblocks=FILE       Remap the blocks of an e2fsprogs badblocks list.\n" \
   "badblocks-block-size=N  Block size of that list (default 1024).\n" \
-  "read-retries=N       Extra origin read attempts (default 2).\n" \
-  "read-retry-delay=MS  First retry back-off, doubled each time (10).\n" \
+  "read-retries=N       Extra origin read attempts (0..10, default 2).\n" \
+  "read-retry-delay=MS  First retry back-off, doubled each time, at most\n" \
+  "                     10000 (default 10).\n" \
   "enospc=enospc|eio    Error for a write the full spare cannot remap.\n" \
+  "reconnect-timeout=S  NBD origin/spare: how long a request waits for a\n" \
+  "                     lost connection to come back (default 5).\n" \
   "control=PATH         Control socket for remapctl --control (mode 0600).\n" \
   "fail=OPS:OFF[+LEN][,after=N][,times=N]  Rehearsal: make the origin fail\n" \
   "                     there (OPS read, write, rw, flush); repeatable.\n" \
@@ -565,6 +626,13 @@ apply_start_list (struct remap_engine *e)
     goto out;
   }
   remap_get_counters (e, &c);
+  if (read_only && total > h.count) {
+    nbdkit_error ("remap=/badblocks= name %" PRIu64 " units that are not "
+                  "remapped yet, but nbdkit -r forbids writing to spare %s: "
+                  "start without -r to remap them, or drop remap= and "
+                  "badblocks=", total - h.count, spare_path);
+    goto out;
+  }
   if (check_room (total - h.count, c.spare_free_units) == -1)
     goto out;
   for (ssize_t i = 0; i < n; i++)
@@ -598,11 +666,19 @@ prepare_spare (struct remap_backend *origin, struct remap_backend *spare)
                   spare_path);
     return 0;
   }
+  if (read_only) {
+    nbdkit_error ("format=yes: spare %s holds no remap metadata, and nbdkit "
+                  "-r forbids writing to it: format it first (start once "
+                  "without -r, or 'remapctl format ORIGIN SPARE')",
+                  spare_path);
+    return -1;
+  }
   remap_format_opts_init (&fo);
   fo.unit = unit;
   fo.strategy = strategy;
   fo.copies = copies;
   fo.origin_label = origin_path;
+  fo.sparse = preallocate == 0;
   r = remap_layout_compute (spare->size, unit ? unit : REMAP_DEFAULT_UNIT,
                             strategy, copies, &l, &err);
   if (r < 0) {
@@ -618,9 +694,13 @@ prepare_spare (struct remap_backend *origin, struct remap_backend *spare)
     return -1;
   }
   nbdkit_debug ("remap: formatted spare %s for origin %s: unit %" PRIu32
-                ", strategy %s, %" PRIu32 " copies, %" PRIu64 " usable units",
-                spare_path, origin_path, l.unit,
-                remap_strategy_name (l.strategy), l.copies, l.usable_units);
+                ", strategy %s, %" PRIu32 " copies, %" PRIu64 " usable "
+                "units, %s", spare_path, origin_path, l.unit,
+                remap_strategy_name (l.strategy), l.copies, l.usable_units,
+                remap_is_nbd_uri (spare_path) || spare->is_block_device
+                ? "nothing to preallocate"
+                : fo.sparse ? "left sparse (preallocate=no)"
+                : "allocated in full");
   return 0;
 }
 
@@ -647,10 +727,11 @@ log_status (struct remap_engine *e, const char *when)
 static unsigned
 file_flags (void)
 {
+  unsigned ro = read_only ? REMAP_FILE_READONLY : 0;
   switch (direct) {
-  case DIRECT_YES: return REMAP_FILE_DIRECT;
-  case DIRECT_NO: return REMAP_FILE_NODIRECT;
-  case DIRECT_AUTO: default: return 0;
+  case DIRECT_YES: return ro | REMAP_FILE_DIRECT;
+  case DIRECT_NO: return ro | REMAP_FILE_NODIRECT;
+  case DIRECT_AUTO: default: return ro;
   }
 }
 
@@ -660,6 +741,7 @@ open_engine (struct remap_engine **out)
   struct remap_error err = { 0 };
   struct remap_backend *origin = NULL, *spare = NULL;
   struct remap_open_opts oo = {
+    .readonly = read_only,
     .enospc_as_eio = enospc_as_eio,
     .read_retries = read_retries,
     .retry_delay_us = read_retry_delay_ms * 1000,
@@ -678,6 +760,13 @@ open_engine (struct remap_engine **out)
     report (&err, r, spare_path);
     remap_backend_close (origin);
     return -1;
+  }
+  if (reconnect_timeout != -1) {
+    unsigned ms = (unsigned) reconnect_timeout * 1000;
+    if (remap_is_nbd_uri (origin_path))
+      remap_nbd_set_reconnect_timeout (origin, ms);
+    if (remap_is_nbd_uri (spare_path))
+      remap_nbd_set_reconnect_timeout (spare, ms);
   }
   if (format && prepare_spare (origin, spare) == -1) {
     remap_backend_close (origin);
@@ -726,6 +815,9 @@ plugin_get_ready (void)
                 info.layout.unit, remap_strategy_name (info.layout.strategy),
                 info.layout.copies);
   nbdkit_debug ("remap: I/O batches: %s", remap_backend_uring_status ());
+  if (read_only)
+    nbdkit_debug ("remap: read-only (nbdkit -r): origin and spare are "
+                  "opened read-only; no repair, no pending marks");
   log_status (e, "start");
   engine = e;
   return 0;

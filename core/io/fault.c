@@ -457,6 +457,25 @@ fault_close (struct remap_backend *b)
   free (f);
 }
 
+/* Not a fault point: allocation is the inner backend's business. */
+static int
+fault_preallocate (struct remap_backend *b, struct remap_error *err)
+{
+  return remap_backend_preallocate (to_fault (b)->inner, err);
+}
+
+static int
+fault_drop_cache (struct remap_backend *b, uint64_t len, uint64_t off)
+{
+  return remap_backend_drop_cache (to_fault (b)->inner, len, off);
+}
+
+static void
+fault_status (struct remap_backend *b, struct remap_backend_status *st)
+{
+  remap_backend_status (to_fault (b)->inner, st);
+}
+
 static const struct remap_backend_ops fault_ops = {
   .kind = "fault",
   .pread = fault_pread,
@@ -466,6 +485,9 @@ static const struct remap_backend_ops fault_ops = {
   .trim = NULL,
   .lock = fault_lock,
   .close = fault_close,
+  .preallocate = fault_preallocate,
+  .drop_cache = fault_drop_cache,
+  .status = fault_status,
 };
 
 int

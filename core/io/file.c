@@ -37,6 +37,11 @@
  * the open file description of fd, so two opens of one path conflict even
  * inside one process, and closing tail_fd never drops it.
  *
+ * Preallocation (file_preallocate, asked for by format): a regular file
+ * gets every block allocated, after a check that the file system has the
+ * room, so that a formatted spare cannot meet a full host file system
+ * later (a sparse spare would then fail writes with ENOSPC).
+ *
  * io_uring is in uring.c: file_raw_fd tells it which transfers it may
  * issue on fd as they are.  Not done here: growing a file on CREATE (the
  * header has no size for it: CREATE just creates an empty file).
@@ -55,6 +60,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -414,6 +420,121 @@ file_close (struct remap_backend *b)
   free (f);
 }
 
+/* "12.3 GiB": sizes in messages a user can compare with df -h. */
+static const char *
+human (uint64_t bytes, char *buf, size_t n)
+{
+  static const char *const suffix[] = { "bytes", "KiB", "MiB", "GiB", "TiB",
+                                        "PiB", "EiB" };
+  double v = (double) bytes;
+  unsigned i = 0;
+
+  while (v >= 1024 && i + 1 < sizeof suffix / sizeof suffix[0]) {
+    v /= 1024;
+    i++;
+  }
+  if (i == 0)
+    snprintf (buf, n, "%llu bytes", (unsigned long long) bytes);
+  else
+    snprintf (buf, n, "%.1f %s", v, suffix[i]);
+  return buf;
+}
+
+/* Allocate every block of a regular file (a block device has its blocks
+ * already).  The free space is checked first, so that a spare too large
+ * for its file system is refused before it fills that file system to the
+ * last block; posix_fallocate then reserves the blocks without writing
+ * data (or, on a file system without fallocate, by writing one byte per
+ * block, which glibc does for us). */
+static int
+file_preallocate (struct remap_backend *b, struct remap_error *err)
+{
+  struct file *f = (struct file *) b;
+  const char *optout = "keep it sparse instead (remapctl format --sparse, "
+                       "or preallocate=no with format=yes), accepting that "
+                       "writes then fail with ENOSPC when the file system "
+                       "fills up";
+  char h1[32], h2[32], buf[128];
+  struct statvfs vfs;
+  struct stat st;
+  uint64_t have, need, avail;
+  int e;
+
+  if (b->is_block_device || b->size == 0)
+    return 0;
+  if (f->readonly)
+    return remap_set_error (err, -EROFS,
+                            "%s: cannot allocate a file opened "
+                            "read-only",
+                            b->name);
+  if (fstat (f->fd, &st) == -1 || fstatvfs (f->fd, &vfs) == -1) {
+    e = errno;
+    return remap_set_error (err, -e, "%s: stat: %s", b->name,
+                            strerror_r (e, buf, sizeof buf));
+  }
+  have = (uint64_t) st.st_blocks * 512;
+  need = b->size > have ? b->size - have : 0;
+  avail = (uint64_t) vfs.f_bavail * vfs.f_frsize;
+  if (need > avail)
+    return remap_set_error (err, -ENOSPC,
+                            "%s: allocating it in full needs %s (%llu "
+                            "bytes) more, but its file system has only %s "
+                            "(%llu bytes) free; free some space, give a "
+                            "smaller spare (truncate -s SIZE %s), or %s",
+                            b->name, human (need, h1, sizeof h1),
+                            (unsigned long long) need,
+                            human (avail, h2, sizeof h2),
+                            (unsigned long long) avail, b->name, optout);
+  do
+    e = posix_fallocate (f->fd, 0, (off_t) b->size);
+  while (e == EINTR);
+  switch (e) {
+  case 0:
+    return 0;
+  case ENOSPC:
+  case EDQUOT:
+    return remap_set_error (err, -ENOSPC,
+                            "%s: allocating it in full (%s) ran out of "
+                            "space%s; free some space, give a smaller "
+                            "spare, or %s",
+                            b->name, human (b->size, h1, sizeof h1),
+                            e == EDQUOT ? " (disk quota exceeded)" : "",
+                            optout);
+  case EINVAL:
+  case EOPNOTSUPP:
+    if (b->direct)
+      return remap_set_error (err, -e,
+                              "%s: the file system cannot allocate "
+                              "a file opened with O_DIRECT (no "
+                              "fallocate); use direct=no, or %s",
+                              b->name, optout);
+    /* fall through */
+  default:
+    return remap_set_error (err, -e, "%s: cannot allocate it in full: %s; %s",
+                            b->name, strerror_r (e, buf, sizeof buf),
+                            optout);
+  }
+}
+
+/* Drop the page cache over a flushed range, so that the spare retest
+ * reads the medium.  O_DIRECT bytes were never cached; the buffered tail
+ * (tail_fd) may be. */
+static int
+file_drop_cache (struct remap_backend *b, uint64_t len, uint64_t off)
+{
+  struct file *f = (struct file *) b;
+  int e = 0;
+
+  if (!b->direct)
+    e = posix_fadvise (f->fd, (off_t) off, (off_t) len, POSIX_FADV_DONTNEED);
+  else if (f->tail_fd >= 0 && off + len > f->direct_end) {
+    uint64_t a = off > f->direct_end ? off : f->direct_end;
+    e = posix_fadvise (f->tail_fd, (off_t) a, (off_t) (off + len - a),
+                       POSIX_FADV_DONTNEED);
+  }
+  return -e;
+}
+
 /* A transfer that can go to the kernel as it is: buffered, or direct and
  * aligned below direct_end. */
 static int
@@ -441,6 +562,8 @@ static const struct remap_backend_ops file_ops = {
   .trim = file_trim,
   .lock = file_lock,
   .close = file_close,
+  .preallocate = file_preallocate,
+  .drop_cache = file_drop_cache,
 };
 
 /* ---- opening --------------------------------------------------------- */

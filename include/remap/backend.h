@@ -6,7 +6,8 @@
  *
  * Contract of every operation: transfer exactly `len' bytes or fail; return 0
  * on success and a negative errno on failure (-EIO for a media error, whatever
- * the OS said otherwise); never print; never set errno.  Operations may be
+ * the OS said otherwise; -ENOTCONN when the backend cannot be reached, which
+ * says nothing about the medium); never print; never set errno.  Operations may be
  * called from several threads at once; a backend that is not thread-safe must
  * lock internally.  Offsets and lengths need not be aligned: a backend that
  * needs alignment (O_DIRECT) bounces internally, and `align' tells the engine
@@ -26,6 +27,22 @@ extern "C" {
 #endif
 
 struct remap_backend;
+
+/* Whether a backend can be reached now (remap_backend_status).  A local
+ * file or device is always reachable; an NBD export is unreachable from
+ * the moment its connection is lost until a reconnection succeeds, and
+ * meanwhile its transfers fail with -ENOTCONN, never -EIO. */
+enum remap_backend_state {
+  REMAP_BACKEND_OK = 0,
+  REMAP_BACKEND_UNREACHABLE = 1,
+};
+
+struct remap_backend_status {
+  enum remap_backend_state state;
+  uint64_t down_ms;             /* how long unreachable (0 when OK) */
+  uint64_t reconnects;          /* connections re-established since open */
+  char detail[256];             /* why, and what happens next ("" if OK) */
+};
 
 struct remap_backend_ops {
   const char *kind;             /* "file", "mem", "fault", "nbd" */
@@ -50,6 +67,21 @@ struct remap_backend_ops {
    * hand transfers of several backends to one io_uring. */
   int (*raw_fd) (struct remap_backend *b, const void *buf, size_t len,
                  uint64_t off, bool write);
+  /* Optional (NULL: there is nothing to allocate, as for a block device,
+   * an NBD export or memory).  Give every byte of the backend its storage
+   * now, without changing the contents, so that a later write cannot fail
+   * for lack of host space.  0; -ENOSPC with a message naming the space
+   * needed and the space free; another -errno with a message. */
+  int (*preallocate) (struct remap_backend *b, struct remap_error *err);
+  /* Optional (NULL: the backend caches nothing).  Forget cached copies of
+   * [off, off+len), which the caller has written and flushed, so that the
+   * next read of it comes from the medium and not from memory.  0 or
+   * -errno. */
+  int (*drop_cache) (struct remap_backend *b, uint64_t len, uint64_t off);
+  /* Optional (NULL: always reachable).  Fill st.  May make one bounded
+   * reconnection attempt when one is due, so that a server that came
+   * back is seen without waiting for traffic. */
+  void (*status) (struct remap_backend *b, struct remap_backend_status *st);
 };
 
 struct remap_backend {
@@ -76,6 +108,17 @@ int remap_backend_zero (struct remap_backend *b, uint64_t len, uint64_t off,
                         bool may_trim);
 int remap_backend_trim (struct remap_backend *b, uint64_t len, uint64_t off);
 int remap_backend_lock (struct remap_backend *b, struct remap_error *err);
+/* Allocate the whole backend (ops->preallocate); 0 when it has nothing to
+ * allocate (block device, NBD export, memory). */
+int remap_backend_preallocate (struct remap_backend *b,
+                               struct remap_error *err);
+/* Make the next read of [off, off+len) come from the medium (ops->
+ * drop_cache); 0 when the backend caches nothing. */
+int remap_backend_drop_cache (struct remap_backend *b, uint64_t len,
+                              uint64_t off);
+/* Whether b can be reached now (ops->status; OK without one). */
+void remap_backend_status (struct remap_backend *b,
+                           struct remap_backend_status *st);
 /* NULL is accepted. */
 void remap_backend_close (struct remap_backend *b);
 
@@ -128,10 +171,38 @@ int remap_file_open (const char *path, unsigned flags,
 bool remap_is_nbd_uri (const char *spec);
 
 /* Connect to the NBD URI (flags: REMAP_FILE_READONLY).  Up to 4
- * connections when the server allows multi-conn, else one.  -ENOTSUP
- * with a message if remap was built without libnbd. */
+ * connections when the server allows multi-conn, else one.  -ENOTCONN
+ * with a message if the server cannot be reached; -ENOTSUP with a message
+ * if remap was built without libnbd.
+ *
+ * A connection lost later is re-established on demand with back-off
+ * (100 ms doubling to 5 s between attempts, each attempt at most 2 s),
+ * and never given up.  While it is lost, a request waits for it at most
+ * the reconnect timeout (default 5 s: a short server restart is not
+ * seen), and not at all once the outage is older than that: requests then
+ * fail at once with -ENOTCONN; remap_backend_status says unreachable, and
+ * why.  A
+ * reconnection is accepted only to an export of the same size.  If writes
+ * completed since the last flush when the connection was lost, the next
+ * flush fails once with -EIO: they may not have reached stable storage. */
 int remap_nbd_open (const char *uri, unsigned flags,
                     struct remap_backend **out, struct remap_error *err);
+
+/* Like remap_nbd_open, for an export known to have `size' bytes (a
+ * spare's superblock records its origin's size): if the server cannot be
+ * reached now, the backend is still returned, unreachable from the start
+ * (status says why), and connects when the server is there.  Lets
+ * remapctl report on a spare whose origin server is down. */
+int remap_nbd_open_known_size (const char *uri, unsigned flags,
+                               uint64_t size, struct remap_backend **out,
+                               struct remap_error *err);
+
+/* How long a request waits for a lost connection (the plugin's
+ * reconnect-timeout=).  0, or -EINVAL if b is not an NBD backend. */
+int remap_nbd_set_reconnect_timeout (struct remap_backend *b, unsigned ms);
+
+#define REMAP_NBD_DEFAULT_RECONNECT_MS 5000u
+#define REMAP_NBD_MAX_RECONNECT_MS 300000u
 
 /* Open `spec': an NBD URI with remap_nbd_open, anything else with
  * remap_file_open. */

@@ -25,6 +25,9 @@
  *                                  the table as a bad-block list / mapfile
  *   scan LBA [COUNT]               read the units that are not remapped;
  *                                  the engine marks failing ones pending
+ *   spare-retest [FIRST [COUNT]]   re-test the bad spare units of a range
+ *                                  (spare unit numbers; default: all) and
+ *                                  free those that pass
  *   help                           the list of commands
  *
  * LBA and COUNT are 512-byte sectors unless -u/--unit-numbers is given, in

@@ -25,6 +25,13 @@ extern "C" {
 #define REMAP_ENTRY_SIZE     16u
 #define REMAP_LABEL_SIZE     64u
 
+/* Generations (table blocks and superblocks) are 1 .. 2^63 - 1.  A commit
+ * adds one per changed block: even a million commits a second would take
+ * 290,000 years to reach the bound, so a value past it is corruption or a
+ * crafted block.  Readers reject it; writers refuse to commit past it, so
+ * `current + 1' can never wrap to an invalid 0. */
+#define REMAP_MAX_GENERATION ((UINT64_C (1) << 63) - 1)
+
 /* Feature bits.  A reader must refuse a spare with an unknown incompatible
  * bit, may open read-only one with an unknown ro_compat bit, and ignores
  * unknown compatible bits.  Version 1 defines none. */
@@ -93,7 +100,8 @@ _Static_assert (offsetof (struct remap_sb_disk, crc) == 508, "sb");
 struct remap_tb_disk {
   uint32_t magic;               /*  0 "RMTB" */
   uint32_t crc;                 /*  4 CRC32C of bytes 8..unit-1 */
-  uint64_t generation;          /*  8 commit that wrote this block, >= 1 */
+  uint64_t generation;          /*  8 commit that wrote this block,
+                                   1 .. REMAP_MAX_GENERATION */
   uint64_t block_index;         /* 16 k, 0..T-1 */
   uint64_t alloc_cursor;        /* 24 next-fit cursor after that commit */
   uint8_t  uuid[16];            /* 32 = the superblock's uuid */

@@ -44,7 +44,7 @@ struct remap_layout {
   uint64_t table_blocks;        /* T = ceil (N / E) */
   uint64_t copy_units;          /* L = 1 + T: one copy's extent */
   enum remap_strategy strategy; /* never AUTO once computed */
-  uint32_t copies;              /* n, 1..8 */
+  uint32_t copies;              /* n, 2..8 */
   uint64_t copy_offset[REMAP_MAX_COPIES]; /* first unit of each copy */
   uint64_t reserved_units;      /* n * L */
   uint64_t usable_units;        /* N - n * L */
@@ -58,8 +58,8 @@ int remap_strategy_parse (const char *s, enum remap_strategy *out);
 bool remap_unit_valid (uint64_t unit);
 
 /* Compute the layout.  strategy AUTO and copies 0 mean "default for this
- * size".  Returns 0, or -EINVAL (bad unit, bad copies, forced copies that do
- * not fit the strategy) or -ENOSPC (spare too small), with a message that
+ * size".  Returns 0, or -EINVAL (bad unit, copies 1 or above 8, forced
+ * copies that do not fit the strategy) or -ENOSPC (spare too small), with a message that
  * says the minimum.  Deterministic: same inputs, same layout. */
 int remap_layout_compute (uint64_t spare_bytes, uint32_t unit,
                           enum remap_strategy strategy, uint32_t copies,

@@ -70,7 +70,7 @@ struct remap_tb {
 void remap_tb_encode (const struct remap_tb *tb, const struct remap_entry *e,
                       uint32_t n, uint32_t unit, uint8_t *buf);
 /* Decode and validate a table block against sb: magic, CRC, uuid, index ==
- * expect_index, generation >= 1, cursor < N, every entry well-formed (state
+ * expect_index, 1 <= generation <= REMAP_MAX_GENERATION, cursor < N, every entry well-formed (state
  * known, origin < origin_units, FREE/BAD/PENDING constraints, slots past N
  * FREE).  entries receives E entries. */
 int remap_tb_decode (const struct remap_sb *sb, const uint8_t *buf,

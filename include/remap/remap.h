@@ -36,6 +36,7 @@ struct remap_format_opts {
   enum remap_strategy strategy; /* AUTO = by size */
   uint32_t copies;              /* 0 = default for the strategy */
   bool force;                   /* overwrite existing remap metadata */
+  bool sparse;                  /* do not preallocate a file spare */
   uint8_t uuid[16];             /* all zero = the caller forgot: -EINVAL */
   uint64_t format_time;         /* seconds since the epoch */
   const char *origin_label;     /* recorded for messages; may be NULL */
@@ -48,7 +49,11 @@ void remap_format_opts_init (struct remap_format_opts *opts);
  * origin, then flush.  Without force, refuses with -EEXIST if the spare
  * holds remap metadata (valid or damaged), and with the read's error if a
  * place where metadata could be cannot be read.  Does not take ownership
- * of the backends. */
+ * of the backends.  Unless opts->sparse, a spare that
+ * is a regular file is first allocated in full (remap_backend_preallocate),
+ * so that it cannot run out of host space later; -ENOSPC (nothing written)
+ * when its file system lacks the room, with a message naming the space
+ * needed. */
 int remap_format (struct remap_backend *origin, struct remap_backend *spare,
                   const struct remap_format_opts *opts,
                   struct remap_error *err);
@@ -66,14 +71,25 @@ enum remap_log_level { REMAP_LOG_DEBUG, REMAP_LOG_INFO, REMAP_LOG_WARN,
 typedef void (*remap_log_fn) (void *opaque, enum remap_log_level level,
                               const char *msg);
 
+/* Bounds of the read retries (SPEC 3.3): a failing unit is read at most
+ * 1 + REMAP_MAX_READ_RETRIES times, and no back-off is longer than
+ * REMAP_MAX_RETRY_DELAY_US (the doubling stops there). */
+#define REMAP_MAX_READ_RETRIES   10u
+#define REMAP_MAX_RETRY_DELAY_US 10000000u      /* 10 s */
+
 struct remap_open_opts {
   bool readonly;                /* no writes at all, no repair */
   bool no_repair;               /* open, but leave damaged copies alone */
   bool no_lock;                 /* skip the exclusive locks (tests only) */
   bool enospc_as_eio;           /* exhaustion reported as -EIO (SPEC 3.6) */
-  bool ignore_origin_size;      /* accept an origin whose size changed */
-  unsigned read_retries;        /* extra origin read attempts (SPEC 3.3) */
-  unsigned retry_delay_us;      /* first back-off; doubles each retry */
+  bool ignore_origin_size;      /* accept an origin whose size changed;
+                                   units past the recorded size are served
+                                   but never remapped (FORMAT.md 11.3) */
+  unsigned read_retries;        /* extra origin read attempts (SPEC 3.3),
+                                   at most REMAP_MAX_READ_RETRIES */
+  unsigned retry_delay_us;      /* first back-off, doubled each retry up to
+                                   REMAP_MAX_RETRY_DELAY_US; slept with no
+                                   lock held */
   void (*sleep_us) (unsigned us); /* how to wait (NULL: no wait) */
   remap_log_fn log;             /* may be NULL */
   void *log_opaque;
@@ -86,7 +102,7 @@ struct remap_open_opts {
  * spare or layout (docs/FORMAT.md 11.4, 12); -ENODEV: identity mismatch;
  * -EWOULDBLOCK: held by another process; -ENOMEDIUM: no remap metadata; a
  * read error: no valid superblock, and a place where one could be could
- * not be read. */
+ * not be read; -EINVAL: retry options past their bounds. */
 int remap_open (struct remap_backend *origin, struct remap_backend *spare,
                 const struct remap_open_opts *opts, struct remap_engine **out,
                 struct remap_error *err);
@@ -133,6 +149,13 @@ struct remap_mapping {
 int remap_lookup (struct remap_engine *e, uint64_t unit,
                   struct remap_mapping *m);
 
+/* Is unit (of the exported disk) pending, i.e. did its last read fail?
+ * 1: yes, recorded on the spare (a PENDING slot); 2: yes, but held in
+ * memory only, because it could not be recorded (the spare is full, the
+ * engine is read-only, or the unit lies past the origin size recorded at
+ * format); 0: no; -EINVAL: past the end of the disk. */
+int remap_unit_pending (struct remap_engine *e, uint64_t unit);
+
 #define REMAP_REMAP_NOCOPY 0x1u /* do not copy origin data (it is lost) */
 
 /* Remap origin unit `unit' to a fresh spare unit: copy its data from the
@@ -157,6 +180,21 @@ int remap_mark_lost (struct remap_engine *e, uint64_t unit, uint64_t mask,
  * another spare unit first.  Reserved (metadata) units: -EINVAL. */
 int remap_mark_spare_bad (struct remap_engine *e, uint64_t spare_unit,
                           struct remap_error *err);
+
+/* Re-test the spare units of [first, first+count) that are marked bad,
+ * once the cause is fixed: each is written with a test pattern, flushed
+ * and read back from the medium, then the same with zeroes; a unit that
+ * passes is freed (durably, through a commit) and may be allocated again,
+ * one that fails stays bad.  Reserved (metadata) units and units that are
+ * not bad are never touched.  *cleared (may be NULL) counts the units
+ * freed.  0 when every bad unit was tested (whatever the verdicts);
+ * -EINVAL for a range outside the spare; -EROFS read-only; another
+ * -errno with a message when an error that is not a media error (lost
+ * connection, full file system ...) or a failed commit stops the retest:
+ * the unit being tested then stays bad. */
+int remap_spare_retest (struct remap_engine *e, uint64_t first,
+                        uint64_t count, uint64_t *cleared,
+                        struct remap_error *err);
 
 #define REMAP_UNMAP_DISCARD 0x1u /* drop the spare's data instead of copying */
 
@@ -217,6 +255,14 @@ struct remap_info {
 
 void remap_get_info (const struct remap_engine *e, struct remap_info *info);
 
+/* Whether the origin and the spare can be reached now (an NBD export
+ * whose connection is lost cannot: its transfers fail with -ENOTCONN
+ * until it is back).  Either pointer may be NULL.  May make one bounded
+ * reconnection attempt per backend (backend.h). */
+void remap_get_backend_status (struct remap_engine *e,
+                               struct remap_backend_status *origin,
+                               struct remap_backend_status *spare);
+
 /* ---- offline inspection (remapctl dump / check) ----------------------- */
 
 struct remap_copy_status {
@@ -231,7 +277,8 @@ struct remap_copy_status {
 enum remap_verdict {
   REMAP_CLEAN = 0,              /* every copy valid and current */
   REMAP_REPAIRABLE = 1,         /* damage, but every block has a valid copy */
-  REMAP_UNUSABLE = 2,           /* no superblock, or a block lost in all */
+  REMAP_UNUSABLE = 2,           /* no superblock, a block lost in all, or
+                                   a spare resized since format */
 };
 
 struct remap_inspect {

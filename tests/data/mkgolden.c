@@ -211,6 +211,7 @@ corpus (const char *dir, const uint8_t *g4k, const uint8_t *g512)
     { "sb-offset-1", 136, 8, 7 },
     { "sb-offset-past", 144, 8, 12 },
     { "sb-gen-0", 200, 8, 0 },
+    { "sb-gen-top-bit", 200, 8, UINT64_C (1) << 63 },
     { "sb-reserved", 300, 4, 1 },
   };
   for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
@@ -251,6 +252,8 @@ corpus (const char *dir, const uint8_t *g4k, const uint8_t *g512)
     { "tb-index", 16, 1 },
     { "tb-gen-0", 8, 0 },
     { "tb-gen-high", 8, 1000 },
+    { "tb-gen-max", 8, UINT64_MAX },          /* 2^64 - 1: implausible */
+    { "tb-gen-bound", 8, (UINT64_C (1) << 63) - 1 }, /* the largest valid */
   };
   for (size_t i = 0; i < sizeof ents / sizeof ents[0]; i++) {
     memcpy (b, g512, n512);

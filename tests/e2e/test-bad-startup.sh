@@ -8,10 +8,11 @@
 # spare too small, spare of another origin, spare in use by another nbdkit,
 # unit/strategy mismatch with an existing spare, blank (zeroed) spare without
 # format=yes, every metadata copy corrupt (with and without format=yes),
-# unknown parameter, control=, format=force, unreachable NBD URI, remap= past the end or
-# malformed or larger than the spare's free units (checked before the spare
-# is formatted or anything remapped), bad badblocks lists, origin = spare,
-# no spare= at all.
+# unknown parameter, control=, format=force, copies=1 and copies=9,
+# read-retries= and read-retry-delay= past their bounds, unreachable NBD
+# URI, remap= past the end or malformed or larger than the spare's free
+# units (checked before the spare is formatted or anything remapped), bad
+# badblocks lists, origin = spare, no spare= at all.
 #
 # Needs: nbdkit.  Exit 0 pass, 1 fail, 77 skip.
 
@@ -72,6 +73,11 @@ expect_refusal "format=force" "format=force is not supported" "$A" spare="$SPARE
 expect_refusal "NBD URI origin with no server" "cannot connect to NBD server" \
     "nbd+unix:///?socket=$WORK/nobody.sock" spare="$SPARE" format=yes
 expect_refusal "bad unit=" "power of two" "$A" spare="$SPARE" format=yes unit=1000
+expect_refusal "copies=1" "copies=1: must be from 2 to 8" "$A" spare="$SPARE" format=yes copies=1
+expect_refusal "copies=9" "copies=9: must be from 2 to 8" "$A" spare="$SPARE" format=yes copies=9
+expect_refusal "read-retries=11" "read-retries=11: at most 10" "$A" spare="$SPARE" format=yes read-retries=11
+expect_refusal "read-retry-delay=10001" "read-retry-delay=10001: at most 10000 ms" \
+    "$A" spare="$SPARE" format=yes read-retry-delay=10001
 expect_refusal "malformed remap=" "item 'x7' is not a unit" "$A" spare="$SPARE" format=yes remap=5,x7
 printf '12\n7 8\n' >"$WORK/bad-list.txt"
 expect_refusal "malformed badblocks list" "line 2: expected one decimal block number" \

@@ -5,7 +5,7 @@
 #   against the files: the data of a remapped unit is on the spare at the
 #   spare unit `list' names; unmap copies it back to the origin;
 # - dump/check/repair: one damaged copy -> check exits 1, repair -> 0;
-#   every copy damaged -> check exits 2;
+#   every copy damaged -> check exits 2; so does a spare resized by a unit;
 # - refusals: a running nbdkit holds the files (exit 3, message names
 #   --control), wrong origin, unformatted spare, usage errors (exit 2);
 # - import/export round trips: badblocks lists (hand-written, and real
@@ -35,8 +35,10 @@ grep -q "formatted" <<<"$OUT" || fail "format said: $OUT"
 expect 1 format "$O" "$S"
 grep -q -- "--force" <<<"$ERR" || fail "reformat refusal does not name --force: $ERR"
 expect 2 format "$O" "$S" --unit 1000
+expect 2 format "$O" "$S" --copies 1 --force
+grep -q "from 2 to 8" <<<"$ERR" || fail "--copies 1: message does not give the range: $ERR"
 expect 2 format "$O"
-ok "format, refusal to reformat without --force, bad unit"
+ok "format, refusal to reformat without --force, bad unit, --copies 1"
 
 # ---- refusals ---------------------------------------------------------------
 make_file "$WORK/blank.img" $((1 << 20)) zero
@@ -136,6 +138,17 @@ expect 2 check "$WORK/dead.img"
 grep -q unusable <<<"$OUT" || fail "check of a dead spare: $OUT"
 expect 2 repair "$WORK/dead.img" "$O"
 ok "every copy damaged: check 2, repair refused"
+size=$(stat -c %s "$S")
+for grow in +$U -$U; do
+    cp "$S" "$WORK/resized.img"
+    truncate -s "$grow" "$WORK/resized.img"
+    expect 2 check "$WORK/resized.img"
+    grep -q "unusable.*truncate -s $size" <<<"$OUT" || fail "check of a spare resized by $grow: $OUT"
+    expect 2 check "$WORK/resized.img" --json
+    [ "$(jq -r .verdict <<<"$OUT")" = unusable ] || fail "check --json, resized by $grow: $OUT"
+    expect 2 repair "$WORK/resized.img" "$O"
+done
+ok "a spare resized by a unit either way: check 2 with the size to restore, repair refused"
 
 # ---- refusal while a server holds the files ---------------------------------
 start_server held "$O" spare="$S"

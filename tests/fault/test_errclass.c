@@ -621,7 +621,8 @@ START_TEST (test_spare_flush_relocating)
   struct state s;
   take (v.e, &s);
   same (&s0, &s, true, c, "spare flush while relocating");
-  expect_flush_sticky (&v, "spare flush while relocating");
+  if (c->err != -ENOTCONN)    /* it never reached a server: see eng_flush */
+    expect_flush_sticky (&v, "spare flush while relocating");
   same_now_and_reopened (&v, &s0, c, "spare flush while relocating");
 
   ck_assert_int_eq (remap_flush (v.e, NULL), 0);
@@ -657,7 +658,10 @@ START_TEST (test_client_flush)
     struct state s;
     take (v.e, &s);
     same (&s0, &s, true, c, "client flush");
-    expect_flush_sticky (&v, name);
+    if (c->err != -ENOTCONN)  /* it never reached a server: see eng_flush */
+      expect_flush_sticky (&v, name);
+    else
+      ck_assert_int_eq (remap_flush (v.e, NULL), 0);
     same_now_and_reopened (&v, &s0, c, "client flush");
     ck_assert_int_eq (remap_flush (v.e, NULL), 0);
     env_close (&v);
@@ -690,7 +694,8 @@ START_TEST (test_commit_flush_one_copy)
   ck_assert_int_eq (tl_lookup (v.e, 5).state, REMAP_SLOT_MAPPED);
   ck_assert_msg (strstr (logbuf, "flush") != NULL, "%s: the log does not "
                  "name the flush:\n%s", c->name, logbuf);
-  ck_assert_int_eq (remap_flush (v.e, NULL), -EIO);
+  /* Sticky, but for a flush that never reached a server (eng_flush). */
+  ck_assert_int_eq (remap_flush (v.e, NULL), c->err == -ENOTCONN ? 0 : -EIO);
   remap_close (v.e);
   v.e = tl_open_ok (v.omem, v.smem, NULL);
   ck_assert_int_eq (tl_lookup (v.e, 5).state, REMAP_SLOT_MAPPED);

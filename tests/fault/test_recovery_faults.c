@@ -123,6 +123,106 @@ START_TEST (test_read_errors_during_scan)
 }
 END_TEST
 
+/* The scan reads every copy, then open reads the chosen version of each
+ * block again to load it.  When that second read fails (fault rule with
+ * after=1 on copy 0's block 0: the scan's read passes, the load's fails),
+ * open takes the next valid copy of the block instead of refusing, and
+ * repair rewrites the copy that failed. */
+START_TEST (test_reread_falls_back)
+{
+  struct world w;
+  world_init (&w);
+  struct remap_backend *f;
+  ck_assert_int_eq (remap_fault_create (tl_share (w.spare), true, &f), 0);
+  struct remap_fault_rule rule = { .off = copy_byte (&w, 0) + UNIT,
+                                   .len = UNIT, .ops = REMAP_FAULT_READ,
+                                   .err = -EIO, .after = 1 };
+  ck_assert_int_eq (remap_fault_add_rule (f, &rule), 0);
+  struct remap_engine *e;
+  struct remap_error err = { 0 };
+  ck_assert_msg (remap_open (tl_share (w.origin), f, NULL, &e, &err) == 0,
+                 "open: %s", err.msg);
+  ck_assert_uint_eq (remap_fault_injected (f), 1);
+  struct remap_counters c = tl_counters (e);
+  ck_assert_uint_eq (c.repaired_blocks, 1);    /* copy 0's block 0 */
+  ck_assert_uint_eq (c.copies_valid, 4);
+  check_engine (e, &w, "re-read of copy 0 failing");
+  remap_close (e);
+  check_clean (&w, "after the repair");
+
+  /* When the second read fails in every copy, open refuses, and says
+   * what happened to the last one tried. */
+  ck_assert_int_eq (remap_fault_create (tl_share (w.spare), true, &f), 0);
+  for (uint32_t i = 0; i < 4; i++) {
+    rule.off = copy_byte (&w, i) + UNIT;
+    ck_assert_int_eq (remap_fault_add_rule (f, &rule), 0);
+  }
+  remap_error_clear (&err);
+  ck_assert_int_eq (remap_open (tl_share (w.origin), f, NULL, &e, &err),
+                    -EUCLEAN);
+  ck_assert_msg (strstr (err.msg, "table block 0 is damaged in every")
+                 && strstr (err.msg, "(last: copy 3: reading it again "
+                            "failed"), "message: %s", err.msg);
+  check_clean (&w, "after the refused open");
+  world_free (&w);
+}
+END_TEST
+
+/* The same when the version that fails to read back is the only one with
+ * the newest generation (copies 1-3 stale, as after a crash between the
+ * copies of a commit) and copy 0 cannot be rewritten either: the older
+ * version is loaded, as if the scan had found copy 0 unreadable, but the
+ * current generation stays at the newest one seen, so a commit made now
+ * outranks the bytes copy 0 may still hold.  Otherwise the next open would
+ * prefer copy 0's old block and lose that commit. */
+START_TEST (test_reread_fails_on_newest)
+{
+  struct world w;
+  world_init (&w);
+  uint8_t *snap = malloc (SPARE_SIZE);
+  memcpy (snap, remap_mem_data (w.spare), SPARE_SIZE);
+  struct remap_engine *e = tl_open_ok (w.origin, w.spare, NULL);
+  ck_assert_int_eq (remap_remap (e, 900, 0, NULL), 0);
+  uint64_t newest = tl_counters (e).generation;
+  remap_close (e);
+  uint8_t *d = remap_mem_data (w.spare);
+  for (uint32_t i = 1; i < 4; i++)
+    memcpy (d + copy_byte (&w, i), snap + copy_byte (&w, i), copy_len (&w));
+
+  struct remap_backend *f;
+  ck_assert_int_eq (remap_fault_create (tl_share (w.spare), true, &f), 0);
+  struct remap_fault_rule rules[2] = {
+    { .off = copy_byte (&w, 0) + UNIT, .len = UNIT, .ops = REMAP_FAULT_READ,
+      .err = -EIO, .after = 1 },
+    { .off = copy_byte (&w, 0), .len = copy_len (&w),
+      .ops = REMAP_FAULT_WRITE, .err = -EIO },
+  };
+  ck_assert_int_eq (remap_fault_set_rules (f, rules, 2), 0);
+  struct remap_error err = { 0 };
+  ck_assert_msg (remap_open (tl_share (w.origin), f, NULL, &e, &err) == 0,
+                 "open: %s", err.msg);
+  struct remap_counters c = tl_counters (e);
+  ck_assert_uint_eq (c.copies_valid, 3);       /* copy 0 retired */
+  ck_assert_uint_eq (c.generation, newest);
+  ck_assert_int_eq (tl_lookup (e, 900).state, REMAP_SLOT_FREE);
+  ck_assert_int_eq (remap_remap (e, 901, 0, NULL), 0);
+  ck_assert_uint_eq (tl_counters (e).generation, newest + 1);
+  check_engine (e, &w, "newest version unreadable");
+  remap_close (e);
+
+  /* Faults gone: copy 0 still holds the old newest block, but the commit
+   * of unit 901 outranks it. */
+  e = tl_open_ok (w.origin, w.spare, NULL);
+  ck_assert_int_eq (tl_lookup (e, 901).state, REMAP_SLOT_MAPPED);
+  ck_assert_int_eq (tl_lookup (e, 900).state, REMAP_SLOT_FREE);
+  ck_assert_uint_eq (tl_counters (e).copies_valid, 4);
+  check_engine (e, &w, "after the faults");
+  remap_close (e);
+  free (snap);
+  world_free (&w);
+}
+END_TEST
+
 START_TEST (test_write_errors_during_repair)
 {
   struct world w;
@@ -240,6 +340,8 @@ main (void)
   TCase *tc = tcase_create ("open");
   tcase_set_timeout (tc, 600);
   tcase_add_test (tc, test_read_errors_during_scan);
+  tcase_add_test (tc, test_reread_falls_back);
+  tcase_add_test (tc, test_reread_fails_on_newest);
   tcase_add_test (tc, test_write_errors_during_repair);
   tcase_add_test (tc, test_crash_during_repair);
   suite_add_tcase (s, tc);

@@ -629,6 +629,47 @@ START_TEST (test_scan_finds_failing_units)
 }
 END_TEST
 
+/* The spare is full, so a unit whose reads fail cannot be recorded
+ * pending on it: the engine holds it pending in memory.  The scan must
+ * still report it bad (and new), and say that it is unrecorded. */
+START_TEST (test_scan_reports_unrecorded_when_full)
+{
+  struct remap_backend *o, *s, *f;
+  struct remap_error err = { 0 };
+  struct remap_open_opts oo = { .no_lock = true, .read_retries = 1 };
+  struct remap_fault_rule rule = { .off = 700 * U, .len = 2 * U,
+                                   .ops = REMAP_FAULT_READ, .err = -EIO };
+  struct remap_counters c;
+  char cmd[64];
+
+  remap_get_counters (e, &c);
+  snprintf (cmd, sizeof cmd, "remap -u 0 %" PRIu64, c.spare_usable_units);
+  run_ok (cmd);
+  remap_close (e);
+  e = NULL;
+  ck_assert_int_eq (remap_mem_share (origin_mem, &o), 0);
+  ck_assert_int_eq (remap_mem_share (spare_mem, &s), 0);
+  ck_assert_int_eq (remap_fault_create (o, true, &f), 0);
+  ck_assert_int_eq (remap_fault_add_rule (f, &rule), 0);
+  ck_assert_msg (remap_open (f, s, &oo, &e, &err) == 0, "open: %s", err.msg);
+  ck_assert_uint_eq (jnum (run_ok ("status --json"), "spare_free_units"), 0);
+
+  const char *out_s = run_ok ("scan -u 690 20 --json");
+  assert_json (out_s);
+  ck_assert_msg (strstr (out_s, "\"bad_units\":[700,701]")
+                 && strstr (out_s, "\"unrecorded_units\":[700,701]"),
+                 "%s", out_s);
+  ck_assert_uint_eq (jnum (out_s, "new_bad_units"), 2);
+  ck_assert_uint_eq (jnum (out_s, "read_units"), 20);
+  ck_assert_int_eq (remap_unit_pending (e, 700), 2);
+  ck_assert_int_eq (remap_unit_pending (e, 699), 0);
+  /* Again: known now, not new; and said in words. */
+  out_s = run_ok ("scan -u 700 1");
+  ck_assert_msg (strstr (out_s, "1 bad (0 new): units 700")
+                 && strstr (out_s, "could not be recorded"), "%s", out_s);
+}
+END_TEST
+
 static Suite *
 control_suite (void)
 {
@@ -643,6 +684,7 @@ control_suite (void)
   tcase_add_test (tc, test_export_roundtrip);
   tcase_add_test (tc, test_spare_full_state);
   tcase_add_test (tc, test_scan_finds_failing_units);
+  tcase_add_test (tc, test_scan_reports_unrecorded_when_full);
   suite_add_tcase (s, tc);
   TCase *tp = tcase_create ("parsers");
   tcase_add_test (tp, test_parsers);

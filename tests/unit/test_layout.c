@@ -64,7 +64,7 @@ x_place (enum remap_strategy s, uint64_t N, uint64_t L, uint32_t n,
          uint64_t off[REMAP_MAX_COPIES])
 {
   memset (off, 0, REMAP_MAX_COPIES * sizeof off[0]);
-  if (n < 1 || n > REMAP_MAX_COPIES || L > N)
+  if (n < 2 || n > REMAP_MAX_COPIES || L > N)
     return false;
   for (uint32_t i = 0; i < n; i++) {
     if (s == REMAP_STRATEGY_MINIMAL)
@@ -129,7 +129,7 @@ check_layout (const struct remap_layout *l, const struct xl *x,
        (int) l->strategy, (int) x->s);
   REQ (l->copies == x->n, CTX "copies %u want %u", bytes, unit, l->copies,
        x->n);
-  REQ (l->copies >= 1 && l->copies <= 8, CTX "copies %u", bytes, unit,
+  REQ (l->copies >= 2 && l->copies <= 8, CTX "copies %u", bytes, unit,
        l->copies);
   for (uint32_t i = 0; i < REMAP_MAX_COPIES; i++)
     REQ (l->copy_offset[i] == x->off[i],
@@ -323,7 +323,7 @@ check_forced (uint64_t bytes, uint32_t unit)
     x.s = (enum remap_strategy) s;
     uint32_t maxfit = 0;
     uint64_t tmp[REMAP_MAX_COPIES];
-    for (uint32_t n = 1; n <= REMAP_MAX_COPIES; n++)
+    for (uint32_t n = 2; n <= REMAP_MAX_COPIES; n++)
       if (x_place (x.s, x.N, x.L, n, tmp))
         maxfit = n;
     bool big = x.N * unit >= 36 * KiB;
@@ -333,7 +333,7 @@ check_forced (uint64_t bytes, uint32_t unit)
       struct remap_error err = { 0 };
       int r = remap_layout_compute (bytes, unit, x.s, n, &l, &err);
       const char *ctx = remap_strategy_name (x.s);
-      if (n > REMAP_MAX_COPIES) {
+      if (n > REMAP_MAX_COPIES || n == 1) {
         REQ (r == -EINVAL, "%s copies %u spare %" PRIu64 " unit %u: r %d",
              ctx, n, bytes, unit, r);
         continue;
@@ -433,6 +433,50 @@ START_TEST (test_bad_arguments)
 }
 END_TEST
 
+/* SPEC 1.2: 2 to 8 copies.  One copy is refused whatever the size and
+ * strategy, with a message that names the range and the fix; the
+ * decoder rejects a superblock that records one copy. */
+START_TEST (test_one_copy_refused)
+{
+  static const uint64_t sizes[] = { 36 * KiB, 1 * MiB, 64 * MiB, 1 * TiB };
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+    for (int s = REMAP_STRATEGY_AUTO; s <= REMAP_STRATEGY_GEOMETRIC; s++) {
+      struct remap_layout l;
+      struct remap_error err = { 0 };
+      int r = remap_layout_compute (sizes[i], 4096, (enum remap_strategy) s,
+                                    1, &l, &err);
+      ck_assert_msg (r == -EINVAL, "size %" PRIu64 " strategy %d: r %d",
+                     sizes[i], s, r);
+      ck_assert_msg (strstr (err.msg, "copies=1 is refused")
+                     && strstr (err.msg, "2 to 8")
+                     && strstr (err.msg, "copies=2 or more"),
+                     "message: %s", err.msg);
+    }
+
+  /* A superblock that says "1 copy" (its geometry otherwise consistent
+   * with one copy at unit 0) is not a spare remap accepts. */
+  struct remap_layout l;
+  ck_assert_int_eq (remap_layout_compute (1 * MiB, 4096,
+                                          REMAP_STRATEGY_LINEAR, 2, &l,
+                                          NULL), 0);
+  struct remap_sb sb = { .version = REMAP_SB_VERSION, .layout = l,
+                         .origin_size = 1 * MiB, .spare_size = 1 * MiB,
+                         .origin_units = 256, .sb_generation = 1,
+                         .lost_granule = remap_lost_granule (4096) };
+  sb.uuid[0] = 1;
+  uint8_t buf[REMAP_SB_SIZE];
+  remap_sb_encode (&sb, buf);
+  struct remap_sb out;
+  ck_assert_int_eq (remap_sb_decode (buf, sizeof buf, &out, NULL), 0);
+  tl_put32 (buf + 100, 1);                  /* copies */
+  tl_put64 (buf + 136, 0);                  /* copy_offset[1] */
+  tl_sb_recrc (buf);
+  struct remap_error err = { 0 };
+  ck_assert_int_eq (remap_sb_decode (buf, sizeof buf, &out, &err), -EUCLEAN);
+  ck_assert_msg (strstr (err.msg, "copy count"), "message: %s", err.msg);
+}
+END_TEST
+
 START_TEST (test_deterministic_and_names)
 {
   uint64_t st = 99;
@@ -485,6 +529,7 @@ layout_suite (void)
   tcase_add_loop_test (rules, test_forced, 0, 8);
   tcase_add_test (rules, test_strategy_thresholds);
   tcase_add_test (rules, test_bad_arguments);
+  tcase_add_test (rules, test_one_copy_refused);
   tcase_add_test (rules, test_deterministic_and_names);
   suite_add_tcase (s, sweep);
   suite_add_tcase (s, rules);

@@ -268,6 +268,12 @@ static void m_granule_0 (uint8_t *b, const struct remap_sb *sb)
 { (void) sb; tl_put32 (b + 124, 0); }
 static void m_gen_0 (uint8_t *b, const struct remap_sb *sb)
 { (void) sb; tl_put64 (b + 200, 0); }
+static void m_gen_top_bit (uint8_t *b, const struct remap_sb *sb)
+{ (void) sb; tl_put64 (b + 200, UINT64_C (1) << 63); }
+static void m_gen_max (uint8_t *b, const struct remap_sb *sb)
+{ (void) sb; tl_put64 (b + 200, UINT64_MAX); }
+static void m_gen_bound (uint8_t *b, const struct remap_sb *sb)
+{ (void) sb; tl_put64 (b + 200, REMAP_MAX_GENERATION); }
 static void m_reserved_first (uint8_t *b, const struct remap_sb *sb)
 { (void) sb; b[272] = 1; }
 static void m_reserved_last (uint8_t *b, const struct remap_sb *sb)
@@ -328,6 +334,9 @@ static const struct sbmut sbmuts[] = {
   { "lost_granule * 2", -EUCLEAN, m_granule },
   { "lost_granule 0", -EUCLEAN, m_granule_0 },
   { "sb_generation 0", -EUCLEAN, m_gen_0 },
+  { "sb_generation 2^63", -EUCLEAN, m_gen_top_bit },
+  { "sb_generation 2^64 - 1", -EUCLEAN, m_gen_max },
+  { "sb_generation 2^63 - 1", 0, m_gen_bound },
   { "reserved byte 272", -EUCLEAN, m_reserved_first },
   { "reserved byte 507", -EUCLEAN, m_reserved_last },
   { "header_size 256", -EUCLEAN, m_header_size },
@@ -561,6 +570,12 @@ static void t_index_huge (uint8_t *b, const struct tbctx *c)
 { (void) c; tl_put64 (b + 16, UINT64_MAX); }
 static void t_gen_0 (uint8_t *b, const struct tbctx *c)
 { (void) c; tl_put64 (b + 8, 0); }
+static void t_gen_top_bit (uint8_t *b, const struct tbctx *c)
+{ (void) c; tl_put64 (b + 8, UINT64_C (1) << 63); }
+static void t_gen_max (uint8_t *b, const struct tbctx *c)
+{ (void) c; tl_put64 (b + 8, UINT64_MAX); }
+static void t_gen_bound (uint8_t *b, const struct tbctx *c)
+{ (void) c; tl_put64 (b + 8, REMAP_MAX_GENERATION); }
 static void t_cursor_n (uint8_t *b, const struct tbctx *c)
 { tl_put64 (b + 24, SB_->layout.spare_units); }
 static void t_cursor_max (uint8_t *b, const struct tbctx *c)
@@ -653,6 +668,9 @@ static const struct tbmut tbmuts[] = {
   { "block_index + 1", -EUCLEAN, BLK_MID, t_index },
   { "block_index huge", -EUCLEAN, BLK_MID, t_index_huge },
   { "generation 0", -EUCLEAN, BLK_MID, t_gen_0 },
+  { "generation 2^63 (implausible)", -EUCLEAN, BLK_MID, t_gen_top_bit },
+  { "generation 2^64 - 1 (implausible)", -EUCLEAN, BLK_MID, t_gen_max },
+  { "generation 2^63 - 1 (the bound)", 0, BLK_MID, t_gen_bound },
   { "cursor == N", -EUCLEAN, BLK_MID, t_cursor_n },
   { "cursor UINT64_MAX", -EUCLEAN, BLK_MID, t_cursor_max },
   { "cursor N - 1", 0, BLK_MID, t_cursor_last },

@@ -408,6 +408,110 @@ END_TEST
 
 /* ---- identity, format, geometry --------------------------------------------- */
 
+/* Set table block k of every copy to generation g, CRC redone. */
+static void
+set_block_gen (struct remap_backend *spare, const struct remap_layout *l,
+               uint64_t k, uint64_t g)
+{
+  uint8_t *d = remap_mem_data (spare);
+  for (uint32_t i = 0; i < l->copies; i++) {
+    uint8_t *tb = d + (l->copy_offset[i] + 1 + k) * l->unit;
+    tl_put64 (tb + 8, g);
+    tl_tb_recrc (tb, l->unit);
+  }
+}
+
+/* FORMAT.md 10.1: generations stop at 2^63 - 1.  A table one commit short
+ * of the bound takes that commit; the next change (a remap, a pending
+ * mark) is refused with a message before anything is committed, and the
+ * spare still opens with every block valid: a commit never wraps a
+ * generation to the invalid 0 nor writes one that a reader rejects. */
+START_TEST (test_generation_bound)
+{
+  struct remap_backend *origin = tl_mem (1 * MiB), *spare = tl_mem (1 * MiB);
+  struct remap_layout l;
+  ck_assert_int_eq (remap_layout_compute (1 * MiB, 4096, REMAP_STRATEGY_AUTO,
+                                          0, &l, NULL), 0);
+  tl_format_ok (origin, spare, 4096, REMAP_STRATEGY_AUTO, 0);
+  for (uint64_t k = 0; k < l.table_blocks; k++)
+    set_block_gen (spare, &l, k, REMAP_MAX_GENERATION - 1);
+
+  struct remap_engine *e = tl_open_ok (origin, spare, NULL);
+  ck_assert_uint_eq (tl_counters (e).generation, REMAP_MAX_GENERATION - 1);
+  do_remap (e, 3);
+  ck_assert_uint_eq (tl_counters (e).generation, REMAP_MAX_GENERATION);
+
+  struct remap_error err = { 0 };
+  ck_assert_int_eq (remap_remap (e, 4, 0, &err), -EOVERFLOW);
+  ck_assert_msg (strstr (err.msg, "2^63 - 1") && strstr (err.msg, "export"),
+                 "message: %s", err.msg);
+  remap_error_clear (&err);
+  ck_assert_int_eq (remap_mark_pending (e, 5, &err), -EOVERFLOW);
+  ck_assert_int_eq (tl_lookup (e, 4).state, REMAP_SLOT_FREE);
+  ck_assert_int_eq (tl_lookup (e, 5).state, REMAP_SLOT_FREE);
+  struct remap_counters c = tl_counters (e);
+  ck_assert_uint_eq (c.generation, REMAP_MAX_GENERATION);
+  ck_assert_uint_eq (c.reallocated_units, 1);
+  ck_assert_uint_eq (c.copies_valid, l.copies);
+  ck_assert_int_eq (remap_close (e), 0);
+
+  /* Every block of every copy still decodes. */
+  e = tl_open_ok (origin, spare, NULL);
+  c = tl_counters (e);
+  ck_assert_uint_eq (c.generation, REMAP_MAX_GENERATION);
+  ck_assert_uint_eq (c.copies_valid, l.copies);
+  ck_assert_uint_eq (c.repaired_blocks, 0);
+  ck_assert_int_eq (tl_lookup (e, 3).state, REMAP_SLOT_MAPPED);
+  ck_assert_int_eq (tl_lookup (e, 4).state, REMAP_SLOT_FREE);
+  ck_assert_int_eq (remap_close (e), 0);
+  remap_backend_close (origin);
+  remap_backend_close (spare);
+}
+END_TEST
+
+/* remap_open refuses a spare that grew or shrank by a unit or more since
+ * format; remap_inspect (remapctl check) must call it unusable too, with
+ * the reason and the size to restore, while a change of less than a unit
+ * (bytes past the last whole unit) stays clean. */
+START_TEST (test_inspect_resized_spare)
+{
+  struct fixture f;
+  fixture_init (&f, &rcfgs[1]);
+  static const int64_t delta[] = { 1, -1, 100 };  /* in units, or bytes */
+  for (size_t i = 0; i < sizeof delta / sizeof delta[0]; i++) {
+    bool bytes = delta[i] == 100;
+    uint64_t size = f.c->spare + (bytes ? 100 : delta[i] * (int64_t) f.unit);
+    struct remap_backend *s = tl_mem (size);
+    memcpy (remap_mem_data (s), remap_mem_data (f.spare),
+            size < f.c->spare ? size : f.c->spare);
+    struct remap_inspect *in = calloc (1, sizeof *in);
+    struct remap_error err = { 0 };
+    ck_assert_int_eq (remap_inspect (s, in, &err), 0);
+    ck_assert (in->found);
+    struct remap_engine *e = NULL;
+    int r = remap_open (tl_share (f.origin), tl_share (s), NULL, &e, &err);
+    if (bytes) {
+      ck_assert_msg (in->verdict == REMAP_CLEAN, "+100 bytes: %s", in->reason);
+      ck_assert_msg (r == 0, "+100 bytes: open: %s", err.msg);
+      remap_close (e);
+    }
+    else {
+      char want[64];
+      snprintf (want, sizeof want, "truncate -s %" PRIu64, f.c->spare);
+      ck_assert_msg (in->verdict == REMAP_UNUSABLE
+                     && strstr (in->reason, delta[i] > 0 ? "grown" : "shrunk")
+                     && strstr (in->reason, want),
+                     "%+d units: verdict %d: %s", (int) delta[i],
+                     (int) in->verdict, in->reason);
+      ck_assert_int_eq (r, -ENODEV);    /* and open agrees */
+    }
+    free (in);
+    remap_backend_close (s);
+  }
+  fixture_free (&f);
+}
+END_TEST
+
 START_TEST (test_wrong_origin)
 {
   struct fixture f;
@@ -610,7 +714,9 @@ recovery_suite (void)
   tcase_add_loop_test (dmg, test_damage_subsets, 0, NRCFGS);
   tcase_add_loop_test (dmg, test_all_copies_damaged, 0, NRCFGS);
   tcase_add_test (dmg, test_no_repair_and_readonly);
+  tcase_add_test (dmg, test_generation_bound);
   tcase_add_test (ident, test_wrong_origin);
+  tcase_add_test (ident, test_inspect_resized_spare);
   tcase_add_test (ident, test_format_refuses_and_forces);
   tcase_add_test (ident, test_blank_spare);
   tcase_add_test (ident, test_geometry_recorded);

@@ -76,7 +76,9 @@ usage (FILE *f)
 "       remapctl COMMAND [ARGS] --control SOCK\n"
 "\n"
 "Offline (on the files; refused while a server holds them):\n"
-"  format ORIGIN SPARE [--unit N] [--strategy S] [--copies N] [--force]\n"
+"  format ORIGIN SPARE [--unit N] [--strategy S] [--copies N] [--sparse]\n"
+"         [--force]             a file spare is allocated in full, unless\n"
+"                               --sparse\n"
 "  dump SPARE [--json]          every metadata copy, generation, validity\n"
 "  check SPARE [--json]         exit 0 clean, 1 repairable, 2 unusable\n"
 "  repair SPARE [ORIGIN]        rewrite damaged copies from the best one\n"
@@ -92,6 +94,8 @@ usage (FILE *f)
 "  export --format badblocks --block-size N | --format ddrescue\n"
 "  scan [LBA [COUNT]] [-u] [--rate R] [--chunk N] [--state FILE [--resume]]\n"
 "       [--json] [--progress|--no-progress]   surface scan of the origin\n"
+"  spare-retest [FIRST [COUNT]] [--json]     re-test bad spare units (spare\n"
+"                               unit numbers); free those that pass\n"
 "status, list and export also take SPARE [ORIGIN] as positional arguments.\n"
 "LBA and COUNT are 512-byte sectors, or remap units with -u.\n"
 "Exit: 0 ok, 1 failed (check: repairable), 2 usage (check: unusable),\n"
@@ -170,6 +174,28 @@ default_origin (char *buf, size_t len)
   return r;
 }
 
+/* An origin behind an NBD server that cannot be reached: for commands
+ * that only read the table, open it unreachable, sized as the spare
+ * recorded, so that status can say so (and the rest still works). */
+static int
+open_unreachable_origin (struct remap_backend *s, unsigned fl,
+                         struct remap_backend **o, struct remap_error *err)
+{
+  struct remap_inspect *in = calloc (1, sizeof *in);
+  struct remap_error ierr = { 0 };
+  int r = -ENOTCONN;
+
+  if (in && remap_inspect (s, in, &ierr) == 0 && in->found) {
+    fprintf (stderr, "%s: %s: %s; reporting from the spare\n", progname,
+             cmd, err->msg);
+    remap_error_clear (err);
+    r = remap_nbd_open_known_size (origin_path, fl, in->info.origin_size, o,
+                                   err);
+  }
+  free (in);
+  return r;
+}
+
 static int
 open_engine (bool rw, bool need_origin, struct remap_engine **e)
 {
@@ -198,6 +224,8 @@ open_engine (bool rw, bool need_origin, struct remap_engine **e)
   r = remap_backend_open (spare_path, fl, &s, &err);
   if (r == 0)
     r = remap_backend_open (origin_path, ofl, &o, &err);
+  if (r == -ENOTCONN && s && !rw && remap_is_nbd_uri (origin_path))
+    r = open_unreachable_origin (s, ofl, &o, &err);
   if (r) {
     remap_backend_close (s);
     report_open_error (r, &err, "opening");
@@ -254,11 +282,20 @@ close_and_finish (struct remap_engine *e, int r, struct remap_buf *out,
   return r;
 }
 
+/* Commands that change the table (the engine is opened read-write), and
+ * of those the ones that move data to or from the origin (so the origin
+ * must be named, not taken from the spare's label). */
 static bool
-cmd_rw (const char *c)
+cmd_moves_data (const char *c)
 {
   return strcmp (c, "remap") == 0 || strcmp (c, "unmap") == 0
     || strcmp (c, "pending") == 0 || strcmp (c, "import") == 0;
+}
+
+static bool
+cmd_rw (const char *c)
+{
+  return cmd_moves_data (c) || strcmp (c, "spare-retest") == 0;
 }
 
 /* Options of the executor that take a value (so their value is not a
@@ -310,7 +347,8 @@ do_exec (void)
       || strcmp (cmd, "export") == 0)
     if ((r = take_positional_files ()) != EXIT_OK)
       return r;
-  if (!control_path && (r = open_engine (cmd_rw (cmd), cmd_rw (cmd), &e)))
+  if (!control_path
+      && (r = open_engine (cmd_rw (cmd), cmd_moves_data (cmd), &e)))
     return r;
   argv = calloc (nrest + 2, sizeof *argv);
   if (!argv) {
@@ -343,6 +381,8 @@ do_format (void)
     uint64_t v;
     if (strcmp (a, "--force") == 0)
       fo.force = true;
+    else if (strcmp (a, "--sparse") == 0)
+      fo.sparse = true;
     else if (strcmp (a, "--unit") == 0 || strcmp (a, "--strategy") == 0
              || strcmp (a, "--copies") == 0) {
       if (i + 1 == nrest)
@@ -361,6 +401,11 @@ do_format (void)
                               "65536", val);
         fo.unit = (uint32_t) v;
       }
+      else if (v < REMAP_MIN_COPIES || v > REMAP_MAX_COPIES)
+        return usage_error ("bad copy count \"%s\": from %u to %u (remap "
+                            "keeps at least two metadata copies, so that one "
+                            "damaged copy never costs the table)", val,
+                            REMAP_MIN_COPIES, REMAP_MAX_COPIES);
       else
         fo.copies = (uint32_t) v;
     }
@@ -378,7 +423,7 @@ do_format (void)
                         "--control");
   if (!origin_path || !spare_path)
     return usage_error ("%s", "usage: format ORIGIN SPARE [--unit N] "
-                        "[--strategy S] [--copies N] [--force]");
+                        "[--strategy S] [--copies N] [--sparse] [--force]");
   r = remap_backend_open (origin_path, REMAP_FILE_READONLY, &o, &err);
   if (r == 0)
     r = remap_backend_open (spare_path, 0, &s, &err);
@@ -397,6 +442,12 @@ do_format (void)
       fo.origin_label = origin_path;
     r = remap_format (o, s, &fo, &err);
   }
+  /* What the spare's space is now, for the last line. */
+  const char *space = remap_is_nbd_uri (spare_path)
+    ? "an NBD export needs no preallocation"
+    : s && s->is_block_device ? "a block device needs no preallocation"
+    : fo.sparse ? "left sparse (--sparse): it takes host space as it fills"
+    : "allocated in full, so it cannot run out of host space";
   remap_backend_close (o);
   remap_backend_close (s);
   if (r) {
@@ -410,9 +461,10 @@ do_format (void)
     return r == -EINVAL ? EXIT_USAGE : exit_code (r);
   }
   printf ("formatted %s for origin %s: unit %" PRIu32 " bytes, strategy %s, "
-          "%" PRIu32 " copies, %" PRIu64 " usable spare units\n", spare_path,
-          fo.origin_label, l.unit, remap_strategy_name (l.strategy),
-          l.copies, l.usable_units);
+          "%" PRIu32 " copies, %" PRIu64 " usable spare units; %s\n",
+          spare_path, fo.origin_label, l.unit,
+          remap_strategy_name (l.strategy), l.copies, l.usable_units,
+          space);
   return EXIT_OK;
 }
 
@@ -902,7 +954,7 @@ main (int argc, char **argv)
   if (strcmp (cmd, "status") == 0 || strcmp (cmd, "list") == 0
       || strcmp (cmd, "lookup") == 0 || strcmp (cmd, "remap") == 0
       || strcmp (cmd, "unmap") == 0 || strcmp (cmd, "pending") == 0
-      || strcmp (cmd, "export") == 0)
+      || strcmp (cmd, "export") == 0 || strcmp (cmd, "spare-retest") == 0)
     return do_exec ();
   return usage_error ("unknown command \"%s\"", cmd);
 }

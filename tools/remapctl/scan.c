@@ -3,7 +3,10 @@
  * The scan is a loop of executor "scan LBA COUNT --json" commands (offline
  * on remapctl's own engine, online through the control socket), one chunk
  * of a few MiB at a time: the engine reads the units that are not
- * remapped, retries, and marks the ones that still fail pending.  Between
+ * remapped, retries, and marks the ones that still fail pending.  Every
+ * unit a read found failing is reported, also one the engine could not
+ * record on the spare (full, or a read-only server): those are listed as
+ * unrecorded, since they are pending only until the server stops.  Between
  * chunks remapctl sleeps to keep to --rate, draws the progress, and (with
  * --state FILE) records where it is, so that --resume continues from there
  * after an interruption (SIGINT/SIGTERM stop cleanly after the current
@@ -107,7 +110,43 @@ struct state {
   uint64_t start, end, next, read, skipped;
   struct remap_buf bad;         /* "u,u,u" */
   uint64_t nbad;
+  struct remap_buf unrec;       /* bad units not recorded on the spare */
+  uint64_t nunrec;
 };
+
+/* Append the JSON array `key' of a chunk's answer ("u,u,u") to list. */
+static void
+add_units (const char *answer, const char *key, struct remap_buf *list,
+           uint64_t *n)
+{
+  char pat[64];
+  const char *b;
+
+  snprintf (pat, sizeof pat, "\"%s\":[", key);
+  b = answer ? strstr (answer, pat) : NULL;
+  if (!b)
+    return;
+  b += strlen (pat);
+  size_t len = strcspn (b, "]");
+  if (len == 0)
+    return;
+  if (list->len)
+    remap_buf_append (list, ",", 1);
+  remap_buf_append (list, b, len);
+  ++*n;
+  for (size_t k = 0; k < len; k++)
+    *n += b[k] == ',';
+}
+
+/* Count the items of "u,u,u". */
+static uint64_t
+count_units (const char *s)
+{
+  uint64_t n = *s != '\0';
+  for (; *s; s++)
+    n += *s == ',';
+  return n;
+}
 
 static int
 save_state (const char *path, const struct state *st)
@@ -121,8 +160,9 @@ save_state (const char *path, const struct state *st)
     return -errno;
   fprintf (f, "remap-scan 1\nuuid %s\nstart %" PRIu64 "\nend %" PRIu64
            "\nnext %" PRIu64 "\nread %" PRIu64 "\nskipped %" PRIu64
-           "\nbad %s\n", st->uuid, st->start, st->end, st->next, st->read,
-           st->skipped, st->bad.data ? st->bad.data : "");
+           "\nbad %s\nunrecorded %s\n", st->uuid, st->start, st->end,
+           st->next, st->read, st->skipped, st->bad.data ? st->bad.data : "",
+           st->unrec.data ? st->unrec.data : "");
   if (fflush (f) != 0 || fsync (fileno (f)) != 0) {
     int e = errno;
     fclose (f);
@@ -155,9 +195,11 @@ load_state (const char *path, struct state *st)
       ;
     else if (strncmp (line, "bad ", 4) == 0 && line[4]) {
       remap_buf_printf (&st->bad, "%s", line + 4);
-      st->nbad = 1;
-      for (const char *p = line + 4; *p; p++)
-        st->nbad += *p == ',';
+      st->nbad = count_units (line + 4);
+    }
+    else if (strncmp (line, "unrecorded ", 11) == 0 && line[11]) {
+      remap_buf_printf (&st->unrec, "%s", line + 11);
+      st->nunrec = count_units (line + 11);
     }
   }
   fclose (f);
@@ -274,12 +316,14 @@ scan_main (struct remap_engine *e, const char *ctl, int argc, char **argv)
                state_path, r == -EINVAL ? "not a scan state file"
                : strerror (-r));
       remap_buf_free (&old.bad);
+      remap_buf_free (&old.unrec);
       return EXIT_FAIL;
     }
     if (strcmp (old.uuid, uuid) != 0) {
       fprintf (stderr, "remapctl: scan: %s belongs to another spare (uuid "
                "%s, this one is %s)\n", state_path, old.uuid, uuid);
       remap_buf_free (&old.bad);
+      remap_buf_free (&old.unrec);
       return EXIT_FAIL;
     }
     if (npos == 0) {            /* the range of the interrupted scan */
@@ -291,6 +335,7 @@ scan_main (struct remap_engine *e, const char *ctl, int argc, char **argv)
                ", not this range; give no range to resume it\n", state_path,
                old.start, old.end - 1);
       remap_buf_free (&old.bad);
+      remap_buf_free (&old.unrec);
       return EXIT_USAGE;
     }
     st.next = old.next < st.start ? st.start : old.next;
@@ -298,6 +343,8 @@ scan_main (struct remap_engine *e, const char *ctl, int argc, char **argv)
     st.skipped = old.skipped;
     st.bad = old.bad;
     st.nbad = old.nbad;
+    st.unrec = old.unrec;
+    st.nunrec = old.nunrec;
     if (!json)
       printf ("resuming the scan at LBA %" PRIu64 " (%" PRIu64 " bad units "
               "found before)\n", st.next, st.nbad);
@@ -338,19 +385,8 @@ scan_main (struct remap_engine *e, const char *ctl, int argc, char **argv)
       st.read += v;
     if (json_u64 (out.data, "skipped_units", &v))
       st.skipped += v;
-    const char *b = strstr (out.data, "\"bad_units\":[");
-    if (b) {
-      b += strlen ("\"bad_units\":[");
-      size_t n = strcspn (b, "]");
-      if (n) {
-        if (st.bad.len)
-          remap_buf_append (&st.bad, ",", 1);
-        remap_buf_append (&st.bad, b, n);
-        st.nbad++;
-        for (size_t k = 0; k < n; k++)
-          st.nbad += b[k] == ',';
-      }
-    }
+    add_units (out.data, "bad_units", &st.bad, &st.nbad);
+    add_units (out.data, "unrecorded_units", &st.unrec, &st.nunrec);
     st.next = cend;
     if (state_path && (r = save_state (state_path, &st)) != 0) {
       fprintf (stderr, "remapctl: scan: cannot write %s: %s\n", state_path,
@@ -404,15 +440,20 @@ scan_main (struct remap_engine *e, const char *ctl, int argc, char **argv)
   if (json)
     printf ("{\"command\":\"scan\",\"complete\":%s,\"start_lba\":%" PRIu64
             ",\"end_lba\":%" PRIu64 ",\"next_lba\":%" PRIu64 ",\"read_units\":%"
-            PRIu64 ",\"skipped_units\":%" PRIu64 ",\"bad_units\":[%s]}\n",
-            complete ? "true" : "false", st.start, st.end, st.next, st.read,
-            st.skipped, st.bad.data ? st.bad.data : "");
+            PRIu64 ",\"skipped_units\":%" PRIu64 ",\"bad_units\":[%s],"
+            "\"unrecorded_units\":[%s]}\n", complete ? "true" : "false",
+            st.start, st.end, st.next, st.read, st.skipped,
+            st.bad.data ? st.bad.data : "", st.unrec.data ? st.unrec.data : "");
   else {
     printf ("scan %s: LBA %" PRIu64 "-%" PRIu64 ", %" PRIu64 " units read, %"
             PRIu64 " skipped (already remapped), %" PRIu64 " bad unit(s)%s%s\n",
             complete ? "complete" : "stopped", st.start, st.next - 1, st.read,
             st.skipped, st.nbad, st.nbad ? " now pending: " : "",
             st.bad.data ? st.bad.data : "");
+    if (st.nunrec)
+      printf ("%" PRIu64 " of them could not be recorded on the spare (it is "
+              "full, or the server is read-only) and are pending only until "
+              "the engine stops: %s\n", st.nunrec, st.unrec.data);
   }
   if (!complete && rc == EXIT_OK) {
     rc = EXIT_STOPPED;
@@ -428,6 +469,7 @@ scan_main (struct remap_engine *e, const char *ctl, int argc, char **argv)
   if (complete && state_path)
     unlink (state_path);
   remap_buf_free (&st.bad);
+  remap_buf_free (&st.unrec);
   remap_buf_free (&out);
   return rc;
 }
