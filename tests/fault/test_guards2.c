@@ -214,6 +214,104 @@ START_TEST (test_foreign_table_block_at_extent_start_refused)
 }
 END_TEST
 
+/* Format writes no superblock before the copy extents are durable: when
+ * the flush after the extents fails, format stops there, so a crash can
+ * never leave a valid superblock over table blocks that did not reach the
+ * disk.  Kills format-extents-no-flush. */
+START_TEST (test_format_flushes_extents_before_superblocks)
+{
+  struct remap_backend *origin = tl_mem (ORIGIN_SIZE);
+  struct remap_backend *spare = tl_mem (1 * MiB);
+  struct remap_backend *fb;
+  ck_assert_int_eq (remap_fault_create (tl_share (spare), true, &fb), 0);
+  struct remap_fault_rule fl = { .ops = REMAP_FAULT_FLUSH, .err = -EIO };
+  ck_assert_int_eq (remap_fault_add_rule (fb, &fl), 0);
+  struct remap_error err = { 0 };
+  ck_assert_int_ne (tl_format (origin, fb, UNIT, REMAP_STRATEGY_AUTO, 0,
+                               false, &err), 0);
+  ck_assert_uint_ge (remap_fault_writes (fb), 1);   /* the extents */
+  struct remap_layout l;
+  ck_assert_int_eq (remap_layout_compute (1 * MiB, UNIT, REMAP_STRATEGY_AUTO,
+                                          0, &l, NULL), 0);
+  for (uint32_t i = 0; i < l.copies; i++) {
+    const uint8_t *p = remap_mem_data (spare) + l.copy_offset[i] * UNIT;
+    for (size_t b = 0; b < REMAP_SB_SIZE; b++)
+      ck_assert_msg (p[b] == 0, "superblock %u written although the "
+                     "extents' flush failed", i);
+  }
+  remap_backend_close (fb);
+  remap_backend_close (origin);
+  remap_backend_close (spare);
+}
+END_TEST
+
+/* A block changed while loading (the same origin unit in two slots: the
+ * older slot became BAD) is repaired with a fresh generation, never with
+ * the generation of the content it replaces.  Here copy 0 keeps the old
+ * content (its repair write fails); after the unit is unmapped, the next
+ * open must not take copy 0's old block back (at one generation it would:
+ * ties go to the lowest copy) and revive the unit at its stale slot.
+ * Kills repair-dirty-not-bumped. */
+START_TEST (test_dirty_block_repaired_with_fresh_generation)
+{
+  struct env v;
+  env_open (&v, 1 * MiB);
+  const struct remap_layout *l = &v.l;
+  uint32_t E = l->entries_per_block;
+  ck_assert_uint_ge (l->table_blocks, 2);
+  const uint64_t U = 11;
+  ck_assert_int_eq (remap_remap (v.e, U, 0, NULL), 0);
+  uint64_t a = tl_lookup (v.e, U).spare_unit;
+  ck_assert_uint_lt (a, E);                              /* block 0 */
+  remap_close (v.e);
+  v.e = NULL;
+
+  /* Block 1 of every copy: a newer generation that maps U at slot b, as a
+   * crash between the two blocks of a relocation leaves it. */
+  uint64_t b = UINT64_MAX;
+  for (uint64_t s = E; s < l->spare_units && b == UINT64_MAX; s++)
+    if (!remap_layout_is_reserved (l, s))
+      b = s;
+  ck_assert_uint_ne (b, UINT64_MAX);
+  ck_assert_uint_lt (b, 2 * (uint64_t) E);
+  uint8_t *sp = remap_mem_data (v.smem);
+  struct remap_entry *ent = calloc (E, sizeof *ent);
+  ck_assert_ptr_nonnull (ent);
+  ent[b - E] = (struct remap_entry) { REMAP_SLOT_MAPPED, U, 0 };
+  struct remap_tb tb = { .generation = 10, .block_index = 1,
+                         .alloc_cursor = 0 };
+  memcpy (tb.uuid, sp + 40, 16);
+  uint8_t blk[UNIT];
+  remap_tb_encode (&tb, ent, E, UNIT, blk);
+  for (uint32_t i = 0; i < l->copies; i++)
+    memcpy (sp + (l->copy_offset[i] + 2) * UNIT, blk, UNIT);
+  free (ent);
+
+  /* Open: slot a becomes BAD (block 0 dirty); its repair write to copy 0
+   * fails, so copy 0 keeps block 0 with U at a. */
+  struct remap_backend *fs;
+  ck_assert_int_eq (remap_fault_create (tl_share (v.smem), true, &fs), 0);
+  fail_range (fs, (l->copy_offset[0] + 1) * UNIT, UNIT, REMAP_FAULT_WRITE,
+              1);
+  struct remap_error err = { 0 };
+  struct remap_engine *e = NULL;
+  int r = remap_open (tl_share (v.omem), fs, NULL, &e, &err);
+  ck_assert_msg (r == 0, "open: %s", err.msg);
+  ck_assert_uint_eq (tl_lookup (e, U).spare_unit, b);
+  ck_assert_int_eq (remap_unmap (e, U, REMAP_UNMAP_DISCARD, NULL), 0);
+  ck_assert_int_eq (tl_lookup (e, U).state, REMAP_SLOT_FREE);
+  remap_close (e);
+
+  e = tl_open_ok (v.omem, v.smem, NULL);
+  struct remap_mapping m = tl_lookup (e, U);
+  ck_assert_msg (m.state == REMAP_SLOT_FREE, "unmapped unit %llu is back, "
+                 "state %d at spare unit %llu", (unsigned long long) U,
+                 (int) m.state, (unsigned long long) m.spare_unit);
+  remap_close (e);
+  env_close (&v);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -224,6 +322,8 @@ main (void)
   tcase_add_test (tc, test_failed_commit_spends_generation);
   tcase_add_test (tc, test_undecodable_foreign_superblock_refused);
   tcase_add_test (tc, test_foreign_table_block_at_extent_start_refused);
+  tcase_add_test (tc, test_format_flushes_extents_before_superblocks);
+  tcase_add_test (tc, test_dirty_block_repaired_with_fresh_generation);
   suite_add_tcase (s, tc);
   return tl_run (s);
 }
