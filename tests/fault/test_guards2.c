@@ -312,6 +312,33 @@ START_TEST (test_dirty_block_repaired_with_fresh_generation)
 }
 END_TEST
 
+/* Rewritten lost data must be durable before the mapping stops calling
+ * it lost: when the flush of the rewritten bytes fails, the write fails
+ * and the granule stays lost (a crash could otherwise leave a table that
+ * calls stale bytes valid).  Kills lost-rewrite-not-flushed. */
+START_TEST (test_lost_rewrite_flushed_before_commit)
+{
+  struct env v;
+  env_open (&v, 1 * MiB);
+  struct remap_info info;
+  remap_get_info (v.e, &info);
+  uint32_t g = info.lost_granule;
+  ck_assert_int_eq (remap_mark_lost (v.e, 7, 0x1, NULL), 0);
+  ck_assert_uint_eq (tl_lookup (v.e, 7).lost, 0x1);
+
+  struct remap_fault_rule fl = { .ops = REMAP_FAULT_FLUSH, .err = -EIO,
+                                 .times = 1 };
+  ck_assert_int_eq (remap_fault_add_rule (v.sfault, &fl), 0);
+  uint8_t x[UNIT], got[UNIT];
+  tl_pattern (x, g, 0x57);
+  ck_assert_int_ne (remap_pwrite (v.e, x, g, 7 * UNIT, 0, NULL), 0);
+  ck_assert_msg (tl_lookup (v.e, 7).lost == 0x1, "the granule is no longer "
+                 "lost although its new bytes were never made durable");
+  ck_assert_int_eq (remap_pread (v.e, got, g, 7 * UNIT, NULL), -EIO);
+  env_close (&v);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -324,6 +351,7 @@ main (void)
   tcase_add_test (tc, test_foreign_table_block_at_extent_start_refused);
   tcase_add_test (tc, test_format_flushes_extents_before_superblocks);
   tcase_add_test (tc, test_dirty_block_repaired_with_fresh_generation);
+  tcase_add_test (tc, test_lost_rewrite_flushed_before_commit);
   suite_add_tcase (s, tc);
   return tl_run (s);
 }
