@@ -339,6 +339,58 @@ START_TEST (test_lost_rewrite_flushed_before_commit)
 }
 END_TEST
 
+/* read-retries=R gives a granule that must be read while a unit moves
+ * (the rest of a partly written unit whose origin write failed) exactly R
+ * more attempts after the read that isolated it: a granule whose reads
+ * fail 1 + 1 + R times is lost, one whose reads fail once fewer is
+ * recovered.  Kills read-retries-one-extra. */
+static uint64_t
+lost_after_failed_reads (uint64_t fails, unsigned retries)
+{
+  struct env v;
+  memset (&v, 0, sizeof v);
+  v.omem = tl_mem (ORIGIN_SIZE);
+  v.smem = tl_mem (1 * MiB);
+  tl_format_ok (v.omem, v.smem, UNIT, REMAP_STRATEGY_AUTO, 0);
+  ck_assert_int_eq (remap_fault_create (tl_share (v.omem), true,
+                                        &v.ofault), 0);
+  struct remap_open_opts o = { .read_retries = retries };
+  struct remap_error err = { 0 };
+  int r = remap_open (v.ofault, tl_share (v.smem), &o, &v.e, &err);
+  ck_assert_msg (r == 0, "open: %s", err.msg);
+  struct remap_info info;
+  remap_get_info (v.e, &info);
+  uint32_t g = info.lost_granule;
+  ck_assert_uint_ge (UNIT / g, 2);
+
+  const uint64_t U = 6;
+  fail_range (v.ofault, U * UNIT, UNIT, REMAP_FAULT_WRITE, 0);
+  fail_range (v.ofault, U * UNIT + g, g, REMAP_FAULT_READ, fails);
+  uint8_t x[UNIT];
+  tl_pattern (x, g, 0x58);
+  ck_assert_int_eq (remap_pwrite (v.e, x, g, U * UNIT, 0, NULL), 0);
+  struct remap_mapping m = tl_lookup (v.e, U);
+  ck_assert_int_eq (m.state, REMAP_SLOT_MAPPED);
+  env_close (&v);
+  return m.lost;
+}
+
+START_TEST (test_relocation_read_retries_exact)
+{
+  for (unsigned retries = 0; retries <= 3; retries++) {
+    /* The read of the whole rest, the granule's own read, its retries. */
+    uint64_t reads = 1 + 1 + retries;
+    ck_assert_msg (lost_after_failed_reads (reads - 1, retries) == 0,
+                   "read-retries=%u: a granule that failed %u times was "
+                   "not recovered", retries, (unsigned) (reads - 1));
+    ck_assert_msg (lost_after_failed_reads (reads, retries) == 0x2,
+                   "read-retries=%u: a granule that failed all %u reads is "
+                   "not lost (more reads than asked)", retries,
+                   (unsigned) reads);
+  }
+}
+END_TEST
+
 int
 main (void)
 {
@@ -352,6 +404,7 @@ main (void)
   tcase_add_test (tc, test_format_flushes_extents_before_superblocks);
   tcase_add_test (tc, test_dirty_block_repaired_with_fresh_generation);
   tcase_add_test (tc, test_lost_rewrite_flushed_before_commit);
+  tcase_add_test (tc, test_relocation_read_retries_exact);
   suite_add_tcase (s, tc);
   return tl_run (s);
 }
