@@ -391,6 +391,43 @@ START_TEST (test_relocation_read_retries_exact)
 }
 END_TEST
 
+/* A transient origin read error (EAGAIN: a resource of the moment) is
+ * worth the retries a client read has, like a media error: a read whose
+ * first three attempts (the lock-free try, the request, the unit alone)
+ * fail with EAGAIN and whose next works returns the data, and no unit is
+ * marked.  Kills transient-not-retried. */
+START_TEST (test_transient_read_error_retried)
+{
+  struct env v;
+  memset (&v, 0, sizeof v);
+  v.omem = tl_mem (ORIGIN_SIZE);
+  v.smem = tl_mem (1 * MiB);
+  for (uint64_t u = 0; u < ORIGIN_UNITS; u++)
+    tl_pattern (remap_mem_data (v.omem) + u * UNIT, UNIT, u + 1);
+  tl_format_ok (v.omem, v.smem, UNIT, REMAP_STRATEGY_AUTO, 0);
+  ck_assert_int_eq (remap_fault_create (tl_share (v.omem), true,
+                                        &v.ofault), 0);
+  struct remap_open_opts o = { .read_retries = 3 };
+  struct remap_error err = { 0 };
+  int r = remap_open (v.ofault, tl_share (v.smem), &o, &v.e, &err);
+  ck_assert_msg (r == 0, "open: %s", err.msg);
+
+  struct remap_fault_rule fr = { .ops = REMAP_FAULT_READ, .off = 4 * UNIT,
+                                 .len = UNIT, .err = -EAGAIN, .times = 3 };
+  ck_assert_int_eq (remap_fault_add_rule (v.ofault, &fr), 0);
+  uint8_t got[UNIT], want[UNIT];
+  tl_pattern (want, UNIT, 4 + 1);
+  remap_error_clear (&err);
+  r = remap_pread (v.e, got, UNIT, 4 * UNIT, &err);
+  ck_assert_msg (r == 0, "a read that failed three times with EAGAIN, "
+                 "with retries left, returned %d: %s", r, err.msg);
+  ck_assert (memcmp (got, want, UNIT) == 0);
+  ck_assert_uint_eq (tl_counters (v.e).pending_units, 0);
+  ck_assert_int_eq (tl_lookup (v.e, 4).state, REMAP_SLOT_FREE);
+  env_close (&v);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -405,6 +442,7 @@ main (void)
   tcase_add_test (tc, test_dirty_block_repaired_with_fresh_generation);
   tcase_add_test (tc, test_lost_rewrite_flushed_before_commit);
   tcase_add_test (tc, test_relocation_read_retries_exact);
+  tcase_add_test (tc, test_transient_read_error_retried);
   suite_add_tcase (s, tc);
   return tl_run (s);
 }
