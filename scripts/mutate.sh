@@ -26,7 +26,10 @@
 # Environment: REMAP_JOBS (build parallelism, default 2),
 # REMAP_MUTATE_TIMEOUT (seconds per test, default 300),
 # REMAP_STRESS_SECONDS (default 3 here: the stress test is one test among
-# many in this run).
+# many in this run), REMAP_MUTATE_SANITIZE (thread or address: build the
+# copy with that sanitizer, as scripts/sanitize.sh does; slower, but it
+# kills mutants that only a data race or a use-after-free shows, see
+# docs/MUTATION.md).
 
 set -u
 cd "$(dirname "$0")/.."
@@ -35,6 +38,25 @@ mdir=$root/scripts/mutants
 jobs=${REMAP_JOBS:-2}
 timeout=${REMAP_MUTATE_TIMEOUT:-300}
 export REMAP_STRESS_SECONDS=${REMAP_STRESS_SECONDS:-3}
+sanitize=${REMAP_MUTATE_SANITIZE:-}
+run=()
+case "$sanitize" in
+  "") ;;
+  thread|address)
+    export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+    # As scripts/sanitize.sh: no ASLR, which some sanitizer runtimes need.
+    if [ "$(uname -s)" = Linux ] && command -v setarch >/dev/null 2>&1 &&
+       setarch "$(uname -m)" -R true 2>/dev/null; then
+      run=(setarch "$(uname -m)" -R)
+    fi
+    ;;
+  *)
+    echo "mutate.sh: REMAP_MUTATE_SANITIZE must be thread or address" >&2
+    exit 2
+    ;;
+esac
 
 case "${1:-}" in
   --save)
@@ -62,7 +84,7 @@ case "${1:-}" in
     exit 0
     ;;
   -h|--help)
-    sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 esac
@@ -101,7 +123,7 @@ log=$scratch/log
 echo "mutate.sh: building a copy of the tree in $tree"
 if ! cmake -S "$tree" -B "$tree/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
        -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" -DREMAP_WERROR=ON \
-       -DBUILD_TESTING=ON >"$log" 2>&1 ||
+       -DREMAP_SANITIZE="$sanitize" -DBUILD_TESTING=ON >"$log" 2>&1 ||
    ! cmake --build "$tree/build" -j"$jobs" >>"$log" 2>&1; then
   echo "mutate.sh: the unmutated tree does not build; see $log" >&2
   keep=yes
@@ -109,7 +131,7 @@ if ! cmake -S "$tree" -B "$tree/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 fi
 
 run_tests () {
-  ctest --test-dir "$tree/build" -L 'unit|fault' --stop-on-failure \
+  "${run[@]}" ctest --test-dir "$tree/build" -L 'unit|fault' --stop-on-failure \
         --timeout "$timeout" >"$log" 2>&1
 }
 

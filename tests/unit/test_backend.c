@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "remap/backend.h"
@@ -456,6 +459,47 @@ START_TEST (test_file_eof_is_not_media)
 }
 END_TEST
 
+/* A write that the kernel cuts short (here at a file-size limit, the
+ * RLIMIT_FSIZE of `ulimit -f') is continued, and the error of the rest is
+ * reported: never a success with only part of the bytes written.  The
+ * limit is lowered in a child, so that the test process keeps its own. */
+START_TEST (test_file_short_write_continued)
+{
+  char path[4096];
+  uint8_t buf[8192], got[8192];
+
+  make_file (path, sizeof path, 65536, 9);
+  memset (buf, 0xa5, sizeof buf);
+  pid_t pid = fork ();
+  ck_assert_int_ge (pid, 0);
+  if (pid == 0) {
+    struct remap_backend *b;
+    struct rlimit rl = { 32768, RLIM_INFINITY };
+    signal (SIGXFSZ, SIG_IGN);
+    if (remap_file_open (path, REMAP_FILE_NODIRECT, &b, NULL) != 0
+        || setrlimit (RLIMIT_FSIZE, &rl) != 0)
+      _exit (3);
+    /* [28 KiB, 36 KiB): the kernel writes the first 4 KiB, then EFBIG. */
+    int r = remap_backend_pwrite (b, buf, sizeof buf, 28672);
+    _exit (r == -EFBIG ? 0 : r == 0 ? 1 : 2);
+  }
+  int st;
+  ck_assert_int_eq (waitpid (pid, &st, 0), pid);
+  ck_assert (WIFEXITED (st));
+  ck_assert_msg (WEXITSTATUS (st) != 1, "a write cut short at the file-size "
+                 "limit was reported as a success");
+  ck_assert_msg (WEXITSTATUS (st) == 0, "child status %d", WEXITSTATUS (st));
+  /* What the kernel did write is there; the rest is not. */
+  int fd = open (path, O_RDONLY);
+  ck_assert_int_ge (fd, 0);
+  ck_assert_int_eq (pread (fd, got, sizeof got, 28672), (ssize_t) sizeof got);
+  close (fd);
+  ck_assert (memcmp (got, buf, 4096) == 0);
+  ck_assert (memcmp (got + 4096, buf, 4096) != 0);
+  unlink (path);
+}
+END_TEST
+
 START_TEST (test_file_lock_conflict)
 {
   char path[4096];
@@ -545,6 +589,7 @@ backend_suite (void)
   tcase_add_test (file, test_file_direct_unaligned);
   tcase_add_test (file, test_file_direct_rmw_threads);
   tcase_add_test (file, test_file_eof_is_not_media);
+  tcase_add_test (file, test_file_short_write_continued);
   tcase_add_test (file, test_file_lock_conflict);
   tcase_add_test (file, test_file_open_errors);
   suite_add_tcase (s, mem);

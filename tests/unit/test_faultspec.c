@@ -61,6 +61,11 @@ START_TEST (test_invalid)
     "read:0,error=eio", "read:0,error=", "read:0,error=5",
     "read:0 junk", "read:-1", "read:18446744073709551615t",
     "read:18446744073709551615+2",
+    /* 2^64 is not 2^64 - 1: strtoull's ERANGE is an error, in every field
+     * (an offset of 2^64 would also fail as "range overflows"; a length,
+     * after= or times= would not). */
+    "read:0+18446744073709551616", "read:0,after=18446744073709551616",
+    "read:0,times=18446744073709551616",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     struct remap_fault_rule r;

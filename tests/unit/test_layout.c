@@ -473,7 +473,10 @@ START_TEST (test_bad_arguments)
 {
   struct remap_layout l;
   struct remap_error err = { 0 };
+  /* Multiples of 512 that are not powers of two too (1536, 3072, 12288,
+   * 65024): a unit size is a power of two, not just sector-aligned. */
   static const uint32_t bad_units[] = { 0, 1, 256, 511, 513, 1000, 3000,
+                                        1536, 3072, 12288, 65024,
                                         131072, 0x80000000u };
 
   for (size_t i = 0; i < sizeof bad_units / sizeof bad_units[0]; i++) {
