@@ -520,9 +520,15 @@ START_TEST (test_retest_races_remaps)
       while (f < v.l.spare_units && remap_layout_is_reserved (&v.l, f))
         f++;
     }
-    if (u % 3 == 0 && f < v.l.spare_units
-        && !remap_layout_is_reserved (&v.l, f))
-      fail_spare (&v, f, 1, REMAP_FAULT_WRITE, -EIO);
+    /* On the sixth steps, the next four units, so that the allocator
+     * meets one even if a unit it would have taken is busy (a relocation
+     * tries up to 8 spare units). */
+    uint64_t nf = u % 6 == 0 ? 4 : 1;
+    bool data = f + nf <= v.l.spare_units;
+    for (uint64_t j = 0; j < nf && data; j++)
+      data = !remap_layout_is_reserved (&v.l, f + j);
+    if (u % 3 == 0 && data)
+      fail_spare (&v, f, nf, REMAP_FAULT_WRITE, -EIO);
     tl_pattern (want[u], UNIT, 5000 + u);
     int r = remap_pwrite (v.e, want[u], UNIT, u * UNIT, 0, &err);
     ck_assert_msg (r == 0, "write %" PRIu64 ": %s", u, err.msg);
