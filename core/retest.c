@@ -168,17 +168,26 @@ remap_spare_retest (struct remap_engine *e, uint64_t first, uint64_t count,
    * checked again under meta_lock before it is freed. */
   struct remap_mapping *snap = NULL;
   size_t ns = 0;
+  /* The snapshot is taken with retest_lock held: only a retest turns a BAD
+   * unit into anything else, so a unit BAD in it stays BAD until this
+   * retest frees it, and a unit another retest freed (and a remap may
+   * since have filled with data) is never written here.  Each one is
+   * checked again all the same before its pattern is written. */
+  pthread_mutex_lock (&retest_lock);
   if (table_snapshot (e->t, &snap, &ns) != 0) {
+    pthread_mutex_unlock (&retest_lock);
     r = remap_set_error (err, -ENOMEM, "out of memory");
     goto out;
   }
-  pthread_mutex_lock (&retest_lock);
   for (size_t i = 0; i < ns && r >= 0; i++) {
-    uint64_t s = snap[i].spare_unit;
+    uint64_t s = snap[i].spare_unit, w, lost;
     if (snap[i].state != REMAP_SLOT_BAD || s < first || s - first >= count)
       continue;
     if (table_is_reserved (e->t, s))
       continue;                 /* metadata: never touched */
+    table_read_slots (e->t, s, 1, &w, &lost);
+    if (word_state (w) != REMAP_SLOT_BAD)
+      continue;
     r = retest_unit (e, s, pat, got, err);
     n += r == 0;
   }
