@@ -1,13 +1,8 @@
-/* remap plugin: the control socket (control=PATH), served by one thread that
- * runs remapctl's commands (remap_control_exec) on the plugin's engine.
- *
- * Protocol: one connection per command.  The client sends one line (the
- * command and its arguments separated by spaces, at most
- * REMAP_CONTROL_MAX_LINE bytes including the "\n"); the server answers
- * "OK\n" or "ERR <errno> <message>\n", then the command's output, then
- * closes the connection.  A client that sends nothing for 30 seconds is
- * dropped.  The data path never waits for the control thread: commands use
- * the engine's thread-safe API.
+/* remap plugin: the control socket (control=PATH), served by the admin
+ * library (admin/server.c, protocol in admin/admin.h and remapctl.pod):
+ * remapctl's commands on the plugin's engine, several clients at once,
+ * every wait bounded.  The data path never waits for the control threads:
+ * commands use the engine's thread-safe API.
  */
 #ifndef REMAP_PLUGIN_CONTROL_H
 #define REMAP_PLUGIN_CONTROL_H
@@ -26,9 +21,10 @@ int remap_ctl_listen (const char *path, struct remap_error *err);
  * called. */
 int remap_ctl_start (struct remap_engine *e);
 
-/* In .cleanup (before the engine is closed): stop and join the thread,
- * close the socket and remove its path.  Safe to call more than once, and
- * when nothing was started. */
+/* In .cleanup (before the engine is closed): stop and join the threads
+ * (at most one bounded step of a running command), close the socket and
+ * remove its path.  Safe to call more than once, and when nothing was
+ * started. */
 void remap_ctl_stop (void);
 
 #endif /* REMAP_PLUGIN_CONTROL_H */

@@ -109,8 +109,16 @@ while True:
     b = s.recv(65536)
     if not b: break
     d += b
-assert d.startswith(b"OK\n{"), d[:80]
-' "$C" || fail "raw protocol: OK line then JSON"
+# Frames "D <n>\n" + n bytes, then the status line.
+body = b""
+while d.startswith(b"D "):
+    head, rest = d.split(b"\n", 1)
+    n = int(head[2:])
+    body += rest[:n]
+    d = rest[n:]
+assert d == b"OK\n", d[:80]
+assert body.startswith(b"{") and body.endswith(b"}\n"), body[:80]
+' "$C" || fail "raw protocol: D frames, then the OK line"
 ok "errors and the raw protocol"
 
 stop_server

@@ -63,7 +63,7 @@ printf '%s\n' "$ERR" | grep -q 'needs .* more, but its file system has only .* f
 printf '%s\n' "$ERR" | grep -q -- '--sparse' || fail "refusal does not name the opt-out: $ERR"
 ok "remapctl format of a spare larger than the free space: refused: $(printf '%s' "$ERR" | head -c 200)..."
 [ "$(allocated "$HUGE")" -lt $((1 << 20)) ] || fail "the refused format allocated $(allocated "$HUGE") bytes"
-expect 2 check "$HUGE"
+expect 6 check "$HUGE"
 ok "... and nothing was allocated or written (check: unusable, no metadata)"
 
 # ---- the plugin's format=yes -------------------------------------------------
@@ -95,7 +95,7 @@ refuse "format=yes on a spare larger than the free space" \
     'needs .* more, but its file system has only .* free' \
     origin="$ORIGIN" spare="$HUGE" format=yes
 [ "$(allocated "$HUGE")" -lt $((1 << 20)) ] || fail "the refused start allocated $(allocated "$HUGE") bytes"
-expect 2 check "$HUGE"
+expect 6 check "$HUGE"
 rm -f "$HUGE"
 
 make_file "$WORK/s5.img" $((16 << 20)) zero

@@ -134,21 +134,21 @@ cp "$S" "$WORK/dead.img"
 jq -r '.copy[].first_unit' <<<"$("$RC" dump "$S" --json)" | while read -r f; do
     dd if=/dev/zero of="$WORK/dead.img" bs=$U seek="$f" count=2 conv=notrunc status=none
 done
-expect 2 check "$WORK/dead.img"
+expect 6 check "$WORK/dead.img"
 grep -q unusable <<<"$OUT" || fail "check of a dead spare: $OUT"
-expect 2 repair "$WORK/dead.img" "$O"
-ok "every copy damaged: check 2, repair refused"
+expect 6 repair "$WORK/dead.img" "$O"
+ok "every copy damaged: check 6 (unusable), repair refused (6)"
 size=$(stat -c %s "$S")
 for grow in +$U -$U; do
     cp "$S" "$WORK/resized.img"
     truncate -s "$grow" "$WORK/resized.img"
-    expect 2 check "$WORK/resized.img"
+    expect 6 check "$WORK/resized.img"
     grep -q "unusable.*truncate -s $size" <<<"$OUT" || fail "check of a spare resized by $grow: $OUT"
-    expect 2 check "$WORK/resized.img" --json
-    [ "$(jq -r .verdict <<<"$OUT")" = unusable ] || fail "check --json, resized by $grow: $OUT"
-    expect 2 repair "$WORK/resized.img" "$O"
+    expect 6 check "$WORK/resized.img" --json
+    [ "$(jq -r .verdict <<<"$OUT")" = unusable ] && [ "$(jq .exit <<<"$OUT")" = 6 ] || fail "check --json, resized by $grow: $OUT"
+    expect 6 repair "$WORK/resized.img" "$O"
 done
-ok "a spare resized by a unit either way: check 2 with the size to restore, repair refused"
+ok "a spare resized by a unit either way: check 6 with the size to restore, repair refused"
 
 # ---- refusal while a server holds the files ---------------------------------
 start_server held "$O" spare="$S"

@@ -21,7 +21,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "remap/control.h"
+#include "admin.h"
 #include "unit/testlib.h"
 
 #define UNIT 4096u

@@ -3,12 +3,15 @@
  *
  *   remapctl COMMAND [--spare SPARE] [--origin ORIGIN | --control SOCK] ...
  *
- * Everything a running server can also do (status, list, lookup, remap,
- * unmap, pending, export) goes through remap_control_exec (core/control.c):
- * offline remapctl runs it on an engine it opens itself, online the plugin
- * runs it on its own engine, so the outputs are identical.  format, dump,
- * check and repair work on the files only.  import parses its file here and
- * sends "remap" (or "pending") commands either way.
+ * Two tables drive parsing, help and dispatch: the admin library's
+ * remap_commands[] (status, list, lookup, remap, unmap, pending, export,
+ * spare-retest: admin/commands.c) for what a running server can also do,
+ * and tool_commands[] below for what only this tool does (format, dump,
+ * check, repair, rebind, import, scan).  An engine command runs offline on
+ * an engine remapctl opens itself, or online in the plugin through the
+ * control socket: the same code renders both, and the output streams to
+ * stdout as it is produced.  import parses its file here and sends
+ * "remap" (or "pending") commands either way.
  *
  * The manual is remapctl.pod next to this file.
  */
@@ -25,8 +28,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "remap/badlist.h"
-#include "remap/control.h"
 #include "remap/remap.h"
 #include "remapctl.h"
 
@@ -69,47 +73,53 @@ usage_error (const char *fmt, ...)
   return EXIT_USAGE;
 }
 
+struct tool_command {
+  const char *name;
+  const char *usage;            /* arguments and options */
+  const char *summary;
+  int (*fn) (void);
+  bool online;                  /* also with --control SOCK */
+};
+static const struct tool_command tool_commands[];
+
 static void
 usage (FILE *f)
 {
+  const struct tool_command *t;
+  char u[256];
+
   fprintf (f,
 "usage: remapctl COMMAND [ARGS] [--spare SPARE] [--origin ORIGIN]\n"
 "       remapctl COMMAND [ARGS] --control SOCK\n"
 "\n"
-"Offline (on the files; refused while a server holds them):\n"
-"  format ORIGIN SPARE [--unit N] [--strategy S] [--copies N] [--sparse]\n"
-"         [--force]             a file spare is allocated in full, unless\n"
-"                               --sparse\n"
-"  dump SPARE [--json]          every metadata copy, generation, validity\n"
-"  check SPARE [--json]         exit 0 clean, 1 repairable, 2 unusable\n"
-"  repair SPARE [ORIGIN]        rewrite damaged copies from the best one\n"
-"  rebind -s SPARE -o ORIGIN    record ORIGIN's identity in the spare (the\n"
-"                               same data on another medium)\n"
-"Offline (-s SPARE -o ORIGIN) or online (-c SOCK):\n"
-"  status [--json]              counters, state, geometry\n"
-"  list [--json]                the table\n"
-"  lookup LBA [-u] [--json]\n"
-"  remap LBA [COUNT] [-u] [--json]\n"
-"  unmap LBA [COUNT] [-u] [--discard-data] [--json]\n"
-"  pending LBA [COUNT] [-u] [--json]\n"
-"  import FILE --format badblocks --block-size N [--pending] [--json]\n"
-"  import FILE --format ddrescue [--include-nontried] [--pending] [--json]\n"
-"  export --format badblocks --block-size N | --format ddrescue\n"
-"  scan [LBA [COUNT]] [-u] [--rate R] [--chunk N] [--state FILE [--resume]]\n"
-"       [--json] [--progress|--no-progress]   surface scan of the origin\n"
-"  spare-retest [FIRST [COUNT]] [--json]     re-test bad spare units (spare\n"
-"                               unit numbers); free those that pass\n"
+"Offline (on the files; refused while a server holds them):\n");
+  for (t = tool_commands; t->name; t++)
+    if (!t->online)
+      fprintf (f, "  %s %s\n      %s\n", t->name, t->usage, t->summary);
+  fprintf (f, "Offline (-s SPARE -o ORIGIN) or online (-c SOCK):\n");
+  for (const struct remap_command *c = remap_commands; c->name; c++) {
+    if (strcmp (c->name, "help") == 0 || strcmp (c->name, "scan") == 0)
+      continue;
+    remap_command_usage (c, u, sizeof u);
+    fprintf (f, "  %s\n      %s\n", u, c->summary);
+  }
+  for (t = tool_commands; t->name; t++)
+    if (t->online)
+      fprintf (f, "  %s %s\n      %s\n", t->name, t->usage, t->summary);
+  fprintf (f,
 "status, list and export also take SPARE [ORIGIN] as positional arguments.\n"
 "--accept-origin-change: open a spare with an origin whose identity differs\n"
 "                        from the recorded one (offline commands).\n"
 "LBA and COUNT are 512-byte sectors, or remap units with -u.\n"
-"Exit: 0 ok, 1 failed (check: repairable), 2 usage (check: unusable),\n"
+"Exit: 0 ok, 1 failed (check: repairable), 2 usage error (nothing changed),\n"
 "      3 held by a running server (use --control), 4 control socket error,\n"
-"      5 scan stopped before the end (resumable).\n");
+"      5 scan stopped before the end (resumable), 6 spare unusable\n"
+"      (check: unusable; damaged beyond repair, not formatted, unknown\n"
+"      format).\n");
 }
 
-static int
-exit_code (int r)
+int
+remapctl_exit_code (int r)
 {
   switch (-r) {
   case 0: return EXIT_OK;
@@ -117,9 +127,13 @@ exit_code (int r)
   case EWOULDBLOCK: return EXIT_BUSY;
   case ECONNREFUSED: case ECONNRESET: case EPROTO: case E2BIG:
     return EXIT_CONTROL;
+  case EUCLEAN: case EOPNOTSUPP:
+    return EXIT_UNUSABLE;
   default: return EXIT_FAIL;
   }
 }
+
+#define exit_code remapctl_exit_code
 
 static bool
 parse_u64 (const char *s, uint64_t *out)
@@ -246,7 +260,7 @@ open_engine (bool rw, bool need_origin, struct remap_engine **e)
   r = remap_open (o, s, &oo, e, &err);
   if (r) {
     report_open_error (r, &err, "opening");
-    return r == -EWOULDBLOCK ? EXIT_BUSY : EXIT_FAIL;
+    return r == -EINVAL ? EXIT_FAIL : exit_code (r);
   }
   return EXIT_OK;
 }
@@ -346,12 +360,21 @@ take_positional_files (void)
   return EXIT_OK;
 }
 
+/* A sink that streams to stdout. */
+static int
+stdout_flush (void *opaque, const char *p, size_t n)
+{
+  (void) opaque;
+  return fwrite (p, 1, n, stdout) == n ? 0 : -EIO;
+}
+
 static int
 do_exec (void)
 {
   struct remap_engine *e = NULL;
   struct remap_buf out = { 0 };
   struct remap_error err = { 0 };
+  struct remap_out so;
   char **argv;
   int r;
 
@@ -370,7 +393,14 @@ do_exec (void)
   }
   argv[0] = (char *) cmd;
   memcpy (argv + 1, rest, nrest * sizeof *argv);
-  r = run (e, nrest + 1, argv, &out, &err);
+  remap_out_stream (&so, stdout_flush, NULL, NULL);
+  if (e)
+    r = remap_admin_exec (e, nrest + 1, argv, &so, &err);
+  else
+    r = remap_ctl_request (control_path, nrest + 1, argv, &so, &err);
+  int w = remap_out_finish (&so);
+  if (r == 0 && w)
+    r = remap_set_error (&err, w, "writing the output: %s", strerror (-w));
   free (argv);
   return close_and_finish (e, r, &out, &err);
 }
@@ -492,6 +522,14 @@ verdict_name (enum remap_verdict v)
   }
 }
 
+/* check's exit code for a verdict. */
+static int
+verdict_exit (enum remap_verdict v)
+{
+  return v == REMAP_CLEAN ? EXIT_OK : v == REMAP_REPAIRABLE ? EXIT_FAIL
+    : EXIT_UNUSABLE;
+}
+
 static int
 inspect_spare (struct remap_inspect *in)
 {
@@ -528,7 +566,7 @@ render_inspect (const struct remap_inspect *in, bool json,
     remap_buf_json_string (out, spare_path);
     remap_buf_printf (out, ",\"found\":%s,\"verdict\":\"%s\",\"exit\":%d,"
                       "\"reason\":", in->found ? "true" : "false",
-                      verdict_name (in->verdict), (int) in->verdict);
+                      verdict_name (in->verdict), verdict_exit (in->verdict));
     remap_buf_json_string (out, in->reason);
     if (in->found) {
       remap_buf_printf (out, ",\"uuid\":\"%s\",\"origin_label\":", uuid);
@@ -631,7 +669,7 @@ do_dump_check (bool check)
   if (inspect_spare (in)) {
     free (in);
     /* check: a spare that cannot be read is unusable from here. */
-    return check ? EXIT_USAGE : EXIT_FAIL;
+    return check ? EXIT_UNUSABLE : EXIT_FAIL;
   }
   if (check && !json)
     remap_buf_printf (&out, "%s: %s%s%s\n", spare_path,
@@ -641,7 +679,7 @@ do_dump_check (bool check)
     render_inspect (in, json, &out);
   fwrite (out.data, 1, out.len, stdout);
   remap_buf_free (&out);
-  r = check ? (int) in->verdict : EXIT_OK;
+  r = check ? verdict_exit (in->verdict) : EXIT_OK;
   free (in);
   return r;
 }
@@ -671,7 +709,7 @@ do_repair (void)
           in->reason[0] ? ": " : "", in->reason);
   if (in->verdict == REMAP_UNUSABLE) {
     msg ("cannot repair: %s", in->reason);
-    r = EXIT_USAGE;
+    r = EXIT_UNUSABLE;
     goto out;
   }
   if ((r = open_engine (true, false, &e)) != EXIT_OK)
@@ -691,7 +729,7 @@ do_repair (void)
   }
   printf ("after:  %s%s%s\n", verdict_name (in->verdict),
           in->reason[0] ? ": " : "", in->reason);
-  r = in->verdict == REMAP_CLEAN ? EXIT_OK : (int) in->verdict;
+  r = verdict_exit (in->verdict);
  out:
   free (in);
   return r;
@@ -785,14 +823,13 @@ origin_sectors (struct remap_engine *e, uint64_t *sectors,
   char *argv[] = { (char *) "status", (char *) "--json", NULL };
   struct remap_buf out = { 0 };
   int r = run (e, 2, argv, &out, err);
-  const char *p;
 
   if (r == 0) {
-    p = out.data ? strstr (out.data, "\"sectors\":") : NULL;
-    if (!p)
-      r = remap_set_error (err, -EPROTO, "status --json has no sectors");
-    else
-      *sectors = strtoull (p + 10, NULL, 10);
+    struct json_object *o = remap_json_parse (out.data, out.len);
+    if (!o || !remap_json_u64 (o, "origin.sectors", sectors))
+      r = remap_set_error (err, -EPROTO, "status --json has no "
+                           "origin.sectors (a server of another version?)");
+    json_object_put (o);
   }
   remap_buf_free (&out);
   return r;
@@ -937,6 +974,34 @@ do_scan (void)
   return r;
 }
 
+/* ---- the command table ------------------------------------------------ */
+
+static int do_dump (void) { return do_dump_check (false); }
+static int do_check (void) { return do_dump_check (true); }
+
+/* What only remapctl does; the engine commands come from the admin
+ * library's remap_commands[].  A new tool command: a function and a row. */
+static const struct tool_command tool_commands[] = {
+  { "format", "ORIGIN SPARE [--unit N] [--strategy S] [--copies N] "
+    "[--sparse] [--force]", "write a new spare (a file spare is allocated "
+    "in full, unless --sparse)", do_format, false },
+  { "dump", "SPARE [--json]", "every metadata copy, generation, validity",
+    do_dump, false },
+  { "check", "SPARE [--json]", "exit 0 clean, 1 repairable, 6 unusable",
+    do_check, false },
+  { "repair", "SPARE [ORIGIN]", "rewrite damaged copies from the best one",
+    do_repair, false },
+  { "rebind", "-s SPARE -o ORIGIN", "record ORIGIN's identity in the spare "
+    "(the same data on another medium)", do_rebind, false },
+  { "import", "FILE --format badblocks --block-size N | --format ddrescue "
+    "[--include-nontried] [--pending] [--json]", "remap (or mark pending) "
+    "the ranges of a bad-block list or ddrescue mapfile", do_import, true },
+  { "scan", "[LBA [COUNT]] [-u] [--rate R] [--chunk N] [--state FILE "
+    "[--resume]] [--json] [--progress|--no-progress]", "paced surface scan "
+    "of the origin; failing units become pending", do_scan, true },
+  { NULL, NULL, NULL, NULL, false },
+};
+
 /* ---- main ------------------------------------------------------------ */
 
 static int
@@ -1009,24 +1074,10 @@ main (int argc, char **argv)
     return usage_error ("%s", "give either --control SOCK (online) or the "
                         "files (offline), not both");
 
-  if (strcmp (cmd, "format") == 0)
-    return do_format ();
-  if (strcmp (cmd, "dump") == 0)
-    return do_dump_check (false);
-  if (strcmp (cmd, "check") == 0)
-    return do_dump_check (true);
-  if (strcmp (cmd, "repair") == 0)
-    return do_repair ();
-  if (strcmp (cmd, "rebind") == 0)
-    return do_rebind ();
-  if (strcmp (cmd, "import") == 0)
-    return do_import ();
-  if (strcmp (cmd, "scan") == 0)
-    return do_scan ();
-  if (strcmp (cmd, "status") == 0 || strcmp (cmd, "list") == 0
-      || strcmp (cmd, "lookup") == 0 || strcmp (cmd, "remap") == 0
-      || strcmp (cmd, "unmap") == 0 || strcmp (cmd, "pending") == 0
-      || strcmp (cmd, "export") == 0 || strcmp (cmd, "spare-retest") == 0)
+  for (const struct tool_command *t = tool_commands; t->name; t++)
+    if (strcmp (cmd, t->name) == 0)
+      return t->fn ();
+  if (remap_command_find (cmd) && strcmp (cmd, "help") != 0)
     return do_exec ();
   return usage_error ("unknown command \"%s\"", cmd);
 }

@@ -23,7 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "remap/control.h"
+#include <json-c/json.h>
+
 #include "remap/remap.h"
 #include "remapctl.h"
 
@@ -45,19 +46,6 @@ run1 (struct remap_engine *e, const char *ctl, int argc, char **argv,
   return ctl_request (ctl, argc, argv, out, err);
 }
 
-static bool
-json_u64 (const char *s, const char *key, uint64_t *v)
-{
-  char pat[64];
-  const char *p;
-
-  snprintf (pat, sizeof pat, "\"%s\":", key);
-  p = s ? strstr (s, pat) : NULL;
-  if (!p)
-    return false;
-  *v = strtoull (p + strlen (pat), NULL, 10);
-  return true;
-}
 
 /* Size with an optional K/M/G suffix (powers of 1024). */
 static bool
@@ -114,28 +102,27 @@ struct state {
   uint64_t nunrec;
 };
 
-/* Append the JSON array `key' of a chunk's answer ("u,u,u") to list. */
-static void
-add_units (const char *answer, const char *key, struct remap_buf *list,
-           uint64_t *n)
+/* Append the units of the array `key' of a chunk's answer to list
+ * ("u,u,u").  false if the array is missing or holds something else. */
+static bool
+add_units (struct json_object *answer, const char *key,
+           struct remap_buf *list, uint64_t *n)
 {
-  char pat[64];
-  const char *b;
+  struct json_object *a = remap_json_array (answer, key);
 
-  snprintf (pat, sizeof pat, "\"%s\":[", key);
-  b = answer ? strstr (answer, pat) : NULL;
-  if (!b)
-    return;
-  b += strlen (pat);
-  size_t len = strcspn (b, "]");
-  if (len == 0)
-    return;
-  if (list->len)
-    remap_buf_append (list, ",", 1);
-  remap_buf_append (list, b, len);
-  ++*n;
-  for (size_t k = 0; k < len; k++)
-    *n += b[k] == ',';
+  if (!a)
+    return false;
+  for (size_t i = 0; i < json_object_array_length (a); i++) {
+    struct json_object *x = json_object_array_get_idx (a, i);
+    uint64_t v;
+    if (!json_object_is_type (x, json_type_int)
+        || json_object_get_int64 (x) < 0)
+      return false;
+    v = json_object_get_uint64 (x);
+    remap_buf_printf (list, "%s%" PRIu64, list->len ? "," : "", v);
+    ++*n;
+  }
+  return true;
 }
 
 /* Count the items of "u,u,u". */
@@ -268,19 +255,22 @@ scan_main (struct remap_engine *e, const char *ctl, int argc, char **argv)
   {
     char *sa[] = { (char *) "status", (char *) "--json", NULL };
     r = run1 (e, ctl, 2, sa, &out, &err);
-    const char *g = out.data ? strstr (out.data, "\"geometry\":") : NULL;
-    const char *u = out.data ? strstr (out.data, "\"uuid\":\"") : NULL;
-    if (r == 0 && (!g || !u || !json_u64 (g, "unit", &unit)
-                   || !json_u64 (out.data, "sectors", &sectors)))
-      r = remap_set_error (&err, -EPROTO, "status --json lacks the geometry");
+    struct json_object *st_json = r ? NULL
+      : remap_json_parse (out.data, out.len);
+    const char *u = remap_json_str (st_json, "spare.uuid");
+    if (r == 0 && (!u || !remap_json_u64 (st_json, "geometry.unit", &unit)
+                   || !remap_json_u64 (st_json, "origin.sectors", &sectors)
+                   || unit < 512))
+      r = remap_set_error (&err, -EPROTO, "status --json lacks the geometry "
+                           "(spare.uuid, geometry.unit, origin.sectors)");
+    if (r == 0)
+      snprintf (uuid, sizeof uuid, "%.36s", u);
+    json_object_put (st_json);
+    remap_buf_free (&out);
     if (r) {
       fprintf (stderr, "remapctl: scan: %s\n", err.msg);
-      remap_buf_free (&out);
-      return r == -EWOULDBLOCK ? EXIT_BUSY
-        : r == -ECONNREFUSED || r == -EPROTO ? EXIT_CONTROL : EXIT_FAIL;
+      return remapctl_exit_code (r);
     }
-    snprintf (uuid, sizeof uuid, "%.36s", u + 8);
-    remap_buf_free (&out);
   }
   uint64_t spu = unit / 512;   /* sectors per unit */
   uint64_t start = 0, count = sectors;
@@ -381,12 +371,26 @@ scan_main (struct remap_engine *e, const char *ctl, int argc, char **argv)
         ? EXIT_CONTROL : EXIT_FAIL;
       break;
     }
-    if (json_u64 (out.data, "read_units", &v))
+    struct json_object *ans = remap_json_parse (out.data, out.len);
+    bool good = ans != NULL;
+    if (good && remap_json_u64 (ans, "read_units", &v))
       st.read += v;
-    if (json_u64 (out.data, "skipped_units", &v))
+    else
+      good = false;
+    if (good && remap_json_u64 (ans, "skipped_units", &v))
       st.skipped += v;
-    add_units (out.data, "bad_units", &st.bad, &st.nbad);
-    add_units (out.data, "unrecorded_units", &st.unrec, &st.nunrec);
+    else
+      good = false;
+    good = good && add_units (ans, "bad_units", &st.bad, &st.nbad)
+      && add_units (ans, "unrecorded_units", &st.unrec, &st.nunrec);
+    json_object_put (ans);
+    if (!good) {
+      fprintf (stderr, "%sremapctl: scan: at LBA %" PRIu64 ": the answer "
+               "is not the JSON of a scan (a server of another version?)\n",
+               tty ? "\n" : "", st.next);
+      rc = EXIT_CONTROL;
+      break;
+    }
     st.next = cend;
     if (state_path && (r = save_state (state_path, &st)) != 0) {
       fprintf (stderr, "remapctl: scan: cannot write %s: %s\n", state_path,
