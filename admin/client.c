@@ -171,14 +171,17 @@ remap_ctl_request (const char *path, int argc, char *const *argv,
                          path, strerror (errno), path);
     goto out;
   }
+  /* A server that refuses the connection (busy) answers and closes
+   * without reading the request: a failed send is reported only if no
+   * answer can be read either. */
+  int send_err = 0;
   for (size_t off = 0; off < req.len; ) {
     ssize_t n = send (fd, req.data + off, req.len - off, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
-      r = remap_set_error (err, -ECONNRESET, "control socket %s: send: %s",
-                           path, strerror (errno));
-      goto out;
+      send_err = errno;
+      break;
     }
     off += (size_t) n;
   }
@@ -191,6 +194,11 @@ remap_ctl_request (const char *path, int argc, char *const *argv,
   rd->fd = fd;
   rd->pos = rd->len = 0;
   r = read_reply (path, rd, out, err);
+  if (send_err && r == -ECONNRESET) {
+    remap_error_clear (err);
+    r = remap_set_error (err, -ECONNRESET, "control socket %s: send: %s",
+                         path, strerror (send_err));
+  }
  out:
   free (rd);
   if (fd >= 0)

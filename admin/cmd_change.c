@@ -156,6 +156,10 @@ cmd_range (struct remap_engine *e, const struct remap_command *c,
 
 struct scan {
   struct remap_engine *e;
+  uint64_t run;                 /* units per read now: 1 after a failure,
+                                   doubling back up to run_max, so that a
+                                   step on failing media is one unit and
+                                   the scan stays quick to cancel */
   struct remap_out *out;
   bool json;
   uint64_t nread, skipped, nbad, nnew;
@@ -195,7 +199,9 @@ scan_step (struct scan *s, uint64_t u, uint64_t end, uint64_t run_max,
   bool was_pending[SCAN_RUN_UNITS];
   struct remap_mapping m;
 
-  while (u1 < end && u1 - u < run_max) {
+  if (s->run > run_max || s->run == 0)
+    s->run = run_max;
+  while (u1 < end && u1 - u < s->run) {
     if (remap_lookup (e, u1, &m) == 0 && m.state == REMAP_SLOT_MAPPED)
       break;
     was_pending[u1 - u] = remap_unit_pending (e, u1) > 0;
@@ -215,6 +221,7 @@ scan_step (struct scan *s, uint64_t u, uint64_t end, uint64_t run_max,
                           rerr.msg[0] ? rerr.msg : strerror (-rr));
     return u;
   }
+  s->run = rr ? 1 : 2 * s->run;
   for (uint64_t v = u; v < u1; v++) {
     if (rr == 0 && !was_pending[v - u])
       continue;

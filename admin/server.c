@@ -60,10 +60,15 @@ struct worker {
   struct remap_ctl_server *s;
 };
 
+/* How long a complete request waits for a worker before it is refused. */
+#define BUSY_GRACE_MS 1000
+
 struct waiting {
   int fd;                       /* -1: slot unused */
   size_t len;
-  int64_t deadline;             /* ms, monotonic */
+  int64_t deadline;             /* ms, monotonic: request (or, once ready,
+                                   worker) deadline */
+  bool ready;                   /* the request is complete */
   char buf[REMAP_CONTROL_MAX_LINE + 1];
 };
 
@@ -331,9 +336,14 @@ worker_main (void *arg)
   else
     r = remap_admin_exec (s->e, argc, argv, &out, &err);
   sent = remap_out_finish (&out);
-  if (sent == 0 || sent == -ENOMEM) {
+  /* The status line goes out unless the client cannot take it (gone, or
+   * not reading); when the server is stopping it is tried once, without
+   * waiting. */
+  if (sent == 0 || sent == -ENOMEM || sent == -ECANCELED) {
     if (r == 0 && sent)
-      r = remap_set_error (&err, sent, "out of memory");
+      r = remap_set_error (&err, sent, "%s", sent == -ENOMEM
+                           ? "out of memory" : "cancelled: the server is "
+                           "stopping");
     if (r == 0)
       snprintf (status, sizeof status, "OK\n");
     else
@@ -350,10 +360,13 @@ worker_main (void *arg)
            sent == -ETIMEDOUT ? "the client did not read it in time"
            : sent == -ECANCELED ? "the server is stopping"
            : "the client went away");
-  close (c.fd);
   free (w->line);
   w->line = NULL;
+  /* Done before the client sees the end of its reply, so that its next
+   * request finds the slot free (the acceptor's join waits for the few
+   * instructions left). */
   atomic_store (&w->state, SLOT_DONE);
+  close (c.fd);
   return NULL;
 }
 
@@ -371,7 +384,10 @@ reap (struct remap_ctl_server *s, bool all)
   }
 }
 
-/* Hand a complete request to a free worker, or refuse it. */
+/* Hand a complete request to a free worker.  With none free it waits
+ * (polled by the acceptor) up to BUSY_GRACE_MS, then it is refused: a
+ * client that sends its next request as soon as it read the previous
+ * reply must not be refused because that worker has not quite ended. */
 static void
 dispatch (struct remap_ctl_server *s, struct waiting *q)
 {
@@ -382,6 +398,13 @@ dispatch (struct remap_ctl_server *s, struct waiting *q)
   for (unsigned i = 0; i < s->cfg.max_workers && !w; i++)
     if (atomic_load (&s->workers[i].state) == SLOT_FREE)
       w = &s->workers[i];
+  if (!w && !q->ready) {
+    q->ready = true;
+    q->deadline = now_ms () + BUSY_GRACE_MS;
+    return;
+  }
+  if (!w && now_ms () < q->deadline)
+    return;
   if (!w) {
     snprintf (msg, sizeof msg, "the control socket runs at most %u commands "
               "at once and all are busy; try again when one has finished",
@@ -468,6 +491,7 @@ accept_new (struct remap_ctl_server *s)
     }
     q->fd = fd;
     q->len = 0;
+    q->ready = false;
     q->deadline = now_ms () + s->cfg.request_timeout_ms;
   }
 }
@@ -493,6 +517,12 @@ acceptor_main (void *arg)
     pf[1] = (struct pollfd) { .fd = s->listen_fd, .events = POLLIN };
     for (unsigned i = 0; i < nw; i++) {
       struct waiting *q = &s->waiting[i];
+      if (q->fd != -1 && q->ready) {
+        dispatch (s, q);        /* a worker free now?  or refused */
+        if (q->fd != -1)
+          next = next == -1 || next > 10 ? 10 : next;
+        continue;
+      }
       if (q->fd == -1)
         continue;
       if (q->deadline <= now) {

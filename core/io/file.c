@@ -392,18 +392,86 @@ file_trim (struct remap_backend *b, uint64_t len, uint64_t off)
   return 0;
 }
 
+/* The files this process holds locked, so that a lock refused because
+ * this very process holds it (origin and spare are one file: hard links,
+ * two paths to it, or the same path) is reported as that, not as another
+ * process.  Entries live from a successful lock to file_close. */
+#define MAX_LOCKED 64
+static pthread_mutex_t locked_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  const struct file *f;
+  dev_t dev;
+  ino_t ino;
+} locked[MAX_LOCKED];
+
+static void
+locked_add (const struct file *f)
+{
+  struct stat st;
+
+  if (fstat (f->fd, &st) == -1)
+    return;
+  pthread_mutex_lock (&locked_lock);
+  for (size_t i = 0; i < MAX_LOCKED; i++)
+    if (!locked[i].f) {
+      locked[i].f = f;
+      locked[i].dev = st.st_dev;
+      locked[i].ino = st.st_ino;
+      break;
+    }
+  pthread_mutex_unlock (&locked_lock);
+}
+
+static void
+locked_del (const struct file *f)
+{
+  pthread_mutex_lock (&locked_lock);
+  for (size_t i = 0; i < MAX_LOCKED; i++)
+    if (locked[i].f == f)
+      locked[i].f = NULL;
+  pthread_mutex_unlock (&locked_lock);
+}
+
+/* The name of the backend of this process that holds f's file locked
+ * (copied into name), or false. */
+static bool
+locked_by_us (const struct file *f, char *name, size_t len)
+{
+  struct stat st;
+  bool found = false;
+
+  if (fstat (f->fd, &st) == -1)
+    return false;
+  pthread_mutex_lock (&locked_lock);
+  for (size_t i = 0; i < MAX_LOCKED && !found; i++)
+    if (locked[i].f && locked[i].f != f && locked[i].dev == st.st_dev
+        && locked[i].ino == st.st_ino) {
+      snprintf (name, len, "%s", locked[i].f->base.name);
+      found = true;
+    }
+  pthread_mutex_unlock (&locked_lock);
+  return found;
+}
+
 static int
 file_lock (struct remap_backend *b, struct remap_error *err)
 {
   struct file *f = (struct file *) b;
-  char buf[128];
+  char buf[128], other[256];
   int e;
 
   do {
-    if (flock (f->fd, LOCK_EX | LOCK_NB) == 0)
+    if (flock (f->fd, LOCK_EX | LOCK_NB) == 0) {
+      locked_add (f);
       return 0;
+    }
     e = errno;
   } while (e == EINTR);
+  if (e == EWOULDBLOCK && locked_by_us (f, other, sizeof other))
+    return remap_set_error (err, -EINVAL, "origin and spare are the same "
+                            "file (%s and %s: the same path, or hard links "
+                            "to one file); give the spare a file of its own",
+                            other, b->name);
   if (e == EWOULDBLOCK)
     return remap_set_error (err, -EWOULDBLOCK,
                             "%s is in use by another process (another nbdkit "
@@ -418,6 +486,7 @@ file_close (struct remap_backend *b)
 {
   struct file *f = (struct file *) b;
 
+  locked_del (f);
   if (f->tail_fd >= 0)
     close (f->tail_fd);
   if (f->fd >= 0)
