@@ -512,10 +512,29 @@ START_TEST (test_file_lock_conflict)
   remap_error_clear (&err);
   ck_assert_int_eq (remap_backend_lock (a, &err), 0);
   ck_assert_int_eq (err.err, 0);
-  ck_assert_int_eq (remap_backend_lock (b, &err), -EWOULDBLOCK);
-  ck_assert_int_eq (err.err, -EWOULDBLOCK);
+  /* Held by this very process (origin and spare are one file): said so,
+   * not "another process". */
+  ck_assert_int_eq (remap_backend_lock (b, &err), -EINVAL);
+  ck_assert_int_eq (err.err, -EINVAL);
   ck_assert_ptr_nonnull (strstr (err.msg, path));
-  ck_assert_ptr_nonnull (strstr (err.msg, "in use by another process"));
+  ck_assert_ptr_nonnull (strstr (err.msg, "origin and spare are the same "
+                                 "file"));
+  /* Held by another process: that is said. */
+  pid_t pid = fork ();
+  ck_assert_int_ge (pid, 0);
+  if (pid == 0) {
+    struct remap_backend *c;
+    struct remap_error cerr = { 0 };
+    if (remap_file_open (path, 0, &c, NULL) != 0)
+      _exit (2);
+    remap_backend_close (a);            /* the child's copy of the lock */
+    _exit (remap_backend_lock (c, &cerr) == -EWOULDBLOCK
+           && strstr (cerr.msg, "in use by another process") ? 0 : 1);
+  }
+  int status;
+  ck_assert_int_eq (waitpid (pid, &status, 0), pid);
+  ck_assert_msg (WIFEXITED (status) && WEXITSTATUS (status) == 0,
+                 "another process was not told the file is in use");
   /* Released on close: now b gets it. */
   remap_backend_close (a);
   remap_error_clear (&err);
