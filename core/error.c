@@ -59,7 +59,12 @@ remap_error_prefix (struct remap_error *ctx, int err, const char *fmt, ...)
   va_end (ap);
   ctx->err = err;
 
-  if (old[0] == '\0')
+  /* An old message that starts with a separator of its own (": cause")
+   * must not print as "prefix: : cause". */
+  const char *o = old;
+  while (*o == ':' || *o == ' ')
+    o++;
+  if (o[0] == '\0')
     return err;
 
   /* Append ": " + old, truncating at the end of the buffer.  A prefix
@@ -73,10 +78,10 @@ remap_error_prefix (struct remap_error *ctx, int err, const char *fmt, ...)
     memcpy (ctx->msg + n, ": ", 2);
     n += 2;
     room = sizeof ctx->msg - 1 - n;
-    oldlen = strlen (old);
+    oldlen = strlen (o);
     if (oldlen > room)
       oldlen = room;
-    memcpy (ctx->msg + n, old, oldlen);
+    memcpy (ctx->msg + n, o, oldlen);
     ctx->msg[n + oldlen] = '\0';
   }
   return err;

@@ -44,6 +44,12 @@ START_TEST (test_prefix)
   ck_assert_str_eq (e.msg, "opening spare: copy 2: crc mismatch");
   ck_assert_int_eq (e.err, -EUCLEAN);
   ck_assert_int_eq (remap_error_prefix (NULL, -EIO, "x"), -EIO);
+  /* Never a doubled separator: neither from a prefix that ends in one nor
+   * from a message that starts with one ("done): : spare"). */
+  remap_error_clear (&e);
+  remap_set_error (&e, -ENOSPC, ": spare is full");
+  remap_error_prefix (&e, -ENOSPC, "unit 7 (0 of 1 units done): ");
+  ck_assert_str_eq (e.msg, "unit 7 (0 of 1 units done): spare is full");
 }
 END_TEST
 

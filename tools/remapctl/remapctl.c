@@ -284,7 +284,12 @@ finish (int r, struct remap_buf *out, const struct remap_error *err)
     fwrite (out->data, 1, out->len, stdout);
   fflush (stdout);
   if (r) {
-    msg ("%s", err->msg[0] ? err->msg : strerror (-r));
+    /* The command's own messages may start with its name: not twice. */
+    const char *m = err->msg[0] ? err->msg : strerror (-r);
+    size_t n = strlen (cmd);
+    if (strncmp (m, cmd, n) == 0 && m[n] == ':' && m[n + 1] == ' ')
+      m += n + 2;
+    msg ("%s", m);
     if (r == -EINVAL && strstr (err->msg, "usage:") != NULL)
       fprintf (stderr, "Try '%s --help' or 'man remapctl'.\n", progname);
   }
