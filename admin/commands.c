@@ -85,8 +85,10 @@ remap_command_usage (const struct remap_command *c, char *buf, size_t len)
     if (!(c->options & o->flag))
       continue;
     n = strlen (buf);
+    /* A switch by its short name (-u), a valued option by its long one
+     * (--format FORMAT): what the help has always shown. */
     snprintf (buf + n, len - n, " [%s%s%s]",
-              o->short_name ? o->short_name : o->long_name,
+              o->short_name && !o->value ? o->short_name : o->long_name,
               o->value ? " " : "", o->value ? o->value : "");
   }
 }

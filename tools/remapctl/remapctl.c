@@ -114,8 +114,7 @@ usage (FILE *f)
 "Exit: 0 ok, 1 failed (check: repairable), 2 usage error (nothing changed),\n"
 "      3 held by a running server (use --control), 4 control socket error,\n"
 "      5 scan stopped before the end (resumable), 6 spare unusable\n"
-"      (check: unusable; damaged beyond repair, not formatted, unknown\n"
-"      format).\n");
+"      (check: unusable: damaged beyond repair, resized, unknown format).\n");
 }
 
 int
@@ -567,38 +566,53 @@ render_inspect (const struct remap_inspect *in, bool json,
 
   remap_uuid_format (in->info.uuid, uuid);
   if (json) {
-    remap_buf_printf (out, "{\"spare\":");
-    remap_buf_json_string (out, spare_path);
-    remap_buf_printf (out, ",\"found\":%s,\"verdict\":\"%s\",\"exit\":%d,"
-                      "\"reason\":", in->found ? "true" : "false",
-                      verdict_name (in->verdict), verdict_exit (in->verdict));
-    remap_buf_json_string (out, in->reason);
+    struct json_object *o = json_object_new_object ();
+    json_object_object_add (o, "spare", json_object_new_string (spare_path));
+    json_object_object_add (o, "found", json_object_new_boolean (in->found));
+    json_object_object_add (o, "verdict", json_object_new_string
+                            (verdict_name (in->verdict)));
+    json_object_object_add (o, "exit", json_object_new_int
+                            (verdict_exit (in->verdict)));
+    json_object_object_add (o, "reason", json_object_new_string (in->reason));
     if (in->found) {
-      remap_buf_printf (out, ",\"uuid\":\"%s\",\"origin_label\":", uuid);
-      remap_buf_json_string (out, in->info.origin_label);
-      remap_buf_printf (out, ",\"origin_size\":%" PRIu64 ",\"spare_size\":%"
-                        PRIu64 ",\"unit\":%" PRIu32 ",\"strategy\":\"%s\","
-                        "\"copies\":%" PRIu32 ",\"table_blocks\":%" PRIu64
-                        ",\"generation\":%" PRIu64 ",\"blocks_lost\":%" PRIu64
-                        ",\"copy\":[", in->info.origin_size,
-                        in->info.spare_size, l->unit,
-                        remap_strategy_name (l->strategy), l->copies,
-                        l->table_blocks, in->generation, in->blocks_lost);
+      struct json_object *copies = json_object_new_array ();
+#define U64(k, v) json_object_object_add (o, k, json_object_new_uint64 (v))
+      json_object_object_add (o, "uuid", json_object_new_string (uuid));
+      json_object_object_add (o, "origin_label", json_object_new_string
+                              (in->info.origin_label));
+      U64 ("origin_size", in->info.origin_size);
+      U64 ("spare_size", in->info.spare_size);
+      U64 ("unit", l->unit);
+      json_object_object_add (o, "strategy", json_object_new_string
+                              (remap_strategy_name (l->strategy)));
+      U64 ("copies", l->copies);
+      U64 ("table_blocks", l->table_blocks);
+      U64 ("generation", in->generation);
+      U64 ("blocks_lost", in->blocks_lost);
+#undef U64
       for (uint32_t i = 0; i < l->copies; i++) {
         const struct remap_copy_status *c = &in->copy[i];
-        remap_buf_printf (out, "%s{\"index\":%" PRIu32 ",\"first_unit\":%"
-                          PRIu64 ",\"superblock_valid\":%s,\"blocks_current\":%"
-                          PRIu64 ",\"blocks_stale\":%" PRIu64
-                          ",\"blocks_damaged\":%" PRIu64 ",\"max_generation\":%"
-                          PRIu64 ",\"valid\":%s}", i ? "," : "", i,
-                          c->first_unit, c->sb_valid ? "true" : "false",
-                          c->blocks_current, c->blocks_stale,
-                          c->blocks_damaged, c->max_generation,
-                          copy_valid (in, i) ? "true" : "false");
+        struct json_object *x = json_object_new_object ();
+#define U64(k, v) json_object_object_add (x, k, json_object_new_uint64 (v))
+        U64 ("index", i);
+        U64 ("first_unit", c->first_unit);
+        json_object_object_add (x, "superblock_valid",
+                                json_object_new_boolean (c->sb_valid));
+        U64 ("blocks_current", c->blocks_current);
+        U64 ("blocks_stale", c->blocks_stale);
+        U64 ("blocks_damaged", c->blocks_damaged);
+        U64 ("max_generation", c->max_generation);
+#undef U64
+        json_object_object_add (x, "valid", json_object_new_boolean
+                                (copy_valid (in, i)));
+        json_object_array_add (copies, x);
       }
-      remap_buf_printf (out, "]");
+      json_object_object_add (o, "copy", copies);
     }
-    remap_buf_printf (out, "}\n");
+    const char *t = json_object_to_json_string_ext
+      (o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    remap_buf_printf (out, "%s\n", t ? t : "{}");
+    json_object_put (o);
     return;
   }
   remap_buf_printf (out, "spare:        %s\n", spare_path);
@@ -926,9 +940,7 @@ do_import (void)
                            "origin (%" PRIu64 " sectors of 512 bytes); wrong "
                            "block size?  Nothing was imported", file,
                            x.v[i].off, x.v[i].len, sectors);
-  if (json)
-    remap_buf_printf (&out, "{\"command\":\"import\",\"format\":\"%s\","
-                      "\"ranges\":%zu,\"results\":[", format, x.n);
+  struct json_object *results = json ? json_object_new_array () : NULL;
   for (size_t i = 0; r == 0 && i < x.n; i++) {
     char lba[32], cnt[32];
     uint64_t s0 = x.v[i].off / 512;
@@ -941,9 +953,9 @@ do_import (void)
     snprintf (cnt, sizeof cnt, "%" PRIu64, s1 - s0);
     r = run (e, json ? 4 : 3, argv, &one, &err);
     if (json) {
-      if (one.len && one.data[one.len - 1] == '\n')
-        one.data[--one.len] = '\0';
-      remap_buf_printf (&out, "%s%s", i ? "," : "", one.data ? one.data : "");
+      struct json_object *o = remap_json_parse (one.data, one.len);
+      if (o)
+        json_object_array_add (results, o);
     }
     else {
       remap_buf_printf (&out, "# LBA %s count %s (bytes %" PRIu64 "+%" PRIu64
@@ -952,8 +964,16 @@ do_import (void)
     }
     remap_buf_free (&one);
   }
-  if (json)
-    remap_buf_printf (&out, "]}\n");
+  if (json) {
+    struct json_object *o = json_object_new_object ();
+    json_object_object_add (o, "command", json_object_new_string ("import"));
+    json_object_object_add (o, "format", json_object_new_string (format));
+    json_object_object_add (o, "ranges", json_object_new_uint64 (x.n));
+    json_object_object_add (o, "results", results);
+    const char *t = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
+    remap_buf_printf (&out, "%s\n", t ? t : "{}");
+    json_object_put (o);
+  }
   else if (r == 0)
     remap_buf_printf (&out, "imported %zu bad range(s) from %s\n", x.n, file);
   remap_extents_free (&x);

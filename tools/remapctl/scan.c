@@ -125,6 +125,21 @@ add_units (struct json_object *answer, const char *key,
   return true;
 }
 
+/* "u,u,u" as a JSON array of numbers. */
+static struct json_object *
+unit_array (const char *list)
+{
+  struct json_object *a = json_object_new_array ();
+
+  while (list && *list) {
+    char *end;
+    uint64_t v = strtoull (list, &end, 10);
+    json_object_array_add (a, json_object_new_uint64 (v));
+    list = *end == ',' ? end + 1 : end + strlen (end);
+  }
+  return a;
+}
+
 /* Count the items of "u,u,u". */
 static uint64_t
 count_units (const char *s)
@@ -441,13 +456,23 @@ scan_main (struct remap_engine *e, const char *ctl, int argc, char **argv)
   sigaction (SIGTERM, &old_term, NULL);
 
   bool complete = st.next >= st.end;
-  if (json)
-    printf ("{\"command\":\"scan\",\"complete\":%s,\"start_lba\":%" PRIu64
-            ",\"end_lba\":%" PRIu64 ",\"next_lba\":%" PRIu64 ",\"read_units\":%"
-            PRIu64 ",\"skipped_units\":%" PRIu64 ",\"bad_units\":[%s],"
-            "\"unrecorded_units\":[%s]}\n", complete ? "true" : "false",
-            st.start, st.end, st.next, st.read, st.skipped,
-            st.bad.data ? st.bad.data : "", st.unrec.data ? st.unrec.data : "");
+  if (json) {
+    struct json_object *o = json_object_new_object ();
+    json_object_object_add (o, "command", json_object_new_string ("scan"));
+    json_object_object_add (o, "complete", json_object_new_boolean (complete));
+    json_object_object_add (o, "start_lba", json_object_new_uint64 (st.start));
+    json_object_object_add (o, "end_lba", json_object_new_uint64 (st.end));
+    json_object_object_add (o, "next_lba", json_object_new_uint64 (st.next));
+    json_object_object_add (o, "read_units", json_object_new_uint64 (st.read));
+    json_object_object_add (o, "skipped_units",
+                            json_object_new_uint64 (st.skipped));
+    json_object_object_add (o, "bad_units", unit_array (st.bad.data));
+    json_object_object_add (o, "unrecorded_units",
+                            unit_array (st.unrec.data));
+    const char *t = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
+    printf ("%s\n", t ? t : "{}");
+    json_object_put (o);
+  }
   else {
     printf ("scan %s: LBA %" PRIu64 "-%" PRIu64 ", %" PRIu64 " units read, %"
             PRIu64 " skipped (already remapped), %" PRIu64 " bad unit(s)%s%s\n",
