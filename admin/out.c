@@ -257,6 +257,7 @@ remap_json_parse (const char *text, size_t len)
   tok = json_tokener_new ();
   if (!tok)
     return NULL;
+  json_tokener_set_flags (tok, JSON_TOKENER_STRICT);
   o = json_tokener_parse_ex (tok, text, (int) len);
   used = json_tokener_get_parse_end (tok);
   if (json_tokener_get_error (tok) != json_tokener_success) {
