@@ -64,14 +64,15 @@ remap_error_prefix (struct remap_error *ctx, int err, const char *fmt, ...)
   const char *o = old;
   while (*o == ':' || *o == ' ')
     o++;
-  if (o[0] == '\0')
-    return err;
 
   /* Append ": " + old, truncating at the end of the buffer.  A prefix
-   * that already ends in a separator (": ", " ") does not get a second. */
+   * that already ends in a separator (": ", " ") does not get a second,
+   * and keeps none when there is nothing to append. */
   n = strlen (ctx->msg);
   while (n > 0 && (ctx->msg[n - 1] == ' ' || ctx->msg[n - 1] == ':'))
     ctx->msg[--n] = '\0';
+  if (o[0] == '\0')
+    return err;
   if (n + 2 < sizeof ctx->msg) {
     size_t room, oldlen;
 

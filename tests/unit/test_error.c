@@ -50,6 +50,10 @@ START_TEST (test_prefix)
   remap_set_error (&e, -ENOSPC, ": spare is full");
   remap_error_prefix (&e, -ENOSPC, "unit 7 (0 of 1 units done): ");
   ck_assert_str_eq (e.msg, "unit 7 (0 of 1 units done): spare is full");
+  /* Nothing to append: no dangling separator either. */
+  remap_error_clear (&e);
+  remap_error_prefix (&e, -ENOSPC, "unit 7 (0 of 1 units done): ");
+  ck_assert_str_eq (e.msg, "unit 7 (0 of 1 units done)");
 }
 END_TEST
 
