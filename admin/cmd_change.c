@@ -156,10 +156,12 @@ cmd_range (struct remap_engine *e, const struct remap_command *c,
 
 struct scan {
   struct remap_engine *e;
-  uint64_t run;                 /* units per read now: 1 after a failure,
-                                   doubling back up to run_max, so that a
-                                   step on failing media is one unit and
-                                   the scan stays quick to cancel */
+  uint64_t run;                 /* units per read now: 1 at the start and
+                                   after a failure, doubling after each
+                                   clean read up to run_max (slow start),
+                                   so that a step on failing media is one
+                                   unit (its retries) and the scan stays
+                                   quick to cancel */
   struct remap_out *out;
   bool json;
   uint64_t nread, skipped, nbad, nnew;
@@ -199,8 +201,10 @@ scan_step (struct scan *s, uint64_t u, uint64_t end, uint64_t run_max,
   bool was_pending[SCAN_RUN_UNITS];
   struct remap_mapping m;
 
-  if (s->run > run_max || s->run == 0)
+  if (s->run > run_max)
     s->run = run_max;
+  if (s->run == 0)
+    s->run = 1;
   while (u1 < end && u1 - u < s->run) {
     if (remap_lookup (e, u1, &m) == 0 && m.state == REMAP_SLOT_MAPPED)
       break;

@@ -234,14 +234,14 @@ START_TEST (test_stuck_reader)
   send_line (stuck, "export --format badblocks --block-size 1\n");
   usleep (100000);
   for (int i = 0; i < 5; i++)
-    assert_status_fast (0.5);
+    assert_status_fast (1.0);
   /* The stuck worker gives up at its send deadline. */
   double t0 = now_s ();
   while (!log_has ("did not read it in time") && now_s () - t0 < 3)
     usleep (20000);
   ck_assert_msg (log_has ("did not read it in time"), "log:\n%s", log_text);
   /* Its slot is free again: two commands at once still work. */
-  assert_status_fast (0.5);
+  assert_status_fast (1.0);
   close (stuck);
 
   /* A client that reads gets the whole reply, streamed. */
@@ -261,20 +261,20 @@ START_TEST (test_silent_client)
 {
   char buf[256];
 
-  start (1, 16, 400, 1000);
+  start (1, 16, 2000, 1000);
   int silent = connect_raw ();
   double t0 = now_s ();
-  assert_status_fast (0.3);
-  ssize_t n = read_all (silent, buf, sizeof buf, 3);
+  assert_status_fast (1.0);
+  ssize_t n = read_all (silent, buf, sizeof buf, 5);
   double dt = now_s () - t0;
   ck_assert_msg (n == 0, "the silent client got %zd bytes", n);
-  ck_assert_msg (dt > 0.3 && dt < 1.5, "dropped after %.2f s (deadline "
-                 "0.4 s)", dt);
+  ck_assert_msg (dt > 1.9 && dt < 3.5, "dropped after %.2f s (deadline "
+                 "2 s)", dt);
   close (silent);
   /* Half a request, then silence: dropped too. */
   silent = connect_raw ();
   send_line (silent, "stat");
-  ck_assert_int_eq (read_all (silent, buf, sizeof buf, 3), 0);
+  ck_assert_int_eq (read_all (silent, buf, sizeof buf, 5), 0);
   close (silent);
   stop ();
 }
@@ -287,13 +287,13 @@ START_TEST (test_many_silent_clients)
   int fds[20];
   char buf[256];
 
-  start (2, 64, 800, 1000);
+  start (2, 64, 2500, 1000);
   for (int i = 0; i < 20; i++)
     fds[i] = connect_raw ();
   for (int i = 0; i < 3; i++)
-    assert_status_fast (0.3);
+    assert_status_fast (1.0);   /* well before the silent ones' 2.5 s */
   for (int i = 0; i < 20; i++) {
-    ck_assert_int_eq (read_all (fds[i], buf, sizeof buf, 3), 0);
+    ck_assert_int_eq (read_all (fds[i], buf, sizeof buf, 5), 0);
     close (fds[i]);
   }
   stop ();
@@ -315,7 +315,7 @@ START_TEST (test_refused_past_bounds)
   double t0 = now_s ();
   fds[4] = connect_raw ();
   ssize_t n = read_all (fds[4], buf, sizeof buf, 2);
-  ck_assert_msg (n > 0 && now_s () - t0 < 0.5, "no refusal: %zd", n);
+  ck_assert_msg (n > 0 && now_s () - t0 < 1.0, "no refusal: %zd", n);
   ck_assert_msg (strncmp (buf, "ERR 16 too many control connections", 35)
                  == 0, "%s", buf);
   close (fds[4]);
@@ -339,7 +339,7 @@ START_TEST (test_refused_past_bounds)
     fprintf (stderr, "log:\n%s", log_text);
   ck_assert_msg (r == -EBUSY, "status: %d %s", r, err.msg);
   /* after the grace of a second for a worker to end */
-  ck_assert_msg (now_s () - t1 > 0.9 && now_s () - t1 < 1.5, "refused "
+  ck_assert_msg (now_s () - t1 > 0.9 && now_s () - t1 < 2.5, "refused "
                  "after %.2f s", now_s () - t1);
   ck_assert_msg (strstr (err.msg, "at most 1 commands at once"), "%s",
                  err.msg);
@@ -417,7 +417,7 @@ START_TEST (test_scan_cancelled_by_client)
   ck_assert_msg (log_has ("scan stopped after"), "log:\n%s", log_text);
   ck_assert_int_eq (remap_unit_pending (e, 4095), 0);
   remap_fault_clear_rules (ofault);
-  assert_status_fast (0.5);
+  assert_status_fast (1.0);
   stop ();
 }
 END_TEST
