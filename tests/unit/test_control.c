@@ -1,4 +1,4 @@
-/* Unit tests: the command executor (core/control.c) shared by remapctl and
+/* Unit tests: the command executor (admin/, the command table and its handlers) shared by remapctl and
  * the control socket, and the bad-list parsers (core/badlist.c).
  *
  * Every output is checked against the engine's own state: status counters
