@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "admin.h"
+#include "remap/remap.h"
 
 struct remap_engine;
 
@@ -16,6 +17,18 @@ enum { CMD_OP_REMAP, CMD_OP_UNMAP, CMD_OP_PENDING };
 /* The handlers of remap_commands[] (commands.c). */
 remap_command_fn cmd_status, cmd_list, cmd_lookup, cmd_export, cmd_range,
   cmd_scan, cmd_spare_retest, cmd_help;
+
+/* What status shows, gathered once; a new rendering of it (another
+ * format) takes this and writes to a sink. */
+struct cmd_status_data {
+  struct remap_counters c;
+  struct remap_info in;
+  struct remap_backend_status ost, sst;   /* origin, spare */
+  char uuid[37];
+  unsigned f;                   /* conditions (bits, cmd_show.c) */
+  const char *state;            /* "healthy", "spare-full", ... */
+};
+void cmd_status_gather (struct remap_engine *e, struct cmd_status_data *d);
 
 /* Decimal or 0x hexadecimal, the whole string, without overflow. */
 bool cmd_parse_u64 (const char *s, uint64_t *out);

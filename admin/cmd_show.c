@@ -184,16 +184,8 @@ add_reach (struct json_object *o, const struct remap_backend_status *st)
   jadd_str (o, "detail", st->detail);
 }
 
-struct status_data {
-  struct remap_counters c;
-  struct remap_info in;
-  struct remap_backend_status ost, sst;
-  char uuid[37];
-  unsigned f;
-};
-
 static int
-status_json (struct remap_engine *e, const struct status_data *d,
+status_json (struct remap_engine *e, const struct cmd_status_data *d,
              struct remap_out *out)
 {
   const struct remap_layout *l = &d->in.layout;
@@ -285,7 +277,7 @@ put_reach_text (struct remap_out *out, const struct remap_backend_status *st)
 #define P(...) remap_out_printf (out, __VA_ARGS__)
 
 static int
-status_text (struct remap_engine *e, const struct status_data *d,
+status_text (struct remap_engine *e, const struct cmd_status_data *d,
              struct remap_out *out)
 {
   const struct remap_layout *l = &d->in.layout;
@@ -337,19 +329,26 @@ status_text (struct remap_engine *e, const struct status_data *d,
   return P ("  generation             %12" PRIu64 "\n", c->generation);
 }
 
+void
+cmd_status_gather (struct remap_engine *e, struct cmd_status_data *d)
+{
+  remap_get_counters (e, &d->c);
+  remap_get_info (e, &d->in);
+  remap_get_backend_status (e, &d->ost, &d->sst);
+  remap_uuid_format (d->in.uuid, d->uuid);
+  d->f = conditions (&d->c, &d->ost, &d->sst);
+  d->state = state_name (d->f);
+}
+
 int
 cmd_status (struct remap_engine *e, const struct remap_command *cmd,
             const struct remap_args *a, struct remap_out *out,
             struct remap_error *err)
 {
-  struct status_data d;
+  struct cmd_status_data d;
 
   (void) cmd; (void) err;
-  remap_get_counters (e, &d.c);
-  remap_get_info (e, &d.in);
-  remap_get_backend_status (e, &d.ost, &d.sst);
-  remap_uuid_format (d.in.uuid, d.uuid);
-  d.f = conditions (&d.c, &d.ost, &d.sst);
+  cmd_status_gather (e, &d);
   return a->json ? status_json (e, &d, out) : status_text (e, &d, out);
 }
 
