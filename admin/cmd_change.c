@@ -249,8 +249,7 @@ cmd_scan (struct remap_engine *e, const struct remap_command *c,
           const struct remap_args *a, struct remap_out *out,
           struct remap_error *err)
 {
-  struct scan s = { .e = e, .out = out, .json = a->json,
-                    .unrec = json_object_new_array () };
+  struct scan s = { .e = e, .out = out, .json = a->json };
   uint64_t first, n, U = remap_unit (e), u;
   uint64_t run_max = (4u << 20) / U ? (4u << 20) / U : 1;
   uint8_t *buf;
@@ -261,6 +260,7 @@ cmd_scan (struct remap_engine *e, const struct remap_command *c,
     return r;
   if (run_max > SCAN_RUN_UNITS)
     run_max = SCAN_RUN_UNITS;
+  s.unrec = json_object_new_array ();
   buf = malloc (run_max * U);
   if (!buf || !s.unrec) {
     free (buf);
