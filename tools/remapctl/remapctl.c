@@ -29,6 +29,7 @@
 #include "remap/control.h"
 #include "remap/remap.h"
 #include "remapctl.h"
+#include "view.h"
 
 static const char *progname = "remapctl";
 static const char *cmd;
@@ -87,7 +88,12 @@ usage (FILE *f)
 "                               same data on another medium)\n"
 "Offline (-s SPARE -o ORIGIN) or online (-c SOCK):\n"
 "  status [--json]              counters, state, geometry\n"
+"  status --prometheus          the counters for node_exporter's textfile\n"
+"                               collector\n"
 "  list [--json]                the table\n"
+"  map [--svg FILE] [--columns N] [--rows N] [--color|--no-color]\n"
+"                               a picture of the origin: remapped, pending\n"
+"                               and lost units\n"
 "  lookup LBA [-u] [--json]\n"
 "  remap LBA [COUNT] [-u] [--json]\n"
 "  unmap LBA [COUNT] [-u] [--discard-data] [--json]\n"
@@ -99,7 +105,8 @@ usage (FILE *f)
 "       [--json] [--progress|--no-progress]   surface scan of the origin\n"
 "  spare-retest [FIRST [COUNT]] [--json]     re-test bad spare units (spare\n"
 "                               unit numbers); free those that pass\n"
-"status, list and export also take SPARE [ORIGIN] as positional arguments.\n"
+"status, list, map and export also take SPARE [ORIGIN] as positional\n"
+"arguments.\n"
 "--accept-origin-change: open a spare with an origin whose identity differs\n"
 "                        from the recorded one (offline commands).\n"
 "LBA and COUNT are 512-byte sectors, or remap units with -u.\n"
@@ -372,6 +379,82 @@ do_exec (void)
   memcpy (argv + 1, rest, nrest * sizeof *argv);
   r = run (e, nrest + 1, argv, &out, &err);
   free (argv);
+  return close_and_finish (e, r, &out, &err);
+}
+
+/* ---- views: status --prometheus, map (view.c) ------------------------ */
+/* Hook of the admin views: they ask through run(), like do_exec, and
+ * render with admin/prom.c and admin/map.c. */
+
+static int
+view_run (void *opaque, int argc, char **argv, struct remap_buf *out,
+          struct remap_error *err)
+{
+  return run (opaque, argc, argv, out, err);
+}
+
+static bool
+has_arg (const char *a)
+{
+  for (int i = 0; i < nrest; i++)
+    if (strcmp (rest[i], a) == 0)
+      return true;
+  return false;
+}
+
+/* status --prometheus [SPARE [ORIGIN]] */
+static int
+do_prometheus (void)
+{
+  struct remap_engine *e = NULL;
+  struct remap_buf out = { 0 };
+  struct remap_error err = { 0 };
+  int r;
+
+  if ((r = take_positional_files ()) != EXIT_OK)
+    return r;
+  for (int i = 0; i < nrest; i++)
+    if (strcmp (rest[i], "--prometheus") != 0)
+      return usage_error ("%s does not go with --prometheus; usage: status "
+                          "--prometheus [SPARE [ORIGIN]]", rest[i]);
+  if (!control_path && (r = open_engine (false, false, &e)) != EXIT_OK)
+    return r;
+  r = view_prometheus (view_run, e, &out, &err);
+  return close_and_finish (e, r, &out, &err);
+}
+
+/* map [SPARE [ORIGIN]] [--svg FILE] [--columns N] [--rows N] [--color] */
+static int
+do_map (void)
+{
+  struct remap_engine *e = NULL;
+  struct remap_buf out = { 0 };
+  struct remap_error err = { 0 };
+  struct view_map_opts o;
+  int j = 0, r;
+
+  for (int i = 0; i < nrest; i++) {
+    const char *a = rest[i];
+    if ((strcmp (a, "--svg") == 0 || strcmp (a, "--columns") == 0
+         || strcmp (a, "--rows") == 0) && i + 1 < nrest) {
+      rest[j++] = rest[i++];
+      rest[j++] = rest[i];
+    }
+    else if (a[0] == '-' && a[1] != '\0')
+      rest[j++] = rest[i];
+    else if (!spare_path && !control_path)
+      spare_path = a;
+    else if (!origin_path && !control_path)
+      origin_path = a;
+    else
+      return usage_error ("unexpected argument \"%s\"", a);
+  }
+  nrest = j;
+  if (view_map_parse (nrest, rest, &o, &err) != 0)
+    return usage_error ("%s", err.msg);
+  if (!control_path && (r = open_engine (false, false, &e)) != EXIT_OK)
+    return r;
+  r = view_map (view_run, e, &o, &out, &err);
   return close_and_finish (e, r, &out, &err);
 }
 
@@ -1023,6 +1106,11 @@ main (int argc, char **argv)
     return do_import ();
   if (strcmp (cmd, "scan") == 0)
     return do_scan ();
+  /* admin views (view.c) */
+  if (strcmp (cmd, "status") == 0 && has_arg ("--prometheus"))
+    return do_prometheus ();
+  if (strcmp (cmd, "map") == 0)
+    return do_map ();
   if (strcmp (cmd, "status") == 0 || strcmp (cmd, "list") == 0
       || strcmp (cmd, "lookup") == 0 || strcmp (cmd, "remap") == 0
       || strcmp (cmd, "unmap") == 0 || strcmp (cmd, "pending") == 0
