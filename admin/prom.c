@@ -115,7 +115,7 @@ static const struct family families[] = {
     "until the server is restarted.", C64 (doubt_units) },
   { "metadata_copies_valid", GAUGE,
     "Metadata copies in service.", C32 (copies_valid) },
-  { "metadata_copies_total", GAUGE,
+  { "metadata_copies", GAUGE,
     "Metadata copies the spare was formatted with.", C32 (copies_total) },
   { "generation", GAUGE,
     "Newest committed generation of the remap table.", C64 (generation) },
