@@ -98,7 +98,9 @@ install_promtool () {
     return 0
   fi
   tmp=$(mktemp -d) || return 0
-  if (cd "$tmp" && apt-get download prometheus >/dev/null &&
+  if (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 ||
+                     { apt-get update >/dev/null &&
+                       apt-get download prometheus >/dev/null; }; } &&
       dpkg-deb --fsys-tarfile prometheus_*.deb |
         tar -x -C "$tmp" ./usr/bin/promtool) &&
      install -m 0755 "$tmp/usr/bin/promtool" /usr/local/bin/promtool; then
