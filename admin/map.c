@@ -154,6 +154,8 @@ cell_bytes (const struct remap_map_input *in, const struct remap_map_grid *g)
   return g->units_per_cell * in->unit;
 }
 
+/* "scale: 1 cell = 4 units (16 KiB), 16 cells per row (256 KiB)": short
+ * enough for a 64-column terminal with any numbers. */
 static void
 scale_line (const struct remap_map_input *in, const struct remap_map_grid *g,
             struct remap_buf *out)
@@ -163,10 +165,9 @@ scale_line (const struct remap_map_input *in, const struct remap_map_grid *g,
 
   human (cb, h1, sizeof h1);
   human (cb * g->columns, h2, sizeof h2);
-  remap_buf_printf (out, "scale: 1 cell = %" PRIu64 " unit%s = %" PRIu64
-                    " bytes (%s); %" PRIu32 " cells per row = %s\n",
-                    g->units_per_cell, g->units_per_cell == 1 ? "" : "s", cb,
-                    h1, g->columns, h2);
+  remap_buf_printf (out, "scale: 1 cell = %" PRIu64 " unit%s (%s), %" PRIu32
+                    " cells per row (%s)\n", g->units_per_cell,
+                    g->units_per_cell == 1 ? "" : "s", h1, g->columns, h2);
 }
 
 int
@@ -195,10 +196,10 @@ remap_map_text (const struct remap_map_input *in,
       remap_buf_printf (out, " %s%c\033[0m", st_info[s].ansi, st_info[s].mark);
     else
       remap_buf_printf (out, " %c", st_info[s].mark);
-    remap_buf_printf (out, " %s %" PRIu64 " unit%s%s", st_info[s].name,
-                      g->units[s], g->units[s] == 1 ? "" : "s",
-                      s + 1 < REMAP_MAP_NSTATES ? "," : "\n");
+    remap_buf_printf (out, " %s %" PRIu64 "%s", st_info[s].name,
+                      g->units[s], s + 1 < REMAP_MAP_NSTATES ? "," : "");
   }
+  remap_buf_printf (out, " (units)\n");
   return out->failed ? -ENOMEM : 0;
 }
 
