@@ -82,7 +82,7 @@ struct family {
   const char *name;             /* without the remap_ prefix */
   enum kind kind;
   const char *help;
-  size_t off;                   /* in struct remap_counters, or SPECIAL */
+  size_t off;                   /* in struct remap_counters */
   int width;                    /* 32 or 64 */
 };
 

@@ -409,16 +409,23 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
   return r;
 }
 
-/* Free spare units, as remap_get_counters counts them. */
+/* Free spare units: the usable ones that no mapping, pending mark, bad
+ * mark or doubtful commit holds.  The one formula for the counters and the
+ * low-spare warning. */
+static uint64_t
+free_of (const struct remap_engine *e, const struct table_counts *n)
+{
+  uint64_t used = n->mapped + n->pending_spare + n->bad + n->held;
+  return used < e->L->usable_units ? e->L->usable_units - used : 0;
+}
+
 static uint64_t
 spare_free_locked (struct remap_engine *e)
 {
   struct table_counts n;
-  uint64_t used;
 
   table_get_counts (e->t, &n);
-  used = n.mapped + n.pending_spare + n.bad + n.held;
-  return used < e->L->usable_units ? e->L->usable_units - used : 0;
+  return free_of (e, &n);
 }
 
 void
@@ -1502,8 +1509,7 @@ remap_get_counters (struct remap_engine *e, struct remap_counters *c)
   c->spare_bad_units = n.bad;
   c->spare_usable_units = e->L->usable_units;
   c->spare_total_units = e->L->spare_units;
-  c->spare_free_units = e->L->usable_units - n.mapped - n.pending_spare
-    - n.bad - n.held;
+  c->spare_free_units = free_of (e, &n);
   c->doubt_units = n.doubt;
   c->held_spare_units = n.held;
   c->copies_total = e->L->copies;
