@@ -8,7 +8,9 @@
  * offline remapctl runs it on an engine it opens itself, online the plugin
  * runs it on its own engine, so the outputs are identical.  format, dump,
  * check and repair work on the files only.  import parses its file here and
- * sends "remap" (or "pending") commands either way.
+ * sends "remap" (or "pending") commands either way.  status --prometheus and
+ * map (view.c) ask "status --json" and "list --json" the same way and
+ * render them with admin/prom.c and admin/map.c.
  *
  * The manual is remapctl.pod next to this file.
  */
