@@ -311,9 +311,9 @@ generation_exhausted (struct remap_engine *e, struct remap_error *err)
  * or not: a write that failed may still have reached the disk, and a later
  * commit of the same block must win over it at the next open, so a
  * generation is never given to two different contents. */
-int
-commit_locked (struct remap_engine *e, const struct change *c, size_t n,
-               struct remap_error *err)
+static int
+commit_blocks_locked (struct remap_engine *e, const struct change *c,
+                      size_t n, struct remap_error *err)
 {
   uint32_t E = e->L->entries_per_block;
 
@@ -395,6 +395,64 @@ commit_locked (struct remap_engine *e, const struct change *c, size_t n,
     }
   }
   return 0;
+}
+
+/* Every change of the table, and so of the free spare, passes here:
+ * a commit that failed may still have taken units (held in doubt), so the
+ * watch runs whatever the outcome. */
+int
+commit_locked (struct remap_engine *e, const struct change *c, size_t n,
+               struct remap_error *err)
+{
+  int r = commit_blocks_locked (e, c, n, err);
+  spare_watch_locked (e);
+  return r;
+}
+
+/* Free spare units: the usable ones that no mapping, pending mark, bad
+ * mark or doubtful commit holds.  The one formula for the counters and the
+ * low-spare warning. */
+static uint64_t
+free_of (const struct remap_engine *e, const struct table_counts *n)
+{
+  uint64_t used = n->mapped + n->pending_spare + n->bad + n->held;
+  return used < e->L->usable_units ? e->L->usable_units - used : 0;
+}
+
+static uint64_t
+spare_free_locked (struct remap_engine *e)
+{
+  struct table_counts n;
+
+  table_get_counts (e->t, &n);
+  return free_of (e, &n);
+}
+
+void
+spare_watch_locked (struct remap_engine *e)
+{
+  uint64_t usable = e->L->usable_units, free_units;
+  int band;
+
+  if (usable == 0)
+    return;
+  free_units = spare_free_locked (e);
+  band = free_units * 100 < usable ? 2 : free_units * 10 < usable ? 1 : 0;
+  if (band > e->spare_band)
+    eng_log (e, REMAP_LOG_ALERT, "spare %s: only %llu of %llu usable units "
+             "free (%.1f %%, under %s): %s", e->spare->name,
+             (unsigned long long) free_units, (unsigned long long) usable,
+             100.0 * (double) free_units / (double) usable,
+             band == 2 ? "1 %" : "10 %", band == 2
+             ? "remaps will soon be refused; replace the origin disk now"
+             : "the origin disk is failing; plan its replacement (remapctl "
+             "status shows the counters)");
+  else if (band < e->spare_band)
+    eng_log (e, REMAP_LOG_INFO, "spare %s: %llu of %llu usable units free "
+             "again (%s)", e->spare->name, (unsigned long long) free_units,
+             (unsigned long long) usable,
+             band == 0 ? "10 % or more" : "1 % or more");
+  e->spare_band = band;
 }
 
 int
@@ -1393,6 +1451,9 @@ remap_open (struct remap_backend *origin, struct remap_backend *spare,
     report_copies (e, &sc);
   scan_free (&sc);
   free (dirty);
+  pthread_mutex_lock (&e->meta_lock);
+  spare_watch_locked (e);       /* already low at open: say so once */
+  pthread_mutex_unlock (&e->meta_lock);
   *out = e;
   return 0;
 
@@ -1448,8 +1509,7 @@ remap_get_counters (struct remap_engine *e, struct remap_counters *c)
   c->spare_bad_units = n.bad;
   c->spare_usable_units = e->L->usable_units;
   c->spare_total_units = e->L->spare_units;
-  c->spare_free_units = e->L->usable_units - n.mapped - n.pending_spare
-    - n.bad - n.held;
+  c->spare_free_units = free_of (e, &n);
   c->doubt_units = n.doubt;
   c->held_spare_units = n.held;
   c->copies_total = e->L->copies;

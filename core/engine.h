@@ -57,6 +57,10 @@ struct remap_engine {
   uint64_t cursor;
   uint64_t pcursor;             /* next-fit among pending-only places (v2) */
   uint64_t generation;
+  /* The band of free spare last reported (0: at least 10 % of the usable
+   * units free, 1: under 10 %, 2: under 1 %): a warning is logged when the
+   * band falls, once per crossing (spare_watch_locked).  Under meta_lock. */
+  int spare_band;
   uint64_t *block_gen;          /* [T]: generation of each table block */
   uint64_t *block_cursor;       /* [T]: the cursor each block recorded */
   bool copy_ok[REMAP_MAX_COPIES];
@@ -98,6 +102,12 @@ void eng_log (struct remap_engine *e, enum remap_log_level lvl,
  * meta_lock held.  0, or -EIO if no copy could be written (nothing applied). */
 int commit_locked (struct remap_engine *e, const struct change *c, size_t n,
                    struct remap_error *err);
+
+/* Log an ALERT when the free spare has fallen under 10 % or 1 % of the
+ * usable units since the last call (once per crossing; rising above a
+ * threshold again re-arms it).  meta_lock held.  Called after every commit
+ * (the only way the free count changes) and at open. */
+void spare_watch_locked (struct remap_engine *e);
 
 /* -EIO with a message if a unit of [first, last] is in doubt. */
 int check_doubt (struct remap_engine *e, uint64_t first, uint64_t last,

@@ -422,6 +422,9 @@ engine_log (void *opaque, enum remap_log_level level, const char *msg)
   case REMAP_LOG_WARN:
     nbdkit_debug ("remap: engine: warning: %s", msg);
     break;
+  case REMAP_LOG_ALERT:         /* shown without -v (free spare low) */
+    nbdkit_error ("remap: warning: %s", msg);
+    break;
   case REMAP_LOG_ERROR:
   default:
     nbdkit_error ("remap: %s", msg);

@@ -42,7 +42,8 @@ jobs=${REMAP_JOBS:-2}
 
 packages="build-essential cmake pkg-config nbdkit nbdkit-plugin-dev
   libnbd-dev libnbd-bin liburing-dev check libsubunit-dev qemu-utils fio
-  e2fsprogs util-linux mount jq python3 valgrind perl libjson-c-dev ${REMAP_EXTRA_PACKAGES:-}"
+  e2fsprogs util-linux mount jq python3 valgrind perl libjson-c-dev
+  ${REMAP_EXTRA_PACKAGES:-}"
 
 # ---- dependencies ---------------------------------------------------------
 
@@ -83,6 +84,34 @@ install_deps () {
     apt-get install -y --no-install-recommends $missing
 }
 
+# promtool checks `remapctl status --prometheus' (tests/e2e/test-prometheus.sh).
+# Debian ships it only inside the prometheus package, whose installation
+# would also start a Prometheus server on port 9090; so only the promtool
+# binary is taken out of the package (apt-get download, dpkg-deb) and put in
+# /usr/local/bin.  Without it the test still runs its own strict checker.
+install_promtool () {
+  local tmp
+  command -v promtool >/dev/null 2>&1 && return 0
+  if [ "$install" = no ] || [ "$(id -u)" != 0 ] ||
+     ! command -v dpkg-deb >/dev/null 2>&1; then
+    echo "test.sh: promtool missing (the Prometheus check runs without it)" >&2
+    return 0
+  fi
+  tmp=$(mktemp -d) || return 0
+  if (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 ||
+                     { apt-get update >/dev/null &&
+                       apt-get download prometheus >/dev/null; }; } &&
+      dpkg-deb --fsys-tarfile prometheus_*.deb |
+        tar -x -C "$tmp" ./usr/bin/promtool) &&
+     install -m 0755 "$tmp/usr/bin/promtool" /usr/local/bin/promtool; then
+    echo "test.sh: installed promtool from Debian's prometheus package"
+  else
+    echo "test.sh: could not get promtool (the check runs without it)" >&2
+  fi
+  rm -rf "$tmp"
+  return 0
+}
+
 # ---- steps ------------------------------------------------------------------
 
 failed=()
@@ -118,6 +147,7 @@ test_main () {
 }
 
 step "install dependencies" install_deps
+step "install promtool" install_promtool
 if step "configure build/" configure_main && step "build build/" build_main
 then
   step "ctest build/ (all labels)" test_main

@@ -81,8 +81,10 @@ bool remap_spare_has_metadata (struct remap_backend *spare);
 
 /* ---- opening --------------------------------------------------------- */
 
+/* ALERT: a warning the administrator must see without debug flags (the
+ * free spare fell under 10 % or 1 %); not the failure of a request. */
 enum remap_log_level { REMAP_LOG_DEBUG, REMAP_LOG_INFO, REMAP_LOG_WARN,
-                       REMAP_LOG_ERROR };
+                       REMAP_LOG_ALERT, REMAP_LOG_ERROR };
 
 typedef void (*remap_log_fn) (void *opaque, enum remap_log_level level,
                               const char *msg);

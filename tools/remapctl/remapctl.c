@@ -11,7 +11,9 @@
  * an engine remapctl opens itself, or online in the plugin through the
  * control socket: the same code renders both, and the output streams to
  * stdout as it is produced.  import parses its file here and sends
- * "remap" (or "pending") commands either way.
+ * "remap" (or "pending") commands either way.  status --prometheus and
+ * map (view.c) ask "status --json" and "list --json" the same way and
+ * render them with admin/prom.c and admin/map.c.
  *
  * The manual is remapctl.pod next to this file.
  */
@@ -33,6 +35,7 @@
 #include "remap/badlist.h"
 #include "remap/remap.h"
 #include "remapctl.h"
+#include "view.h"
 
 static const char *progname = "remapctl";
 static const char *cmd;
@@ -102,12 +105,16 @@ usage (FILE *f)
       continue;
     remap_command_usage (c, u, sizeof u);
     fprintf (f, "  %s\n      %s\n", u, c->summary);
+    if (strcmp (c->name, "status") == 0)
+      fprintf (f, "  status --prometheus\n      the counters for "
+               "node_exporter's textfile collector\n");
   }
   for (t = tool_commands; t->name; t++)
     if (t->online)
       fprintf (f, "  %s %s\n      %s\n", t->name, t->usage, t->summary);
   fprintf (f,
-"status, list and export also take SPARE [ORIGIN] as positional arguments.\n"
+"status, list, map and export also take SPARE [ORIGIN] as positional\n"
+"arguments.\n"
 "--accept-origin-change: open a spare with an origin whose identity differs\n"
 "                        from the recorded one (offline commands).\n"
 "LBA and COUNT are 512-byte sectors, or remap units with -u.\n"
@@ -406,6 +413,82 @@ do_exec (void)
   if (r == 0 && w)
     r = remap_set_error (&err, w, "writing the output: %s", strerror (-w));
   free (argv);
+  return close_and_finish (e, r, &out, &err);
+}
+
+/* ---- views: status --prometheus, map (view.c) ------------------------ */
+/* Hook of the admin views: they ask through run(), like do_exec, and
+ * render with admin/prom.c and admin/map.c. */
+
+static int
+view_run (void *opaque, int argc, char **argv, struct remap_buf *out,
+          struct remap_error *err)
+{
+  return run (opaque, argc, argv, out, err);
+}
+
+static bool
+has_arg (const char *a)
+{
+  for (int i = 0; i < nrest; i++)
+    if (strcmp (rest[i], a) == 0)
+      return true;
+  return false;
+}
+
+/* status --prometheus [SPARE [ORIGIN]] */
+static int
+do_prometheus (void)
+{
+  struct remap_engine *e = NULL;
+  struct remap_buf out = { 0 };
+  struct remap_error err = { 0 };
+  int r;
+
+  if ((r = take_positional_files ()) != EXIT_OK)
+    return r;
+  for (int i = 0; i < nrest; i++)
+    if (strcmp (rest[i], "--prometheus") != 0)
+      return usage_error ("%s does not go with --prometheus; usage: status "
+                          "--prometheus [SPARE [ORIGIN]]", rest[i]);
+  if (!control_path && (r = open_engine (false, false, &e)) != EXIT_OK)
+    return r;
+  r = view_prometheus (view_run, e, &out, &err);
+  return close_and_finish (e, r, &out, &err);
+}
+
+/* map [SPARE [ORIGIN]] [--svg FILE] [--columns N] [--rows N] [--color] */
+static int
+do_map (void)
+{
+  struct remap_engine *e = NULL;
+  struct remap_buf out = { 0 };
+  struct remap_error err = { 0 };
+  struct view_map_opts o;
+  int j = 0, r;
+
+  for (int i = 0; i < nrest; i++) {
+    const char *a = rest[i];
+    if ((strcmp (a, "--svg") == 0 || strcmp (a, "--columns") == 0
+         || strcmp (a, "--rows") == 0) && i + 1 < nrest) {
+      rest[j++] = rest[i++];
+      rest[j++] = rest[i];
+    }
+    else if (a[0] == '-' && a[1] != '\0')
+      rest[j++] = rest[i];
+    else if (!spare_path && !control_path)
+      spare_path = a;
+    else if (!origin_path && !control_path)
+      origin_path = a;
+    else
+      return usage_error ("unexpected argument \"%s\"", a);
+  }
+  nrest = j;
+  if (view_map_parse (nrest, rest, &o, &err) != 0)
+    return usage_error ("%s", err.msg);
+  if (!control_path && (r = open_engine (false, false, &e)) != EXIT_OK)
+    return r;
+  r = view_map (view_run, e, &o, &out, &err);
   return close_and_finish (e, r, &out, &err);
 }
 
@@ -1024,6 +1107,9 @@ static const struct tool_command tool_commands[] = {
   { "scan", "[LBA [COUNT]] [-u] [--rate R] [--chunk N] [--state FILE "
     "[--resume]] [--json] [--progress|--no-progress]", "paced surface scan "
     "of the origin; failing units become pending", do_scan, true },
+  { "map", "[SPARE [ORIGIN]] [--svg FILE] [--columns N] [--rows N] "
+    "[--color|--no-color]", "a picture of the origin: remapped, pending and "
+    "lost units", do_map, true },
   { NULL, NULL, NULL, NULL, false },
 };
 
@@ -1099,6 +1185,8 @@ main (int argc, char **argv)
     return usage_error ("%s", "give either --control SOCK (online) or the "
                         "files (offline), not both");
 
+  if (strcmp (cmd, "status") == 0 && has_arg ("--prometheus"))
+    return do_prometheus ();    /* a view of status (view.c) */
   for (const struct tool_command *t = tool_commands; t->name; t++)
     if (strcmp (cmd, t->name) == 0)
       return t->fn ();
