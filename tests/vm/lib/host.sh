@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/vm/lib/host.sh - the host half of the VM tests (issue 11).
 #
 # Sourced by tests/vm/test-vm-*.sh when they run on the host.  It boots
@@ -231,8 +232,9 @@ vm_run() {
         tcg|kvm) ;;
         *) fail "VM_ACCEL must be auto, tcg or kvm, not '$accel'" ;;
     esac
-    if [ "$accel" = kvm ]; then accel_args=(-accel kvm -cpu host)
-    else accel_args=(-accel tcg,thread=multi -cpu max); fi
+    accel_args=(-accel kvm -cpu host)
+    # shellcheck disable=SC2054  # tcg,thread=multi is one argument
+    [ "$accel" = kvm ] || accel_args=(-accel tcg,thread=multi -cpu max)
     vm_initramfs
     gt=$((timeout > 120 ? timeout - 40 : timeout * 2 / 3))
     log "booting $VM_KERNEL ($accel, ${VM_CPUS:-2} vCPU, ${VM_MEM:-1024} MiB; watchdog ${timeout} s, guest ${gt} s)"
