@@ -282,3 +282,58 @@ g_status_reallocated() {
     "$RC" status --control "$CTL" >"$G/status.out" || gfail "remapctl status --control failed"
     awk '/reallocated units/ { print $3 }' "$G/status.out"
 }
+
+# g_failing_run START INJECT WHAT: the flow of scenarios 2 and 6, an origin
+# that starts failing under a mounted ext4.  START NAME is a function that
+# starts the server (g_start NAME ...) on the healthy origin; INJECT makes
+# the origin fail (it runs while the data set b is being written).  Data
+# sets a (before), b (during), c (after) come from the host with their
+# checksums ($JOB/{a,b,c} and $JOB/{a,b,c}.sha256).  Then: syncfs succeeds,
+# no I/O error in the guest's kernel log, every checksum, remapctl status
+# shows the remaps; umount, e2fsck -fn clean with the failures still on;
+# a new nbdkit, cold caches, a new connection: e2fsck -fn, every checksum.
+g_failing_run() {
+    local start=$1 inject=$2 what=$3 n writer s
+    g_mark "$MODE-1"
+    "$start" "$MODE-r1"
+    g_connect
+    mkfs.ext4 -F -q -b 4096 -L vmfail "$DEV" >"$G/mkfs.log" 2>&1 || gfail "mkfs.ext4: $(cat "$G/mkfs.log")"
+    mount -t ext4 "$DEV" "$MNT" || gfail "mount"
+    g_copy "$JOB/a" "$MNT/a"
+    sync -f "$MNT" || gfail "syncfs (healthy origin)"
+    gok "data set a written and synced on the healthy origin"
+    g_copy "$JOB/b" "$MNT/b" &
+    writer=$!
+    G_PIDS+=("$writer")
+    sleep 0.3
+    "$inject"
+    wait "$writer" || gfail "writing data set b failed while the origin started failing"
+    sleep 0.3
+    g_copy "$JOB/c" "$MNT/c"
+    sync -f "$MNT" || gfail "syncfs reported an error after the origin started failing ($what)"
+    gok "data sets b and c written while the origin failed ($what); syncfs succeeded"
+    g_dmesg_clean "$MODE-1" "while the origin failed"
+    g_drop_caches    # the reads go to the server, where the read rules are
+    for s in a b c; do g_verify "$MNT/$s" "$JOB/$s.sha256" "$s, failures active"; done
+    n=$(g_status_reallocated)
+    glog "remapctl status: $n units reallocated; $(awk '/write errors/ { print $3 }' "$G/status.out") write errors, $(awk '/read retries/ { print $3 }' "$G/status.out") read retries"
+    [ "${n:-0}" -ge 100 ] || { cat "$G/status.out"; gfail "remapctl status shows only ${n:-0} remapped units"; }
+    umount "$MNT" || gfail "umount"
+    g_fsck "failures still active"
+    g_disconnect
+    g_stop
+    n=$(sed -n 's/.*remap: exit: reallocated=\([0-9]*\).*/\1/p' "$G/$MODE-r1.log" | tail -n 1)
+
+    g_mark "$MODE-2"
+    "$start" "$MODE-r2"
+    g_drop_caches
+    g_connect
+    g_fsck "new nbdkit, cold caches, failures still active"
+    mount -t ext4 -o ro "$DEV" "$MNT" || gfail "mount ro (restart)"
+    for s in a b c; do g_verify "$MNT/$s" "$JOB/$s.sha256" "$s, after the restart"; done
+    umount "$MNT" || gfail "umount"
+    [ "$(g_status_reallocated)" = "$n" ] || gfail "the restarted server has $(g_status_reallocated) remapped units, not $n"
+    g_disconnect
+    g_stop
+    g_dmesg_clean "$MODE-2" "after the restart"
+}
