@@ -29,6 +29,7 @@ DEV=/dev/nbd0
 mkdir -p "$G" "$MNT"
 G_T0=$(date +%s%N)
 G_PIDS=()
+G_ATEXIT=()
 G_PASSED=0
 G_NAME=guest
 SRV_PID=
@@ -68,6 +69,9 @@ g_cleanup() {
     done
     for pid in "${G_PIDS[@]}"; do
         wait "$pid" 2>/dev/null
+    done
+    for ((i = ${#G_ATEXIT[@]} - 1; i >= 0; i--)); do
+        eval "${G_ATEXIT[$i]}"
     done
 }
 
@@ -184,6 +188,7 @@ g_wait_free() {
 }
 
 # g_connect [EXTRA-NBD-CLIENT-OPTIONS...]
+# shellcheck disable=SC2120  # scenario 5 passes -t 30
 g_connect() {
     local size
     g_wait_free
