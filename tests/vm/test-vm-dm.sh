@@ -19,9 +19,22 @@
 # clean, every checksum, also after a restart with cold caches.
 # Reads that fail once are scenario 2's (fail-file) alone.  Exit 0/1/77.
 
+# direct=auto (the default) opens a block device with O_DIRECT and the
+# spare, a tmpfs file, without; fdinfo shows it.
 start_r() {
-    g_start "$1" "$ORIGIN" spare="$G/$MODE.spare" format=yes direct=yes \
+    local fd flags n=0
+    g_start "$1" "$ORIGIN" spare="$G/$MODE.spare" format=yes \
         read-retries=2 read-retry-delay=1
+    for fd in /proc/"$SRV_PID"/fd/*; do
+        case "$(readlink "$fd")" in
+            /dev/dm-*|/dev/mapper/*)
+                flags=$(awk '/^flags:/ { print $2 }' "/proc/$SRV_PID/fdinfo/${fd##*/}")
+                [ $((8#$flags & 8#40000)) != 0 ] || gfail "nbdkit opened $(readlink "$fd") without O_DIRECT (flags $flags)"
+                n=$((n + 1)) ;;
+        esac
+    done
+    [ "$n" -ge 1 ] || gfail "nbdkit has no descriptor open on the device-mapper device"
+    glog "nbdkit holds $n descriptor(s) of $ORIGIN, all O_DIRECT"
 }
 
 inject() {
