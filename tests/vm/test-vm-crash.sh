@@ -45,7 +45,7 @@ guest_mode() {
     touch "$G/$MODE.fsynced"
     start_r r0
     g_connect
-    mkfs.ext4 -F -q -b 4096 -L vmcrash "$DEV" >"$G/mkfs.log" 2>&1 || gfail "mkfs.ext4: $(cat "$G/mkfs.log")"
+    g_mkfs vmcrash
     for ((r = 1; r <= ROUNDS; r++)); do
         if [ "$r" -ge 2 ]; then
             echo 'write:0+40m' >"$G/$MODE.faults"

@@ -54,7 +54,7 @@ guest_mode() {
     g_start "$MODE-r1" "$origin" spare="$spare" format=yes remap="$list"
     g_connect
     size=$(($(cat /sys/block/nbd0/size) * 512))
-    mkfs.ext4 -F -q -b 4096 -L vmdiscard "$DEV" >"$G/mkfs.log" 2>&1 || gfail "mkfs.ext4: $(cat "$G/mkfs.log")"
+    g_mkfs vmdiscard
     mount -t ext4 -o discard "$DEV" "$MNT" || gfail "mount -o discard"
     g_copy "$JOB/a" "$MNT/a"
     g_copy "$JOB/b" "$MNT/b"

@@ -26,7 +26,7 @@ guest_mode() {
     g_mark "$MODE-1"
     g_start "$MODE-r1" "$origin" spare="$spare" format=yes remap="$list"
     g_connect
-    mkfs.ext4 -F -q -b 4096 -L vmtest "$DEV" >"$G/mkfs.log" 2>&1 || gfail "mkfs.ext4: $(cat "$G/mkfs.log")"
+    g_mkfs vmtest
     mount -t ext4 "$DEV" "$MNT" || gfail "mount"
     g_copy "$JOB/data" "$MNT"
     sync -f "$MNT" || gfail "syncfs reported an error"

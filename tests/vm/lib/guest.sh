@@ -211,6 +211,16 @@ g_disconnect() {
 
 g_drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
+# g_mkfs LABEL [OPTIONS...]: mkfs.ext4 -b 4096 on the device (plus
+# VM_MKFS_OPTS from the host's environment).
+g_mkfs() {
+    local label=$1
+    shift
+    # shellcheck disable=SC2086
+    mkfs.ext4 -F -q -b 4096 -L "$label" "$@" ${VM_MKFS_OPTS:-} "$DEV" >"$G/mkfs.log" 2>&1 ||
+        gfail "mkfs.ext4: $(cat "$G/mkfs.log")"
+}
+
 # g_fsck WHAT: e2fsck -fn must be clean.
 g_fsck() {
     e2fsck -fn "$DEV" >"$G/fsck.out" 2>&1 || { cat "$G/fsck.out"; gfail "e2fsck -fn ($1) found problems"; }
@@ -248,6 +258,14 @@ g_counters() {
                 if ($i == "fua=1") fua[op]++
             }
         }
+        function secs(t,   a) { split(t, a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
+        $3 ~ /^connection=/ && $5 ~ /^id=/ && $4 !~ /^\.\.\./ { start[$3 " " $5] = secs($2) }
+        $4 ~ /^\.\.\./ && (($3 " " $5) in start) {
+            d = secs($2) - start[$3 " " $5]
+            if (d < 0) d += 86400
+            if (d > slowest) { slowest = d; slowop = substr($4, 4) }
+            delete start[$3 " " $5]
+        }
         $4 ~ /^\.\.\./ && / return=-1/ { errs++ }
         END {
             printf "    requests (%s): %d connections", label, conns
@@ -261,7 +279,7 @@ g_counters() {
                         min[op] / 1024, max[op] / 1024,
                         (op in fua) ? sprintf(", FUA %d", fua[op]) : ""
             }
-            printf "; errors returned %d\n", errs
+            printf "; errors returned %d; slowest %s %.3f s\n", errs, slowop, slowest
         }' "$1"
 }
 
@@ -302,7 +320,7 @@ g_failing_run() {
     g_mark "$MODE-1"
     "$start" "$MODE-r1"
     g_connect
-    mkfs.ext4 -F -q -b 4096 -L vmfail "$DEV" >"$G/mkfs.log" 2>&1 || gfail "mkfs.ext4: $(cat "$G/mkfs.log")"
+    g_mkfs vmfail
     mount -t ext4 "$DEV" "$MNT" || gfail "mount"
     g_copy "$JOB/a" "$MNT/a"
     sync -f "$MNT" || gfail "syncfs (healthy origin)"

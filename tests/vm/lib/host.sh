@@ -27,6 +27,10 @@
 #   VM_ACCEL=auto    auto|tcg|kvm (auto: kvm only with kvm_intel/kvm_amd)
 #   VM_KEEP=0        1: keep the work directory (console, guest and nbdkit
 #                    logs)
+#   VM_MODES="single multi"  the nbd-client modes to run: single = -b 4096,
+#                    multi = -b 4096 -C 2
+#   VM_MKFS_OPTS=    more mkfs.ext4 options (e.g. "-E nodiscard" to leave
+#                    out mkfs's whole-device trim while debugging)
 
 set -u
 LC_ALL=C
@@ -142,6 +146,7 @@ vm_init() {
         printf 'REMAP_BUILD_DIR=%q\n' "$REMAP_BUILD_DIR"
         printf 'REMAP_SOURCE_DIR=%q\n' "$REMAP_SOURCE_DIR"
         printf 'VM_MODES=%q\n' "${VM_MODES:-single multi}"
+        printf 'VM_MKFS_OPTS=%q\n' "${VM_MKFS_OPTS:-}"
     } >"$JOB/env"
 }
 
