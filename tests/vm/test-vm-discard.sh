@@ -117,5 +117,5 @@ fi
 # shellcheck source=tests/vm/lib/host.sh
 . "$(dirname "$0")/lib/host.sh"
 vm_init test-vm-discard python3 jq fstrim
-for s in a b c; do vm_data "$JOB/$s" 4; done
+for s in a b c; do vm_data "$JOB/$s" 2; done
 vm_run

@@ -88,5 +88,5 @@ fi
 # shellcheck source=tests/vm/lib/host.sh
 . "$(dirname "$0")/lib/host.sh"
 vm_init test-vm-healthy python3 jq dumpe2fs
-vm_data "$JOB/data" 8
+vm_data "$JOB/data" 6
 vm_run

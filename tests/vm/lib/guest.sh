@@ -173,7 +173,7 @@ g_stop() {
 g_kill9() {
     local rc
     kill -9 "$SRV_PID"
-    wait "$SRV_PID"
+    { wait "$SRV_PID"; } 2>/dev/null    # without bash's "Killed" line
     rc=$?
     [ "$rc" = 137 ] || gfail "nbdkit ($SRV_NAME) was not killed by SIGKILL (status $rc)"
     SRV_PID=
