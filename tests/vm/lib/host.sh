@@ -204,7 +204,6 @@ ln -sf /proc/self/fd/2 /newroot/dev/stderr
 mount -t tmpfs tmpfs /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs tmpfs /newroot/run
-mount -t tmpfs tmpfs /newroot/tmp
 mkdir -p "/newroot$JOB"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 vmjob "/newroot$JOB" ||
     echo "VM: mount of the job directory failed"
