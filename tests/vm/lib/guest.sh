@@ -3,7 +3,7 @@
 #
 # Sourced by a tests/vm/test-vm-*.sh script when /init runs it in the guest
 # as  bash SCRIPT --guest JOB .  The guest's / is an overlay of the host's
-# (read-only 9p) with a tmpfs on top; /run and /tmp are tmpfs; JOB is the
+# (read-only 9p) with a tmpfs on top; /run is a tmpfs; JOB is the
 # host's job directory (9p, read-write).  Origins and spares live in guest
 # RAM ($G), so a kill -9 of nbdkit loses nothing but what the plugin never
 # wrote.
@@ -49,7 +49,7 @@ gfail() {
 }
 
 g_cleanup() {
-    local pid f
+    local pid f i
     set +e
     trap - EXIT INT TERM
     if [ "$G_PASSED" != 1 ]; then
