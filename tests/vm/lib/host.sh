@@ -207,11 +207,12 @@ mount -t tmpfs tmpfs /newroot/run
 mkdir -p "/newroot$JOB"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 vmjob "/newroot$JOB" ||
     echo "VM: mount of the job directory failed"
-echo "VM: guest up, running $SCRIPT"
+echo "VM: guest up after $(cut -d' ' -f1 /proc/uptime) s, running $SCRIPT"
 timeout -s KILL "${GT:-300}" chroot /newroot /bin/bash "$SCRIPT" --guest "$JOB" \
     >"/newroot$JOB/guest.log" 2>&1
 rc=$?
 echo "VM-GUEST-EXIT rc=$rc"
+echo "VM: the guest script ended at $(cut -d' ' -f1 /proc/uptime) s"
 sync
 umount "/newroot$JOB"
 poweroff -f
@@ -256,7 +257,7 @@ vm_run() {
     wait "$VM_QEMU_PID"
     qrc=$?
     VM_QEMU_PID=
-    log "qemu exited with status $qrc after $(($(date +%s) - t0)) s"
+    log "qemu exited with status $qrc after $(($(date +%s) - t0)) s ($(grep -a -o 'guest up after [0-9.]* s\|script ended at [0-9.]* s' "$VM_WORK/console.log" | tr '\n' ' '))"
     [ -f "$JOB/guest.log" ] && sed 's/^/    /' "$JOB/guest.log"
     [ "$qrc" = 0 ] || fail "qemu failed or the watchdog fired (status $qrc; 124 = VM_TIMEOUT=${timeout} s)"
     grep -q 'VM-GUEST-EXIT rc=0' "$VM_WORK/console.log" ||
