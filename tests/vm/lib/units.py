@@ -54,8 +54,10 @@ def main():
                 bad += 1
             if d != pat:
                 written += 1
-    print(f"{mapped} mapped units: data on the spare, origin unchanged; "
-          f"{written} of them written by the guest; {bad} problems")
+    verdict = ("data on the spare, origin unchanged" if bad == 0
+               else f"{bad} problems")
+    print(f"{mapped} mapped units checked: {verdict}; "
+          f"{written} of them written by the guest")
     if bad or written < min_written:
         if not bad:
             print(f"only {written} remapped units were written (need {min_written})")
