@@ -6,7 +6,8 @@
 # 1. Installs the build and test dependencies on Debian/Ubuntu when some are
 #    missing (as root; otherwise it prints what is missing and carries on).
 # 2. Builds build/ (-O2 -g, -Werror) and runs every ctest label: unit, fault,
-#    e2e (and fuzz replays, when there is a corpus).
+#    e2e, vm (the kernel's nbd client in a qemu guest, tests/vm) and fuzz
+#    replays, when there is a corpus.
 # 3. Builds build-asan/ (ASan + UBSan) and runs the unit, fault and fuzz
 #    labels (scripts/sanitize.sh address).
 # 4. Runs the unit tests of build/ under valgrind (scripts/valgrind.sh).
@@ -43,7 +44,8 @@ jobs=${REMAP_JOBS:-2}
 packages="build-essential cmake pkg-config nbdkit nbdkit-plugin-dev
   libnbd-dev libnbd-bin liburing-dev check libsubunit-dev qemu-utils fio
   e2fsprogs util-linux mount jq python3 valgrind perl libjson-c-dev
-  ${REMAP_EXTRA_PACKAGES:-}"
+  qemu-system-x86 linux-image-amd64 busybox-static nbd-client kmod iproute2
+  dmsetup ${REMAP_EXTRA_PACKAGES:-}"
 
 # ---- dependencies ---------------------------------------------------------
 
