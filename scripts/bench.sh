@@ -164,11 +164,6 @@ make_sparse() {
   done
   sync "$f" && touch "$f.ok"
 }
-if want_sparse; then
-  (( SIZE_BYTES % (2 * SPARSE_CHUNK) == 0 )) || die "--size must be a multiple of 8M for the sparse rows"
-  if want sparse_qemu; then command -v qemu-img > /dev/null || die "qemu-img not found (sparse_qemu)"; fi
-  make_sparse "$SPARSE" "$SIZE_BYTES"
-fi
 
 # remap= lists per variant: every (100/pct)-th unit.  A long list goes to a
 # badblocks file instead of the command line.
@@ -403,6 +398,11 @@ run_server() {
 }
 
 # ------------------------------------------------------------------ main
+if want_sparse; then
+  (( SIZE_BYTES % (2 * SPARSE_CHUNK) == 0 )) || die "--size must be a multiple of 8M for the sparse rows"
+  if want sparse_qemu; then command -v qemu-img > /dev/null || die "qemu-img not found (sparse_qemu)"; fi
+  make_sparse "$SPARSE" "$SIZE_BYTES"
+fi
 nw=0
 for w in "${WORKLOAD_TABLE[@]}"; do want "${w%% *}" && nw=$((nw + 1)); done
 est=$(( PAIRS * 2 * ${#VARIANTS[@]} * (15 + nw * (RUNTIME + RAMP + 2)) ))
