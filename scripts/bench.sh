@@ -151,6 +151,14 @@ make_random "$SRC" "$SIZE_BYTES"
 # Half-sparse: 4 MiB of random data every 8 MiB, holes between.
 SPARSE_CHUNK=$((4 << 20))
 want_sparse() { want sparse_nbdcopy || want sparse_qemu; }
+want_main() {  # a workload on the main origin is wanted
+  local w
+  for w in "${WORKLOAD_TABLE[@]}"; do
+    read -r -a f <<< "$w"
+    [[ ${f[1]} != sparse ]] && want "${f[0]}" && return 0
+  done
+  return 1
+}
 make_sparse() {
   local f=$1 n=$2
   if [[ -f $f && $(stat -c %s "$f") == "$n" && -f $f.ok ]]; then return 0; fi
@@ -303,7 +311,11 @@ start_server() {
 sparse_rows() {
   local server=$1 v=$2 W=$3 name=$4 w wname kind how rc t0 t1 k0 k1
   (( $(residency "$SPARSE") >= SIZE_BYTES / 2 * 99 / 100 )) || cat "$SPARSE" > /dev/null
-  start_server "$server" "$v" "$SPARSE" "$W" "$name-sparse" -sparse
+  # With no other rows, this server is the run's only one: its files are
+  # the run's (meta.env, cpu.samples, server.log).
+  local sfx=-sparse
+  want_main || sfx=""
+  start_server "$server" "$v" "$SPARSE" "$W" "$name-sparse" "$sfx"
   for w in "${WORKLOAD_TABLE[@]}"; do
     read -r wname kind how _ <<< "$w"
     [[ $kind == sparse ]] && want "$wname" || continue
@@ -322,7 +334,7 @@ sparse_rows() {
     echo "$wname copy" >> "$W/workloads.txt"
   done
   cleanup
-  cat "$W/cpu.samples-sparse" >> "$W/cpu.samples" 2>/dev/null
+  [[ -z $sfx ]] || cat "$W/cpu.samples-sparse" >> "$W/cpu.samples" 2>/dev/null
 }
 # run_server SERVER(remap|file) VARIANT PAIR
 run_server() {
@@ -336,63 +348,65 @@ run_server() {
   rm -f "$W/meta-sparse.env"
   wait_quiet
 
-  drop_cache "$ORIGIN"
-  warm_origin
-  start_server "$server" "$v" "$ORIGIN" "$W" "$name" ""
-  log "$name: nbdkit pid $SERVER_PID ready"
+  if want_main; then
+    drop_cache "$ORIGIN"
+    warm_origin
+    start_server "$server" "$v" "$ORIGIN" "$W" "$name" ""
+    log "$name: nbdkit pid $SERVER_PID ready"
 
-  for w in "${WORKLOAD_TABLE[@]}"; do
-    read -r wname kind rw bs qd jobs <<< "$w"
-    want "$wname" && [[ $kind != sparse ]] || continue
-    # keep the origin cached (as 4k pages) in every window
-    (( $(residency "$ORIGIN") >= SIZE_BYTES * 99 / 100 )) || warm_origin
-    echo "cached_before.$wname=$(residency "$ORIGIN")" >> "$W/meta.env"
-    if [[ $kind == copy ]]; then
-      local src dst
-      if [[ $rw == in ]]; then
-        src=$SRC; dst=$URI
-        (( $(residency "$SRC") >= SIZE_BYTES * 99 / 100 )) || cat "$SRC" > /dev/null
+    for w in "${WORKLOAD_TABLE[@]}"; do
+      read -r wname kind rw bs qd jobs <<< "$w"
+      want "$wname" && [[ $kind != sparse ]] || continue
+      # keep the origin cached (as 4k pages) in every window
+      (( $(residency "$ORIGIN") >= SIZE_BYTES * 99 / 100 )) || warm_origin
+      echo "cached_before.$wname=$(residency "$ORIGIN")" >> "$W/meta.env"
+      if [[ $kind == copy ]]; then
+        local src dst
+        if [[ $rw == in ]]; then
+          src=$SRC; dst=$URI
+          (( $(residency "$SRC") >= SIZE_BYTES * 99 / 100 )) || cat "$SRC" > /dev/null
+        else
+          src=$URI; dst=null:
+        fi
+        k0=$(ticks "$SERVER_PID"); t0=$EPOCHREALTIME
+        nbdcopy "$src" "$dst" > "$W/$wname.log" 2>&1
+        rc=$?
+        t1=$EPOCHREALTIME; k1=$(ticks "$SERVER_PID")
+        printf 'rc=%s\nt0=%s\nt1=%s\nticks0=%s\nticks1=%s\nbytes=%s\n' \
+          "$rc" "$t0" "$t1" "$k0" "$k1" "$SIZE_BYTES" > "$W/$wname.copy"
+        [[ $rc == 0 ]] || log "$name $wname: nbdcopy failed (rc $rc, $W/$wname.log)"
       else
-        src=$URI; dst=null:
+        local args=(--name="$wname" --ioengine=nbd --uri="$URI" --rw="$rw" --bs="$bs"
+                    --iodepth="$qd" --numjobs="$jobs" --size="$SIZE_BYTES"
+                    --time_based --runtime="$RUNTIME" --ramp_time="$RAMP"
+                    --norandommap --randrepeat=1 --group_reporting
+                    --lat_percentiles=1 --percentile_list=50:99
+                    --output-format=json --output="$W/$wname.fio.json")
+        [[ $rw == randrw ]] && args+=(--rwmixread=70)
+        fio "${args[@]}" > "$W/$wname.fio.log" 2>&1
+        rc=$?
+        [[ $rc == 0 ]] || log "$name $wname: fio failed (rc $rc, $W/$wname.fio.log)"
       fi
-      k0=$(ticks "$SERVER_PID"); t0=$EPOCHREALTIME
-      nbdcopy "$src" "$dst" > "$W/$wname.log" 2>&1
-      rc=$?
-      t1=$EPOCHREALTIME; k1=$(ticks "$SERVER_PID")
-      printf 'rc=%s\nt0=%s\nt1=%s\nticks0=%s\nticks1=%s\nbytes=%s\n' \
-        "$rc" "$t0" "$t1" "$k0" "$k1" "$SIZE_BYTES" > "$W/$wname.copy"
-      [[ $rc == 0 ]] || log "$name $wname: nbdcopy failed (rc $rc, $W/$wname.log)"
-    else
-      local args=(--name="$wname" --ioengine=nbd --uri="$URI" --rw="$rw" --bs="$bs"
-                  --iodepth="$qd" --numjobs="$jobs" --size="$SIZE_BYTES"
-                  --time_based --runtime="$RUNTIME" --ramp_time="$RAMP"
-                  --norandommap --randrepeat=1 --group_reporting
-                  --lat_percentiles=1 --percentile_list=50:99
-                  --output-format=json --output="$W/$wname.fio.json")
-      [[ $rw == randrw ]] && args+=(--rwmixread=70)
-      fio "${args[@]}" > "$W/$wname.fio.log" 2>&1
-      rc=$?
-      [[ $rc == 0 ]] || log "$name $wname: fio failed (rc $rc, $W/$wname.fio.log)"
-    fi
-    echo "$wname $kind" >> "$W/workloads.txt"
-    # write-back of this workload's dirty pages outside every window
-    sync "$ORIGIN"; [[ $server == remap ]] && sync "$SPARE"
-    if [[ $wname == copy_in && $VERIFY == 1 ]]; then
-      if nbdcopy "$URI" - 2>/dev/null | cmp -s - "$SRC"; then
-        echo "verify_copy_in=ok" >> "$W/meta.env"
-      else
-        echo "verify_copy_in=FAILED" >> "$W/meta.env"
-        log "$name: WARNING: export read back after copy_in differs from $SRC"
+      echo "$wname $kind" >> "$W/workloads.txt"
+      # write-back of this workload's dirty pages outside every window
+      sync "$ORIGIN"; [[ $server == remap ]] && sync "$SPARE"
+      if [[ $wname == copy_in && $VERIFY == 1 ]]; then
+        if nbdcopy "$URI" - 2>/dev/null | cmp -s - "$SRC"; then
+          echo "verify_copy_in=ok" >> "$W/meta.env"
+        else
+          echo "verify_copy_in=FAILED" >> "$W/meta.env"
+          log "$name: WARNING: export read back after copy_in differs from $SRC"
+        fi
       fi
-    fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      log "$name: server died during $wname"
-      echo "server_died_in=$wname" >> "$W/meta.env"
-      break
-    fi
-  done
-  kill -0 "$SERVER_PID" 2>/dev/null && echo "server_alive_at_end=1" >> "$W/meta.env"
-  cleanup
+      if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        log "$name: server died during $wname"
+        echo "server_died_in=$wname" >> "$W/meta.env"
+        break
+      fi
+    done
+    kill -0 "$SERVER_PID" 2>/dev/null && echo "server_alive_at_end=1" >> "$W/meta.env"
+    cleanup
+  fi
   want_sparse && sparse_rows "$server" "$v" "$W" "$name"
   "$PY" "$LIB" run-report "$W" --out "$OUT/runs/$name.json" || log "$name: report failed"
 }
