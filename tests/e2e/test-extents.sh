@@ -99,7 +99,7 @@ EOF
 
 # The origin must have holes under the written units, or the test proves
 # nothing.
-python3 - "$ORIGIN" "$U" "$WRITTEN" <<'EOF' || fail "the origin has no hole where the test needs one"
+python3 - "$ORIGIN" "$U" "$WRITTEN" <<'EOF' || skip "the origin file has no hole where the test needs one: the file system under $WORK does not report holes (SEEK_HOLE)"
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
 u = int(sys.argv[2])
