@@ -17,6 +17,15 @@
  * origin keeps its type; a unit that is not wholly such a range gets the
  * origin's types piece by piece (an unaligned hole is reported as it is).
  *
+ * One exception makes sparse copies cheap when units were remapped inside
+ * the origin's holes (their spare copies are the hole's zeroes): a mapped
+ * unit with no lost granule, not in doubt, over a range the origin calls
+ * zero, has its spare copy read (once, under the stripe, so no write can
+ * change it meanwhile) and the part that is all zero bytes is reported
+ * ZERO (not HOLE: it is allocated on the spare).  Those are the bytes a
+ * read returns, so the claim is exact; a spare read that fails makes it
+ * data.  Units over origin data are never read: they are data.
+ *
  * Locking.  The disk is walked in runs of RUN_UNITS units aligned to
  * RUN_UNITS (at most 64 stripe groups).  For each run the stripes are held
  * shared while the table is read and the origin asked for its extents;
@@ -87,6 +96,11 @@ struct run {
   struct remap_engine *e;
   uint64_t u0;
   uint64_t forced[RUN_WORDS];   /* bit u - u0: report u as data */
+  uint64_t zcand[RUN_WORDS];    /* ... unless its spare copy is zeroes */
+  uint64_t slot[RUN_UNITS];     /* spare unit of each zcand unit */
+  uint8_t *ubuf;                /* one unit, read from the spare */
+  uint64_t ubuf_unit;           /* the unit in ubuf, or UINT64_MAX */
+  int ubuf_err;                 /* its read's result */
   unsigned nforced;
   uint64_t pos;                 /* next byte the origin should report */
   struct pieces *p;
@@ -111,6 +125,22 @@ forced (const struct run *rn, uint64_t u)
   return rn->forced[i / 64] >> (i % 64) & 1;
 }
 
+static bool
+zcand (const struct run *rn, uint64_t u)
+{
+  uint64_t i = u - rn->u0;
+
+  return rn->zcand[i / 64] >> (i % 64) & 1;
+}
+
+static void
+zcand_clear (struct run *rn, uint64_t u)
+{
+  uint64_t i = u - rn->u0;
+
+  rn->zcand[i / 64] &= ~(UINT64_C (1) << (i % 64));
+}
+
 /* Mark the units of [u0, u0+n) that are not plainly on the origin: mapped
  * or pending slots, pending in memory, in doubt.  Stripes held shared. */
 static void
@@ -123,18 +153,64 @@ find_forced (struct run *rn, unsigned n)
     for (unsigned i = 0; i < n; i += LOOKUP_WINDOW) {
       unsigned w = n - i < LOOKUP_WINDOW ? n - i : LOOKUP_WINDOW;
       table_lookup_run (e->t, rn->u0 + i, w, m);
-      for (unsigned j = 0; j < w; j++)
-        if (m[j].word != 0)     /* MAPPED or PENDING */
-          force (rn, rn->u0 + i + j);
+      for (unsigned j = 0; j < w; j++) {
+        if (m[j].word == 0)     /* on the origin */
+          continue;
+        force (rn, rn->u0 + i + j);     /* MAPPED or PENDING */
+        if (word_state (m[j].word) == REMAP_SLOT_MAPPED && m[j].lost == 0) {
+          rn->zcand[(i + j) / 64] |= UINT64_C (1) << ((i + j) % 64);
+          rn->slot[i + j] = m[j].slot;
+        }
+      }
     }
   if (table_nvpend (e->t) > 0)
     for (unsigned i = 0; i < n; i++)
-      if (table_vpend_has (e->t, rn->u0 + i))
+      if (table_vpend_has (e->t, rn->u0 + i)) {
         force (rn, rn->u0 + i);
+        zcand_clear (rn, rn->u0 + i);
+      }
   uint64_t u, last = rn->u0 + n - 1;
   for (uint64_t first = rn->u0; table_ndoubt (e->t) > 0 && first <= last
-       && table_doubt_find (e->t, first, last, &u); first = u + 1)
+       && table_doubt_find (e->t, first, last, &u); first = u + 1) {
     force (rn, u);
+    zcand_clear (rn, u);
+  }
+}
+
+/* Is [a, b) of mapped unit u all zero bytes on the spare?  Reads the
+ * unit's spare copy once per unit (stripes held shared). */
+static bool
+spare_zero (struct run *rn, uint64_t u, uint64_t a, uint64_t b)
+{
+  struct remap_engine *e = rn->e;
+  uint64_t start = u * e->unit;
+
+  if (rn->ubuf_unit != u) {
+    if (!rn->ubuf && !(rn->ubuf = eng_alloc_buf (e->unit)))
+      return false;
+    uint64_t valid = e->origin_size - start < e->unit
+      ? e->origin_size - start : e->unit;
+    rn->ubuf_unit = u;
+    rn->ubuf_err = remap_backend_pread (e->spare, rn->ubuf, valid,
+                                        rn->slot[u - rn->u0] * e->unit);
+  }
+  if (rn->ubuf_err)
+    return false;
+  for (uint64_t i = a - start; i < b - start; i++)
+    if (rn->ubuf[i])
+      return false;
+  return true;
+}
+
+/* The type of [a, b) of a unit that is not plainly on the origin, where
+ * the origin says `type'. */
+static uint32_t
+forced_type (struct run *rn, uint64_t u, uint64_t a, uint64_t b,
+             uint32_t type)
+{
+  if ((type & REMAP_EXTENT_ZERO) && zcand (rn, u) && spare_zero (rn, u, a, b))
+    return REMAP_EXTENT_ZERO;
+  return 0;
 }
 
 /* An extent of the origin: kept where its units are on the origin. */
@@ -149,7 +225,8 @@ on_origin (void *opaque, uint64_t off, uint64_t len, uint32_t type)
     return push (rn->p, off, len, type) ? 1 : 0;
   for (uint64_t a = off; a < end;) {
     uint64_t u = a / unit, b = (u + 1) * unit < end ? (u + 1) * unit : end;
-    if (push (rn->p, a, b - a, forced (rn, u) ? 0 : type))
+    if (push (rn->p, a, b - a,
+              forced (rn, u) ? forced_type (rn, u, a, b, type) : type))
       return 1;
     a = b;
   }
@@ -162,21 +239,34 @@ scan_run (struct remap_engine *e, uint64_t cs, uint64_t ce, struct pieces *p)
 {
   uint64_t u0 = cs / e->unit, u1 = (ce - 1) / e->unit;
   unsigned n = (unsigned) (u1 - u0 + 1);
-  struct run rn = { .e = e, .u0 = u0, .pos = cs, .p = p };
+  struct run *rn = calloc (1, sizeof *rn);
   int r = 0;
 
+  if (!rn) {
+    p->nomem = true;
+    return;
+  }
+  *rn = (struct run) { .e = e, .u0 = u0, .pos = cs, .p = p,
+                       .ubuf_unit = UINT64_MAX };
+
   eng_lock_units_shared (e, u0, u1);
-  find_forced (&rn, n);
-  if (rn.nforced < n)
-    r = remap_backend_extents (e->origin, ce - cs, cs, on_origin, &rn);
+  find_forced (rn, n);
+  /* Every unit forced and none a zero candidate: the origin has no say. */
+  bool any_zcand = false;
+  for (unsigned i = 0; i < RUN_WORDS; i++)
+    any_zcand |= rn->zcand[i] != 0;
+  if (rn->nforced < n || any_zcand)
+    r = remap_backend_extents (e->origin, ce - cs, cs, on_origin, rn);
   if (r < 0)
     eng_log (e, REMAP_LOG_WARN, "origin %s: cannot tell its allocation at "
              "bytes %llu..%llu (%s): reported as data", e->origin->name,
-             (unsigned long long) rn.pos, (unsigned long long) ce - 1,
+             (unsigned long long) rn->pos, (unsigned long long) ce - 1,
              strerror (-r));
-  if (!p->nomem && rn.pos < ce)
-    push (p, rn.pos, ce - rn.pos, 0);
+  if (!p->nomem && rn->pos < ce)
+    push (p, rn->pos, ce - rn->pos, 0);
   eng_unlock_units (e, u0, u1);
+  free (rn->ubuf);
+  free (rn);
 }
 
 /* Hands the merged extents to the caller: holds the last one back until

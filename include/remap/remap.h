@@ -159,7 +159,10 @@ int remap_flush (struct remap_engine *e, struct remap_error *err);
  * (neighbours differ in type) that cover the range exactly.  Only a range
  * the origin reports as a hole or zeroes, in units whose data is on the
  * origin, keeps the origin's type; every remapped unit (its bytes are on
- * the spare), pending unit, unit with lost data or unit in doubt is data.
+ * the spare), pending unit, unit with lost data or unit in doubt is data,
+ * except that the part of a mapped unit (no lost granule, not in doubt)
+ * over an origin zero range whose bytes on the spare are zero (read under
+ * the stripe) is ZERO.
  * If the origin cannot tell (its extents fail), the rest of the range is
  * data, with a warning in the log: never a verdict on the medium.  Each
  * run of at most 1024 units is looked at with its stripes held shared, so

@@ -6,9 +6,11 @@
 # client's own data written to those: the origin keeps its hole there, and
 # only the spare has the bytes.  Then:
 #   - qemu-img map --output=json (qemu asks with REQ_ONE) and nbdinfo --map
-#     (whole ranges) agree, 4 KiB by 4 KiB, with the truth: data where the
-#     origin file has data (SEEK_DATA) or the unit is remapped, hole+zero
-#     elsewhere;
+#     (whole ranges) agree, 4 KiB by 4 KiB, with the truth: allocated where
+#     the origin file has data (SEEK_DATA) or the unit is remapped; known
+#     zero where the origin has a hole and the unit is not remapped (hole)
+#     or remapped but never written (its spare copy is the hole's zeroes:
+#     allocated zero), nowhere else;
 #   - qemu-img convert and nbdcopy (both skip holes) give the bytes the
 #     client sees, which a copy without extents (nbdcopy --no-extents) and
 #     the origin patched with what was written agree on (cmp);
@@ -49,11 +51,13 @@ done
 
 # check_map JSON KIND: the map agrees with the truth, unit by unit.
 check_map() {
-    python3 - "$1" "$2" "$ORIGIN" "$SIZE" "$U" "$REMAPPED" <<'EOF' || fail "$2 disagrees with the truth"
+    python3 - "$1" "$2" "$ORIGIN" "$SIZE" "$U" "$REMAPPED" "$WRITTEN" <<'EOF' || fail "$2 disagrees with the truth"
 import json, os, sys
 path, kind, origin, size, u = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 remapped = {int(x) for x in sys.argv[6].split()}
-# Truth, per 4 KiB block: data if the origin has data there or it is remapped.
+written = {int(x) for x in sys.argv[7].split()}
+# Truth, per 4 KiB block: allocated if the origin has data there or it is
+# remapped; zero if the origin has a hole there, unless it was written.
 truth = [False] * (size // u)
 fd = os.open(origin, os.O_RDONLY)
 pos = 0
@@ -66,9 +70,13 @@ while pos < size:
     for b in range(d // u, (h + u - 1) // u):
         truth[b] = True
     pos = h
+tzero = [not t for t in truth]
 for b in remapped:
     truth[b] = True
+for b in written:
+    tzero[b] = False
 got = [None] * (size // u)
+gzero = [None] * (size // u)
 ents = json.load(open(path))
 end = 0
 for e in ents:
@@ -81,19 +89,25 @@ for e in ents:
         sys.exit(f"{kind}: extent at {off}, expected {end}: not contiguous")
     if not data and not zero:
         sys.exit(f"{kind}: hole without zero at {off}: the origin is a file")
+    if kind == "nbdinfo" and e["type"] == 1:
+        sys.exit(f"{kind}: hole without zero at {off}")
     if off % u or ln % u:
         sys.exit(f"{kind}: extent {off}+{ln} not on 4 KiB blocks (the file's holes are)")
     for b in range(off // u, (off + ln) // u):
         got[b] = data
+        gzero[b] = zero
     end = off + ln
 if end != size:
     sys.exit(f"{kind}: map ends at {end}, the disk at {size}")
-bad = [b for b in range(size // u) if got[b] != truth[b]]
+bad = [b for b in range(size // u) if (got[b], gzero[b]) != (truth[b], tzero[b])]
 if bad:
-    sys.exit(f"{kind}: {len(bad)} blocks differ, first {bad[:8]}: "
-             f"got {[got[b] for b in bad[:8]]}, truth {[truth[b] for b in bad[:8]]}")
+    sys.exit(f"{kind}: {len(bad)} blocks differ, first {bad[:8]}: (allocated, zero) "
+             f"got {[(got[b], gzero[b]) for b in bad[:8]]}, "
+             f"truth {[(truth[b], tzero[b]) for b in bad[:8]]}")
 nd = sum(truth)
-print(f"{kind}: {len(ents)} extents, {nd} data blocks of {len(truth)}, all agree")
+nz = sum(1 for b in range(size // u) if truth[b] and tzero[b])
+print(f"{kind}: {len(ents)} extents, {nd} allocated blocks of {len(truth)} "
+      f"({nz} of them remapped zeroes), all agree")
 EOF
 }
 

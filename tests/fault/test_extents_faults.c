@@ -115,6 +115,8 @@ origin_extents_fail (int errnum)
   struct fx f;
   fx_open (&f, false, false);
   ck_assert_int_eq (remap_remap (f.e, 3, 0, NULL), 0);
+  uint8_t one = 1;                      /* not a zero unit on the spare */
+  ck_assert_int_eq (remap_pwrite (f.e, &one, 1, 3 * UNIT + 9, 0, NULL), 0);
   struct remap_counters before = tl_counters (f.e);
   struct remap_fault_rule rule = { .off = 0, .len = DISK,
                                    .ops = REMAP_FAULT_EXTENTS,

@@ -8,8 +8,10 @@
  * from an oracle that knows nothing of the engine: between any two
  * neighbouring boundaries (segment edges, unit edges, request edges) the
  * type is the segment's, or data if the unit is remapped, pending or has
- * lost granules; neighbours of one type are merged.  Hand-written vectors
- * check the oracle itself.
+ * lost granules, except that a mapped unit without lost granules over a
+ * segment that reads as zero is ZERO where its bytes (read through the
+ * engine) are zero; neighbours of one type are merged.  Hand-written
+ * vectors check the oracle itself.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -121,6 +123,7 @@ struct fx {
   struct script *sc;
   struct remap_engine *e;
   bool forced[UNITS];           /* what the oracle must report as data */
+  bool zc[UNITS];               /* ... unless its bytes are zero (mapped) */
 };
 
 static void
@@ -165,6 +168,18 @@ fx_remap (struct fx *f, uint64_t u, enum how how)
   ck_assert_msg (r == 0, "unit %llu (%d): %s", (unsigned long long) u,
                  (int) how, err.msg);
   f->forced[u] = true;
+  f->zc[u] = how == MAP;
+}
+
+/* Write a non-zero pattern into [off, off+len) through the engine. */
+static void
+fx_fill (struct fx *f, uint64_t off, uint64_t len, uint64_t tag)
+{
+  uint8_t *buf = malloc (len);
+  ck_assert_ptr_nonnull (buf);
+  tl_pattern (buf, len, tag);
+  ck_assert_int_eq (remap_pwrite (f->e, buf, len, off, 0, NULL), 0);
+  free (buf);
 }
 
 /* ---- collecting and comparing ----------------------------------------- */
@@ -185,15 +200,30 @@ collect (void *opaque, uint64_t off, uint64_t len, uint32_t type)
   return l->stop_after && l->n == l->stop_after ? 7 : 0;
 }
 
-static uint32_t
-oracle_type (const struct fx *f, uint64_t b)
+static bool
+reads_zero (const struct fx *f, uint64_t a, uint64_t b)
 {
-  if (f->forced[b / UNIT])
-    return 0;
+  uint8_t buf[UNIT];
+  ck_assert_int_eq (remap_pread (f->e, buf, b - a, a, NULL), 0);
+  for (uint64_t i = 0; i < b - a; i++)
+    if (buf[i])
+      return false;
+  return true;
+}
+
+/* The type of [a, b), which lies in one unit and one segment. */
+static uint32_t
+oracle_type (const struct fx *f, uint64_t a, uint64_t b)
+{
+  uint32_t t = UINT32_MAX;
   for (size_t i = 0; i < f->sc->nseg; i++)
-    if (b >= f->sc->seg[i].off && b < f->sc->seg[i].off + f->sc->seg[i].len)
-      return f->sc->seg[i].type;
-  ck_abort_msg ("byte %llu not in any segment", (unsigned long long) b);
+    if (a >= f->sc->seg[i].off && a < f->sc->seg[i].off + f->sc->seg[i].len)
+      t = f->sc->seg[i].type;
+  REQ (t != UINT32_MAX, "byte %llu not in any segment", (unsigned long long) a);
+  if (!f->forced[a / UNIT])
+    return t;
+  if ((t & Z) && f->zc[a / UNIT] && reads_zero (f, a, b))
+    return Z;
   return 0;
 }
 
@@ -214,7 +244,7 @@ oracle (const struct fx *f, uint64_t off, uint64_t len, struct list *out)
     }
     if (b > end)
       b = end;
-    uint32_t t = oracle_type (f, a);
+    uint32_t t = oracle_type (f, a, b);
     if (out->n && out->x[out->n - 1].type == t)
       out->x[out->n - 1].len += b - a;
     else
@@ -268,6 +298,7 @@ START_TEST (test_remapped_unit_in_hole_is_data)
   struct fx f;
   fx_open (&f);
   fx_remap (&f, 3, MAP);
+  fx_fill (&f, 3 * UNIT + 4000, 10, 3);  /* not all zero any more */
   struct list got = { .n = 0 };
   ck_assert_int_eq (remap_extents (f.e, DISK, 0, collect, &got, NULL), 0);
   struct list want = { .x = { { 0, 3 * UNIT, HZ }, { 3 * UNIT, UNIT, 0 },
@@ -286,6 +317,7 @@ START_TEST (test_unaligned_request_and_edges)
   uint64_t lt[] = { 1000, 0, 8000, HZ, 11000, Z, 0, 0 };
   sc_set (f.sc, lt, 4);
   fx_remap (&f, 1, MAP);                /* bytes 4096..8191, in the hole */
+  fx_fill (&f, UNIT, UNIT, 1);
   struct list got = { .n = 0 };
   /* From the middle of unit 0 to the middle of unit 4. */
   ck_assert_int_eq (remap_extents (f.e, 17000 - 500, 500, collect, &got,
@@ -314,6 +346,7 @@ START_TEST (test_pending_and_lost_are_data)
   fx_remap (&f, 6, LOST);
   fx_remap (&f, 8, MAP);
   fx_remap (&f, 9, MAP);
+  fx_fill (&f, 8 * UNIT, 2 * UNIT, 8);
   struct list got = { .n = 0 };
   ck_assert_int_eq (remap_extents (f.e, 12 * UNIT, 4 * UNIT, collect, &got,
                                    NULL), 0);
@@ -323,6 +356,40 @@ START_TEST (test_pending_and_lost_are_data)
   same ("pending 5, lost 6, mapped 8 and 9", &got, &want);
   ck_assert_int_eq (remap_unit_pending (f.e, 5), 1);
   ck_assert_uint_ne (tl_lookup (f.e, 6).lost, 0);
+  fx_close (&f);
+}
+END_TEST
+
+/* A mapped unit whose spare copy is zeroes, over an origin hole, is ZERO
+ * (not HOLE: it is allocated on the spare); the part of it that is not
+ * zero, or that lies over origin data, is data; with a lost granule, or
+ * pending, it is data. */
+START_TEST (test_mapped_zero_unit_in_hole_is_zero)
+{
+  struct fx f;
+  fx_open (&f);
+  /* HZ, then data from 4.5 units on. */
+  uint64_t lt[] = { 4 * UNIT + 2048, HZ, 0, 0 };
+  sc_set (f.sc, lt, 2);
+  fx_remap (&f, 1, MAP);                /* zeroes */
+  fx_remap (&f, 2, MAP);
+  fx_fill (&f, 2 * UNIT + 100, 1, 2);   /* one byte */
+  fx_remap (&f, 4, MAP);                /* half over the hole, half data */
+  fx_remap (&f, 6, LOST);
+  struct list got = { .n = 0 };
+  ck_assert_int_eq (remap_extents (f.e, 7 * UNIT, 0, collect, &got, NULL), 0);
+  struct list want = { .x = { { 0, UNIT, HZ }, { UNIT, UNIT, Z },
+                              { 2 * UNIT, UNIT, 0 }, { 3 * UNIT, UNIT, HZ },
+                              { 4 * UNIT, 2048, Z },
+                              { 4 * UNIT + 2048, 3 * UNIT - 2048, 0 } },
+                       .n = 6 };
+  same ("zero units on the spare", &got, &want);
+  /* A request inside unit 2 that misses the written byte is zero. */
+  got.n = 0;
+  ck_assert_int_eq (remap_extents (f.e, 50, 2 * UNIT, collect, &got, NULL), 0);
+  struct list one = { .x = { { 2 * UNIT, 50, Z } }, .n = 1 };
+  same ("the zero part of unit 2", &got, &one);
+  check (&f, 0, DISK, "oracle agrees");
   fx_close (&f);
 }
 END_TEST
@@ -425,8 +492,14 @@ START_TEST (test_random_against_oracle)
     f.sc->per_call = (unsigned) tl_below (&s, 3);
     for (unsigned k = tl_below (&s, 10); k > 0; k--) {
       uint64_t u = tl_below (&s, UNITS);
-      if (!f.forced[u])
-        fx_remap (&f, u, (enum how) tl_below (&s, 3));
+      if (!f.forced[u]) {
+        enum how how = (enum how) tl_below (&s, 3);
+        fx_remap (&f, u, how);
+        if (how == MAP && tl_below (&s, 2)) {   /* some bytes, or none */
+          uint64_t a = tl_below (&s, UNIT);
+          fx_fill (&f, u * UNIT + a, 1 + tl_below (&s, UNIT - a), u + 1);
+        }
+      }
     }
     char what[80];
     snprintf (what, sizeof what, "seed %llu (REMAP_SEED=%llu, round %u)",
@@ -449,6 +522,7 @@ main (void)
   tcase_add_test (tc, test_remapped_unit_in_hole_is_data);
   tcase_add_test (tc, test_unaligned_request_and_edges);
   tcase_add_test (tc, test_pending_and_lost_are_data);
+  tcase_add_test (tc, test_mapped_zero_unit_in_hole_is_zero);
   tcase_add_test (tc, test_types_pass_through_and_unmap);
   tcase_add_test (tc, test_origin_answers_piecemeal);
   tcase_add_test (tc, test_callback_stops);
