@@ -383,7 +383,7 @@ plugin_config_complete (void)
   "                     lost connection to come back (default 5).\n" \
   "control=PATH         Control socket for remapctl --control (mode 0600).\n" \
   "fail=OPS:OFF[+LEN][,after=N][,times=N]  Rehearsal: make the origin fail\n" \
-  "                     there (OPS read, write, rw, flush); repeatable.\n" \
+  "                     there (OPS read, write, rw, flush, extents); repeatable.\n" \
   "fail-file=PATH       Rehearsal rules, one per line, re-read on change."
 
 static void

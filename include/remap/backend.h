@@ -301,7 +301,8 @@ int remap_fault_set_rules (struct remap_backend *b,
  *
  *   OPS:OFFSET[+LENGTH][,after=N][,times=N][,error=ERRNO]
  *
- * OPS is read, write, rw (both) or flush.  OFFSET and LENGTH are bytes,
+ * OPS is read, write, rw (both), flush or extents (block status: the
+ * engine then reports the range as data).  OFFSET and LENGTH are bytes,
  * with an optional suffix s (512-byte sectors), k, m, g or t (powers of
  * 1024); LENGTH defaults to 512.  after=N lets N matching accesses pass
  * first ("fail from the N+1-th access"); times=N fails N accesses and then

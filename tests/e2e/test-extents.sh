@@ -15,7 +15,11 @@
 #     client sees, which a copy without extents (nbdcopy --no-extents) and
 #     the origin patched with what was written agree on (cmp);
 #   - the same through an NBD origin (the origin served by nbdkit's file
-#     plugin, remap's origin= an NBD URI: base:allocation is passed on).
+#     plugin, remap's origin= an NBD URI: base:allocation is passed on);
+#   - an origin whose block status fails (rehearsal: fail=extents:...,
+#     error=ENOTCONN): that range is all data, a warning says so, the
+#     copies are still exact, and nothing is recorded against the medium
+#     (remapctl status: no pending unit, no new remap, same generation).
 # That the test can fail: the origin itself is checked to have holes where
 # the written remapped units are (a plugin passing the origin's extents on
 # would report them as holes and the copies would lose them).
@@ -172,4 +176,34 @@ start_server f2 "$OURI" spare="$SPARE"
 run_checks nbd
 stop_server
 stop_server "$OPID"
+
+status_counters() {
+    "$RC" status --json -s "$SPARE" -o "$ORIGIN" |
+        python3 -c 'import json, sys; c = json.load(sys.stdin)["counters"]; print(c["pending_units"], c["reallocated_units"], c["generation"])' ||
+        fail "remapctl status"
+}
+before=$(status_counters)
+log "the origin's block status fails in [16 MiB, 32 MiB) (rehearsal); counters before: $before"
+start_server f3 "$ORIGIN" spare="$SPARE" fail=extents:16m+16m,error=ENOTCONN
+nbdinfo --map --json "$URI" >"$WORK/nbdinfo-fail.json" || fail "nbdinfo --map (failing extents)"
+python3 - "$WORK/nbdinfo-fail.json" <<'EOF' || fail "the failing range is not reported as data"
+import json, sys
+M = 1 << 20
+seen = 0
+for e in json.load(open(sys.argv[1])):
+    a, b = e["offset"], e["offset"] + e["length"]
+    if a < 32 * M and b > 16 * M:
+        if e["type"] != 0:
+            sys.exit(f"extent {a}+{b - a} type {e['type']} inside the failing range")
+        seen += min(b, 32 * M) - max(a, 16 * M)
+if seen != 16 * M:
+    sys.exit(f"only {seen} bytes of the failing range reported")
+EOF
+grep -q "cannot tell its allocation" "$WORK/f3.log" || fail "no warning in the server log"
+nbdcopy "$URI" "$WORK/copy-fail.img" || fail "nbdcopy (failing extents)"
+cmp "$EXPECT" "$WORK/copy-fail.img" || fail "nbdcopy with failing extents lost or changed bytes"
+stop_server
+after=$(status_counters)
+[ "$before" = "$after" ] || fail "counters (pending, reallocated, generation) moved: $before -> $after"
+ok "failing extents: data in that range, a warning, exact copies, nothing recorded ($after)"
 E2E_RESULT=0
