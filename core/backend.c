@@ -9,7 +9,8 @@
  * in chunks of at most 1 MiB when the backend cannot (ops->zero NULL or
  * -EOPNOTSUPP); trim and lock without an op succeed (both are advisory), and
  * so does preallocate (the backend has nothing to allocate) and drop_cache
- * (it caches nothing); status without an op is "reachable".
+ * (it caches nothing); status without an op is "reachable"; extents
+ * without an op is one data extent (nothing is claimed about zeroes).
  *
  * No locking: the wrappers hold no state; backends are thread-safe
  * themselves (backend.h).
@@ -147,6 +148,56 @@ remap_backend_drop_cache (struct remap_backend *b, uint64_t len, uint64_t off)
   if (len == 0 || b->ops->drop_cache == NULL)
     return 0;
   return b->ops->drop_cache (b, len, off);
+}
+
+/* Between remap_backend_extents and a backend's op: holds the backend to
+ * its contract (ascending, contiguous, inside the range) so that a buggy
+ * backend cannot make the engine report a range twice or skip one. */
+struct ext_guard {
+  remap_extent_fn fn;
+  void *opaque;
+  uint64_t pos, end;            /* next byte expected; end of the request */
+  bool broken;                  /* the backend broke the contract */
+};
+
+static int
+ext_guard_fn (void *opaque, uint64_t off, uint64_t len, uint32_t type)
+{
+  struct ext_guard *g = opaque;
+
+  if (off != g->pos || len == 0 || len > g->end - off) {
+    g->broken = true;
+    return 1;
+  }
+  g->pos = off + len;
+  return g->fn (g->opaque, off, len,
+                type & (REMAP_EXTENT_HOLE | REMAP_EXTENT_ZERO));
+}
+
+int
+remap_backend_extents (struct remap_backend *b, uint64_t len, uint64_t off,
+                       remap_extent_fn fn, void *opaque)
+{
+  struct ext_guard g = { fn, opaque, off, off + len, false };
+
+  if (!valid (b) || fn == NULL || !in_range (b, len, off))
+    return -EINVAL;
+  if (len == 0)
+    return 0;
+  if (b->ops->extents == NULL)
+    return fn (opaque, off, len, 0);
+  while (g.pos < g.end) {
+    uint64_t start = g.pos;
+    int r = b->ops->extents (b, g.end - g.pos, g.pos, ext_guard_fn, &g);
+
+    if (g.broken)
+      return -EPROTO;
+    if (r != 0)
+      return r;
+    if (g.pos == start)
+      return -EPROTO;
+  }
+  return 0;
 }
 
 void

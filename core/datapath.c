@@ -1349,3 +1349,20 @@ remap_unmap (struct remap_engine *e, uint64_t u, unsigned flags,
   unlock_units (e, u, u);
   return r;
 }
+
+/* ---- stripes for the other files of core/ --------------------------------- */
+
+/* core/extents.c holds the stripes of a run of units shared while it reads
+ * the origin's allocation and the table, so that no write, remap or unmap
+ * (all exclusive) moves data in between.  Same order as every request. */
+void
+eng_lock_units_shared (struct remap_engine *e, uint64_t first, uint64_t last)
+{
+  lock_units (e, first, last, false);
+}
+
+void
+eng_unlock_units (struct remap_engine *e, uint64_t first, uint64_t last)
+{
+  unlock_units (e, first, last);
+}

@@ -131,4 +131,13 @@ int eng_flush_failed (struct remap_engine *e, struct remap_error *err);
 /* Aligned buffer of n bytes (free with free()).  NULL on ENOMEM. */
 void *eng_alloc_buf (size_t n);
 
+/* ---- datapath.c, for extents.c ---- */
+
+/* Hold the stripes of units [first, last] shared (at most 64 stripe
+ * groups: a run of 1024 units aligned to 1024), in the order every request
+ * takes them; eng_unlock_units releases them. */
+void eng_lock_units_shared (struct remap_engine *e, uint64_t first,
+                            uint64_t last);
+void eng_unlock_units (struct remap_engine *e, uint64_t first, uint64_t last);
+
 #endif /* REMAP_CORE_ENGINE_H */

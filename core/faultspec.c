@@ -47,7 +47,8 @@ bad (struct remap_error *err, const char *spec, const char *why)
   return remap_set_error (err, -EINVAL,
                           "fault rule '%s': %s (expected "
                           "OPS:OFFSET[+LENGTH][,after=N][,times=N]"
-                          "[,error=ERRNO] with OPS read, write, rw or flush "
+                          "[,error=ERRNO] with OPS read, write, rw, flush or "
+                          "extents "
                           "and ERRNO a name such as EIO, ENODATA, ENOSPC, "
                           "ENOTCONN, EAGAIN or EPERM, e.g. "
                           "write:1m+4k,after=10)",
@@ -61,7 +62,7 @@ remap_fault_parse_rule (const char *spec, struct remap_fault_rule *out,
   static const struct { const char *name; unsigned ops; } opnames[] = {
     { "read", REMAP_FAULT_READ }, { "write", REMAP_FAULT_WRITE },
     { "rw", REMAP_FAULT_READ | REMAP_FAULT_WRITE },
-    { "flush", REMAP_FAULT_FLUSH },
+    { "flush", REMAP_FAULT_FLUSH }, { "extents", REMAP_FAULT_EXTENTS },
   };
   struct remap_fault_rule r = { .len = 512, .err = -EIO };
   const char *colon = strchr (spec, ':');

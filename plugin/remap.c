@@ -32,7 +32,9 @@
  *
  * The control socket (control=) is plugin/control.c: it listens from
  * .get_ready, serves from .after_fork and is removed in .cleanup.
- * Not done here (yet): extents (not offered: nbdkit reports all data).
+ * - Extents (block status) come from the engine (core/extents.c), which
+ *   merges the origin's holes with the table: a remapped, pending or lost
+ *   unit is always data, so a sparse copy never skips spare data.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -381,7 +383,7 @@ plugin_config_complete (void)
   "                     lost connection to come back (default 5).\n" \
   "control=PATH         Control socket for remapctl --control (mode 0600).\n" \
   "fail=OPS:OFF[+LEN][,after=N][,times=N]  Rehearsal: make the origin fail\n" \
-  "                     there (OPS read, write, rw, flush); repeatable.\n" \
+  "                     there (OPS read, write, rw, flush, extents); repeatable.\n" \
   "fail-file=PATH       Rehearsal rules, one per line, re-read on change."
 
 static void
@@ -927,13 +929,6 @@ plugin_true (void *h)
   return 1;
 }
 
-static int
-plugin_false (void *h)
-{
-  (void) h;
-  return 0;
-}
-
 /* A failed request: log the engine's message, give the client the errno
  * of the error's class: EIO, ENOSPC or EPERM and nothing else (nbdkit
  * sends EINVAL for other errnos). */
@@ -1032,6 +1027,46 @@ plugin_zero (void *h, uint32_t count, uint64_t offset, uint32_t flags)
   return r < 0 ? io_failed ("zero", &err, r) : 0;
 }
 
+/* What plugin_extents' callback has done. */
+struct extents_ctx {
+  struct nbdkit_extents *ext;
+  bool req_one;
+};
+
+#define EXTENTS_STOP 1          /* req_one: the first extent is there */
+#define EXTENTS_FAILED 2        /* nbdkit_add_extent failed (error set) */
+
+static int
+add_extent (void *opaque, uint64_t off, uint64_t len, uint32_t type)
+{
+  struct extents_ctx *x = opaque;
+  uint32_t t = 0;
+
+  if (type & REMAP_EXTENT_HOLE)
+    t |= NBDKIT_EXTENT_HOLE;
+  if (type & REMAP_EXTENT_ZERO)
+    t |= NBDKIT_EXTENT_ZERO;
+  if (nbdkit_add_extent (x->ext, off, len, t) == -1)
+    return EXTENTS_FAILED;
+  return x->req_one ? EXTENTS_STOP : 0;
+}
+
+static int
+plugin_extents (void *h, uint32_t count, uint64_t offset, uint32_t flags,
+                struct nbdkit_extents *ext)
+{
+  struct remap_error err;
+  struct extents_ctx x = { ext, (flags & NBDKIT_FLAG_REQ_ONE) != 0 };
+  int r;
+
+  remap_error_clear (&err);
+  (void) h;
+  r = remap_extents (engine, count, offset, add_extent, &x, &err);
+  if (r == EXTENTS_FAILED)
+    return -1;
+  return r < 0 ? io_failed ("block status", &err, r) : 0;
+}
+
 static struct nbdkit_plugin plugin = {
   .name = "remap",
   .longname = "nbdkit bad-sector remapping plugin",
@@ -1056,13 +1091,14 @@ static struct nbdkit_plugin plugin = {
   .can_trim = plugin_true,
   .can_zero = plugin_true,
   .can_fast_zero = plugin_true,
-  .can_extents = plugin_false,
+  .can_extents = plugin_true,
   .can_cache = plugin_can_cache,
   .pread = plugin_pread,
   .pwrite = plugin_pwrite,
   .flush = plugin_flush,
   .trim = plugin_trim,
   .zero = plugin_zero,
+  .extents = plugin_extents,
   .errno_is_preserved = 0,
 };
 

@@ -37,6 +37,11 @@
  * injected every access failed by a rule (not the crash's own -EIO).
  * zero and trim are not offered: the wrappers turn zero into pwrite of
  * zeroes, so it meets the rules and the crash like any write.
+ *
+ * Extents pass through to inner and meet rules with REMAP_FAULT_EXTENTS
+ * (an injected error fails the whole call).  While writes are held
+ * (volatile mode) inner's allocation is not what a read sees, so the
+ * whole range is reported as data; after a crash every call fails.
  */
 
 #include <assert.h>
@@ -150,7 +155,8 @@ remap_fault_add_rule (struct remap_backend *b,
 
   if (rule == NULL || rule->ops == 0 ||
       (rule->ops &
-       ~(REMAP_FAULT_READ | REMAP_FAULT_WRITE | REMAP_FAULT_FLUSH)) != 0 ||
+       ~(REMAP_FAULT_READ | REMAP_FAULT_WRITE | REMAP_FAULT_FLUSH
+         | REMAP_FAULT_EXTENTS)) != 0 ||
       rule->err >= 0 ||
       (rule->len == 0 && (rule->ops & (REMAP_FAULT_READ | REMAP_FAULT_WRITE))))
     return -EINVAL;
@@ -176,7 +182,7 @@ remap_fault_set_rules (struct remap_backend *b,
   for (size_t i = 0; i < n; i++)
     if (rules[i].ops == 0
         || (rules[i].ops & ~(REMAP_FAULT_READ | REMAP_FAULT_WRITE
-                             | REMAP_FAULT_FLUSH)) != 0
+                             | REMAP_FAULT_FLUSH | REMAP_FAULT_EXTENTS)) != 0
         || rules[i].err >= 0
         || (rules[i].len == 0
             && (rules[i].ops & (REMAP_FAULT_READ | REMAP_FAULT_WRITE))))
@@ -437,6 +443,28 @@ fault_flush (struct remap_backend *b)
 }
 
 static int
+fault_extents (struct remap_backend *b, uint64_t len, uint64_t off,
+               remap_extent_fn fn, void *opaque)
+{
+  struct fault *f = to_fault (b);
+  bool held;
+  int r;
+
+  pthread_mutex_lock (&f->lock);
+  if (f->crashed)
+    r = -EIO;
+  else
+    r = check_rules_locked (f, REMAP_FAULT_EXTENTS, len, off);
+  held = f->nheld > 0;
+  pthread_mutex_unlock (&f->lock);
+  if (r)
+    return r;
+  if (held)
+    return fn (opaque, off, len, 0);
+  return remap_backend_extents (f->inner, len, off, fn, opaque);
+}
+
+static int
 fault_lock (struct remap_backend *b, struct remap_error *err)
 {
   struct fault *f = to_fault (b);
@@ -488,6 +516,7 @@ static const struct remap_backend_ops fault_ops = {
   .preallocate = fault_preallocate,
   .drop_cache = fault_drop_cache,
   .status = fault_status,
+  .extents = fault_extents,
 };
 
 int

@@ -46,6 +46,12 @@
  * WWN, serial or loop backing file, a regular file by its file system and
  * inode.
  *
+ * Extents: a regular file reports its holes with lseek SEEK_DATA /
+ * SEEK_HOLE (a hole reads as zeroes: HOLE|ZERO); a file system without
+ * them answers "all data", which is true.  A block device reports all
+ * data: it has no holes we could know of.  lseek moves the shared file
+ * offset, which pread/pwrite never use, so it needs no lock.
+ *
  * io_uring is in uring.c: file_raw_fd tells it which transfers it may
  * issue on fd as they are.  Not done here: growing a file on CREATE (the
  * header has no size for it: CREATE just creates an empty file).
@@ -627,6 +633,60 @@ file_raw_fd (struct remap_backend *b, const void *buf, size_t len,
   return -1;
 }
 
+/* Where the next data at or after pos starts (end if none before it). */
+static int
+next_data (int fd, uint64_t pos, uint64_t end, uint64_t *d)
+{
+  off_t r = lseek (fd, (off_t) pos, SEEK_DATA);
+
+  if (r == -1 && errno == ENXIO) {     /* a hole up to the end of file */
+    *d = end;
+    return 0;
+  }
+  if (r == -1)
+    return -errno;
+  *d = (uint64_t) r < end ? (uint64_t) r : end;
+  return 0;
+}
+
+static int
+file_extents (struct remap_backend *b, uint64_t len, uint64_t off,
+              remap_extent_fn fn, void *opaque)
+{
+  struct file *f = (struct file *) b;
+  uint64_t end = off + len;
+
+  if (b->is_block_device)
+    return fn (opaque, off, len, 0);
+  for (uint64_t pos = off; pos < end;) {
+    uint64_t d = end, h;
+    off_t r;
+    int e = next_data (f->fd, pos, end, &d);
+
+    if (e)
+      return e;
+    if (d > pos) {
+      e = fn (opaque, pos, d - pos, REMAP_EXTENT_HOLE | REMAP_EXTENT_ZERO);
+      if (e)
+        return e;
+      pos = d;
+      continue;
+    }
+    r = lseek (f->fd, (off_t) pos, SEEK_HOLE);
+    if (r == -1 && errno != ENXIO)
+      return -errno;
+    /* ENXIO, or no hole after data at pos (the file changed between the
+     * two calls): data, which is never a false claim. */
+    h = r == -1 || (uint64_t) r <= pos || (uint64_t) r > end ? end
+      : (uint64_t) r;
+    e = fn (opaque, pos, h - pos, 0);
+    if (e)
+      return e;
+    pos = h;
+  }
+  return 0;
+}
+
 static const struct remap_backend_ops file_ops = {
   .kind = "file",
   .raw_fd = file_raw_fd,
@@ -639,6 +699,7 @@ static const struct remap_backend_ops file_ops = {
   .close = file_close,
   .preallocate = file_preallocate,
   .drop_cache = file_drop_cache,
+  .extents = file_extents,
 };
 
 /* ---- opening --------------------------------------------------------- */

@@ -13,6 +13,12 @@
  * Every access is bounds-checked (-EINVAL), also when called through the
  * vtable directly.  flush is a no-op; trim is advisory and keeps the data;
  * there is no lock op (sharing the bytes is the point).
+ *
+ * Extents: a grain (REMAP_MEM_EXTENT_GRAIN aligned bytes) whose bytes are
+ * all zero is reported HOLE|ZERO, any other data, so a test shapes the
+ * holes of an origin by what it writes.  One run of grains of one kind is
+ * found under the lock and reported after it is dropped: the callback may
+ * do I/O on the same store.
  */
 
 #include <errno.h>
@@ -100,6 +106,50 @@ mem_trim (struct remap_backend *b, uint64_t len, uint64_t off)
   return in_range (s, len, off) ? 0 : -EINVAL;
 }
 
+static bool
+grain_zero (const struct store *s, uint64_t g)
+{
+  uint64_t a = g * REMAP_MEM_EXTENT_GRAIN;
+  uint64_t n = s->size - a < REMAP_MEM_EXTENT_GRAIN ? s->size - a
+    : REMAP_MEM_EXTENT_GRAIN;
+
+  for (uint64_t i = 0; i < n; i++)
+    if (s->data[a + i])
+      return false;
+  return true;
+}
+
+static int
+mem_extents (struct remap_backend *b, uint64_t len, uint64_t off,
+             remap_extent_fn fn, void *opaque)
+{
+  struct store *s = ((struct mem *) b)->store;
+  uint64_t end = off + len;
+
+  if (!in_range (s, len, off))
+    return -EINVAL;
+  for (uint64_t pos = off; pos < end;) {
+    uint64_t g = pos / REMAP_MEM_EXTENT_GRAIN, next;
+    bool zero;
+
+    pthread_rwlock_rdlock (&s->lock);
+    zero = grain_zero (s, g);
+    for (next = (g + 1) * REMAP_MEM_EXTENT_GRAIN;
+         next < end && grain_zero (s, next / REMAP_MEM_EXTENT_GRAIN) == zero;
+         next += REMAP_MEM_EXTENT_GRAIN)
+      ;
+    pthread_rwlock_unlock (&s->lock);
+    if (next > end)
+      next = end;
+    int r = fn (opaque, pos, next - pos,
+                zero ? REMAP_EXTENT_HOLE | REMAP_EXTENT_ZERO : 0);
+    if (r)
+      return r;
+    pos = next;
+  }
+  return 0;
+}
+
 static void
 store_put (struct store *s)
 {
@@ -134,6 +184,7 @@ static const struct remap_backend_ops mem_ops = {
   .trim = mem_trim,
   .lock = NULL,
   .close = mem_close,
+  .extents = mem_extents,
 };
 
 static struct mem *

@@ -58,6 +58,13 @@
  * used without it by the one request that marked its slot busy.  libnbd
  * calls that may block (connect, commands) run without `lock'.
  *
+ * Extents: every connection asks for the base:allocation context, and
+ * extents is one NBD_CMD_BLOCK_STATUS (at most EXTENTS_MAX bytes; the
+ * server may answer for less).  Its answer is collected in the command
+ * and reported only after `run' returns: a command retried on a new
+ * connection starts its collection again, so the caller never sees a
+ * range twice.  A server without the context reports all data.
+ *
  * Not done: an advisory lock (NBD has none: exclusive use is the
  * server's business); a timeout for a server that keeps the connection
  * open but never answers.
@@ -209,7 +216,8 @@ connect_bounded (const char *uri, unsigned ms, char *why, size_t whylen)
     return NULL;
   }
   nbd_set_strict_mode (h, nbd_get_strict_mode (h) & ~LIBNBD_STRICT_ALIGN);
-  if (nbd_aio_connect_uri (h, uri) == -1)
+  if (nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1
+      || nbd_aio_connect_uri (h, uri) == -1)
     goto fail;
   while (nbd_aio_is_connecting (h) == 1) {
     uint64_t t = now_ms ();
@@ -526,6 +534,84 @@ cmd_flush (struct nbd_handle *h, void *arg)
   return nbd_flush (h, 0);
 }
 
+#define EXTENTS_MAX (1u << 30)
+
+/* The answer of one block status command, clipped to [pos, end). */
+struct ext_answer {
+  uint64_t start, end, pos;     /* pos: the next byte expected */
+  bool no_context;              /* the server offers no base:allocation */
+  size_t n, cap;
+  uint64_t *len;
+  uint32_t *type;
+  bool nomem;
+};
+
+static int
+ext_entry (struct ext_answer *a, uint64_t len, uint32_t type)
+{
+  if (a->n == a->cap) {
+    size_t cap = a->cap ? 2 * a->cap : 64;
+    uint64_t *l = realloc (a->len, cap * sizeof *l);
+    if (l)
+      a->len = l;
+    uint32_t *t = l ? realloc (a->type, cap * sizeof *t) : NULL;
+    if (!t) {
+      a->nomem = true;
+      return -1;
+    }
+    a->type = t;
+    a->cap = cap;
+  }
+  a->len[a->n] = len;
+  a->type[a->n++] = type;
+  a->pos += len;
+  return 0;
+}
+
+static int
+ext_callback (void *opaque, const char *context, uint64_t offset,
+              uint32_t *entries, size_t nr, int *error)
+{
+  struct ext_answer *a = opaque;
+
+  (void) error;                 /* an error chunk fails the command */
+  if (strcmp (context, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0
+      || offset != a->pos)
+    return 0;
+  for (size_t i = 0; i + 1 < nr && a->pos < a->end; i += 2) {
+    uint64_t len = entries[i];
+    if (len == 0)
+      break;
+    if (len > a->end - a->pos)
+      len = a->end - a->pos;
+    if (ext_entry (a, len, entries[i + 1]) == -1)
+      return -1;
+  }
+  return 0;
+}
+
+static int
+cmd_extents (struct nbd_handle *h, void *arg)
+{
+  struct ext_answer *a = arg;
+  int can = nbd_can_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION);
+
+  a->n = 0;                     /* a retry starts again */
+  a->pos = a->start;
+  a->nomem = false;
+  if (can == -1)
+    return -1;
+  a->no_context = can == 0;
+  if (a->no_context)
+    return 0;
+  uint64_t count = a->end - a->start < EXTENTS_MAX ? a->end - a->start
+    : EXTENTS_MAX;
+  nbd_extent_callback cb = { .callback = ext_callback, .user_data = a };
+  if (nbd_block_status (h, count, a->start, cb, 0) == -1)
+    return a->nomem ? -ENOMEM : -1;
+  return 0;
+}
+
 /* ---- the vtable ---------------------------------------------------------- */
 
 static int
@@ -625,6 +711,24 @@ nbdb_close (struct remap_backend *b)
   free (n);
 }
 
+static int
+nbdb_extents (struct remap_backend *b, uint64_t len, uint64_t off,
+              remap_extent_fn fn, void *opaque)
+{
+  struct ext_answer a = { .start = off, .end = off + len, .pos = off };
+  int r = run ((struct nbd *) b, cmd_extents, &a, false);
+
+  if (r == 0 && a.no_context)
+    r = fn (opaque, off, len, 0);
+  for (size_t i = 0; r == 0 && i < a.n; i++) {
+    r = fn (opaque, off, a.len[i], a.type[i]);
+    off += a.len[i];
+  }
+  free (a.len);
+  free (a.type);
+  return r;
+}
+
 static const struct remap_backend_ops nbd_ops = {
   .kind = "nbd",
   .pread = nbdb_pread,
@@ -634,6 +738,7 @@ static const struct remap_backend_ops nbd_ops = {
   .trim = nbdb_trim,
   .close = nbdb_close,
   .status = nbdb_status,
+  .extents = nbdb_extents,
 };
 
 /* ---- opening ------------------------------------------------------------- */

@@ -48,6 +48,18 @@ struct remap_backend_status {
   char detail[256];             /* why, and what happens next ("" if OK) */
 };
 
+/* Extent types, as NBD's base:allocation context has them (and nbdkit's
+ * NBDKIT_EXTENT_*): 0 is data (allocated, contents unknown); HOLE is
+ * unallocated; ZERO reads as zeroes.  HOLE without ZERO is allowed (an
+ * unallocated range that may read as anything). */
+#define REMAP_EXTENT_HOLE 0x1u
+#define REMAP_EXTENT_ZERO 0x2u
+
+/* Receives one extent [off, off+len) of type (REMAP_EXTENT_*).  0 to go
+ * on; anything else stops the walk, which returns that value. */
+typedef int (*remap_extent_fn) (void *opaque, uint64_t off, uint64_t len,
+                                uint32_t type);
+
 struct remap_backend_ops {
   const char *kind;             /* "file", "mem", "fault", "nbd" */
   int (*pread) (struct remap_backend *b, void *buf, size_t len, uint64_t off);
@@ -86,6 +98,14 @@ struct remap_backend_ops {
    * reconnection attempt when one is due, so that a server that came
    * back is seen without waiting for traffic. */
   void (*status) (struct remap_backend *b, struct remap_backend_status *st);
+  /* Optional (NULL: everything is data, as for a block device).  Report
+   * the allocation of a prefix of [off, off+len): one or more extents in
+   * ascending order, contiguous, the first starting at off, none reaching
+   * past off+len (the wrapper asks again for the rest).  0, fn's non-zero
+   * value, or -errno (nothing to conclude about the medium: the caller
+   * reports data). */
+  int (*extents) (struct remap_backend *b, uint64_t len, uint64_t off,
+                  remap_extent_fn fn, void *opaque);
 };
 
 struct remap_backend {
@@ -137,6 +157,14 @@ int remap_backend_preallocate (struct remap_backend *b,
  * drop_cache); 0 when the backend caches nothing. */
 int remap_backend_drop_cache (struct remap_backend *b, uint64_t len,
                               uint64_t off);
+/* Report the allocation of all of [off, off+len) through fn, extents in
+ * ascending order, contiguous, clipped to the range (ops->extents, called
+ * again for what it left; one data extent without it).  A backend that
+ * reports out of order, a gap or nothing gets -EPROTO.  0, fn's non-zero
+ * value, -EINVAL past size, or the backend's -errno (the part reported
+ * before it stands). */
+int remap_backend_extents (struct remap_backend *b, uint64_t len,
+                           uint64_t off, remap_extent_fn fn, void *opaque);
 /* Whether b can be reached now (ops->status; OK without one). */
 void remap_backend_status (struct remap_backend *b,
                            struct remap_backend_status *st);
@@ -168,6 +196,10 @@ const char *remap_backend_uring_status (void);
 
 /* Create a zero-filled memory backend of `size' bytes.  0 or -ENOMEM. */
 int remap_mem_create (uint64_t size, struct remap_backend **out);
+/* Its extents: every aligned REMAP_MEM_EXTENT_GRAIN bytes that are all
+ * zero are a HOLE|ZERO extent, the rest data (so a test shapes holes by
+ * what it writes). */
+#define REMAP_MEM_EXTENT_GRAIN 4096u
 /* Direct access to the bytes (tests compare and damage them). */
 uint8_t *remap_mem_data (struct remap_backend *b);
 /* A second backend sharing the same bytes (to "reopen" after a crash);
@@ -235,6 +267,7 @@ int remap_backend_open (const char *spec, unsigned flags,
 #define REMAP_FAULT_READ   0x1u
 #define REMAP_FAULT_WRITE  0x2u
 #define REMAP_FAULT_FLUSH  0x4u
+#define REMAP_FAULT_EXTENTS 0x8u  /* extents calls (the range applies) */
 
 struct remap_fault_rule {
   uint64_t off, len;       /* byte range; an access fails if it overlaps */
@@ -268,7 +301,8 @@ int remap_fault_set_rules (struct remap_backend *b,
  *
  *   OPS:OFFSET[+LENGTH][,after=N][,times=N][,error=ERRNO]
  *
- * OPS is read, write, rw (both) or flush.  OFFSET and LENGTH are bytes,
+ * OPS is read, write, rw (both), flush or extents (block status: the
+ * engine then reports the range as data).  OFFSET and LENGTH are bytes,
  * with an optional suffix s (512-byte sectors), k, m, g or t (powers of
  * 1024); LENGTH defaults to 512.  after=N lets N matching accesses pass
  * first ("fail from the N+1-th access"); times=N fails N accesses and then

@@ -156,6 +156,24 @@ int remap_trim (struct remap_engine *e, uint64_t len, uint64_t off,
 /* Make origin, spare and metadata durable. */
 int remap_flush (struct remap_engine *e, struct remap_error *err);
 
+/* Report the allocation of [off, off+len) of the disk through fn
+ * (backend.h: remap_extent_fn), in ascending, contiguous, maximal extents
+ * (neighbours differ in type) that cover the range exactly.  Only a range
+ * the origin reports as a hole or zeroes, in units whose data is on the
+ * origin, keeps the origin's type; every remapped unit (its bytes are on
+ * the spare), pending unit, unit with lost data or unit in doubt is data,
+ * except that the part of a mapped unit (no lost granule, not in doubt)
+ * over an origin zero range whose bytes on the spare are zero (read under
+ * the stripe) is ZERO.
+ * If the origin cannot tell (its extents fail), the rest of the range is
+ * data, with a warning in the log: never a verdict on the medium.  Each
+ * run of at most 1024 units is looked at with its stripes held shared, so
+ * no write, remap or unmap moves data while it is; fn is called with no
+ * lock held.  0; fn's non-zero value (fn stopped the walk); -EINVAL with
+ * a message for a range past the end; -ENOMEM. */
+int remap_extents (struct remap_engine *e, uint64_t len, uint64_t off,
+                   remap_extent_fn fn, void *opaque, struct remap_error *err);
+
 /* ---- the table ------------------------------------------------------- */
 
 struct remap_mapping {

@@ -18,6 +18,9 @@
  *   another export size -> not accepted: stays unreachable, says why
  *   opened while down   -> remap_nbd_open_known_size: unreachable backend
  *                          that connects when the server appears
+ *   extents             -> the server's base:allocation (holes of a sparse
+ *                          file), -ENOTCONN while lost with nothing
+ *                          reported, the same map after the reconnection
  *
  * Skips (77) without nbdkit or without libnbd in this build.
  */
@@ -431,6 +434,72 @@ START_TEST (test_open_known_size_while_down)
 }
 END_TEST
 
+/* ---- extents ------------------------------------------------------------ */
+
+struct xlist {
+  uint64_t off[16], len[16];
+  uint32_t type[16];
+  size_t n;
+};
+
+static int
+xcollect (void *opaque, uint64_t off, uint64_t len, uint32_t type)
+{
+  struct xlist *l = opaque;
+  REQ (l->n < 16, "too many extents");
+  l->off[l->n] = off;
+  l->len[l->n] = len;
+  l->type[l->n++] = type;
+  return 0;
+}
+
+static void
+expect_sparse_map (struct remap_backend *b)
+{
+  struct xlist l = { .n = 0 };
+  const uint32_t hz = REMAP_EXTENT_HOLE | REMAP_EXTENT_ZERO;
+  ck_assert_int_eq (remap_backend_extents (b, SIZE, 0, xcollect, &l), 0);
+  ck_assert_uint_eq (l.n, 3);
+  ck_assert_msg (l.off[0] == 0 && l.len[0] == MiB && l.type[0] == hz
+                 && l.off[1] == MiB && l.len[1] == 64 * KiB && l.type[1] == 0
+                 && l.off[2] == MiB + 64 * KiB && l.type[2] == hz,
+                 "map: %llu+%llu:%u %llu+%llu:%u %llu+%llu:%u",
+                 (unsigned long long) l.off[0], (unsigned long long) l.len[0],
+                 l.type[0], (unsigned long long) l.off[1],
+                 (unsigned long long) l.len[1], l.type[1],
+                 (unsigned long long) l.off[2], (unsigned long long) l.len[2],
+                 l.type[2]);
+}
+
+START_TEST (test_extents_through_outage)
+{
+  /* A sparse file: 64 KiB of data at 1 MiB, holes around it. */
+  int fd = open (file2, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+  ck_assert_int_ge (fd, 0);
+  ck_assert_int_eq (ftruncate (fd, SIZE), 0);
+  static uint8_t data[64 * KiB];
+  tl_pattern (data, sizeof data, 7);
+  ck_assert_int_eq (pwrite (fd, data, sizeof data, MiB), (ssize_t) sizeof data);
+  fsync (fd);
+  close (fd);
+  pid_t p = server_start (file2);
+  struct remap_backend *b = open_nbd (0);
+  expect_sparse_map (b);
+
+  server_kill (p);
+  struct xlist l = { .n = 0 };
+  ck_assert_int_eq (remap_backend_extents (b, SIZE, 0, xcollect, &l),
+                    -ENOTCONN);
+  ck_assert_uint_eq (l.n, 0);
+
+  p = server_start (file2);
+  wait_reachable (b);
+  expect_sparse_map (b);
+  remap_backend_close (b);
+  server_kill (p);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -454,6 +523,7 @@ main (void)
   tcase_add_test (tc, test_unflushed_writes_fail_next_flush);
   tcase_add_test (tc, test_other_size_not_accepted);
   tcase_add_test (tc, test_open_known_size_while_down);
+  tcase_add_test (tc, test_extents_through_outage);
   suite_add_tcase (s, tc);
   return tl_run (s);
 }

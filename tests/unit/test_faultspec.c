@@ -36,6 +36,12 @@ START_TEST (test_valid)
   ck_assert_uint_eq (r.len, 1u << 30);
   ck_assert_int_eq (remap_fault_parse_rule ("flush:0", &r, &err), 0);
   ck_assert_uint_eq (r.ops, REMAP_FAULT_FLUSH);
+  ck_assert_int_eq (remap_fault_parse_rule ("extents:4k+1m,error=ENOTCONN",
+                                            &r, &err), 0);
+  ck_assert_uint_eq (r.ops, REMAP_FAULT_EXTENTS);
+  ck_assert_uint_eq (r.off, 4096);
+  ck_assert_uint_eq (r.len, 1u << 20);
+  ck_assert_int_eq (r.err, -ENOTCONN);
 
   /* One errno name per error class, and more (core/errclass.c). */
   static const struct { const char *spec; int err; } names[] = {
