@@ -14,9 +14,17 @@
 #   --runtime S        measured seconds per fio workload [4]
 #   --ramp S           fio ramp (not measured) before that [1]
 #   --workloads LIST   comma list, see --list [all]
-#   --remapped LIST    percentages of units remapped at start [0,1]
-#                      (1 = every 100th unit, passed as remap=LIST or, when
-#                      the list is long, as a badblocks file)
+#   --remapped LIST    percentages of units remapped at start [0,1,10]
+#                      (1 = every 100th unit, 10 = every 10th).  The remaps
+#                      are made once per fraction into a template spare
+#                      (remap=LIST or, when the list is long, a badblocks
+#                      file), and every remap run starts on a fresh copy of
+#                      it: 26,000 start-time remaps take about a minute.
+#   --direct           cold origin: remap with direct=yes against the file
+#                      plugin with cache=none (nbdkit 1.32's file plugin has
+#                      no O_DIRECT; cache=none drops the pages it read or
+#                      wrote), the origin's and spare's pages dropped before
+#                      every workload, no warm-up
 #   --quick            1 pair, 2 s runtime (a smoke run of the script)
 #   --out DIR          results [/tmp/remap-bench-YYYYmmdd-HHMMSS]
 #   --scratch DIR      origin/src/spare files [/var/tmp/remap-bench]
@@ -43,7 +51,8 @@ PAIRS=3
 RUNTIME=4
 RAMP=1
 WORKLOADS=all
-REMAPPED=0,1
+REMAPPED=0,1,10
+MODE=cached
 OUT=""
 SCRATCH=/var/tmp/remap-bench
 PLUGIN=$ROOT/build/remap.so
@@ -78,6 +87,7 @@ while [[ $# -gt 0 ]]; do
     --ramp) RAMP=$2; shift 2 ;;
     --workloads) WORKLOADS=$2; shift 2 ;;
     --remapped) REMAPPED=$2; shift 2 ;;
+    --direct) MODE=direct; shift ;;
     --quick) PAIRS=1; RUNTIME=2; shift ;;
     --out) OUT=$2; shift 2 ;;
     --scratch) SCRATCH=$2; shift 2 ;;
@@ -155,6 +165,14 @@ for v in "${VARIANTS[@]}"; do
   fi
 done
 
+# Spare size per variant: the default, or enough for its remapped units
+# (plus a quarter and 16 MiB for metadata), whichever is larger.
+declare -A SPARE_FOR TEMPLATE
+for v in "${VARIANTS[@]}"; do
+  need=$(( REMAP_COUNT[$v] * UNIT * 5 / 4 + 16 * 1024 * 1024 ))
+  SPARE_FOR[$v]=$(( need > SPARE_BYTES ? need : SPARE_BYTES ))
+done
+
 # ------------------------------------------------------------------ page cache
 # Every run starts from the same page-cache state: the origin's pages are
 # dropped (this file only) and read back with 4k random reads, readahead off,
@@ -162,6 +180,8 @@ done
 # folios, which makes every 4k buffered write several times dearer on this
 # kernel and would hide the plugin's own cost.)
 residency() { fincore -b -n -o RES "$1" 2>/dev/null | tr -d ' ' || echo 0; }
+# Direct mode: both servers read the disk, not the page cache.
+cold() { drop_cache "$ORIGIN"; [[ -f $SPARE ]] && drop_cache "$SPARE"; return 0; }
 drop_cache() { sync "$1"; dd if="$1" iflag=nocache count=0 status=none 2>/dev/null; }
 warm_origin() {
   fio --name=warm --filename="$ORIGIN" --ioengine=io_uring --rw=randread --bs=4k \
@@ -214,6 +234,39 @@ wait_quiet() {
 
 want() { [[ $WORKLOADS == all || ",$WORKLOADS," == *",$1,"* ]]; }
 
+# wait_ready PID LOG SECONDS: 0 once nbdinfo answers on $SOCK
+wait_ready() {
+  local pid=$1 i
+  for ((i = 0; i < $3 * 20; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    if [[ -S $SOCK ]] && nbdinfo --size "$URI" > "$2" 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  return 1
+}
+
+# make_template VARIANT: a spare formatted with that variant's remaps
+# applied at start, kept as TEMPLATE[v] for every remap run to copy.
+make_template() {
+  local v=$1 tpl=$SCRATCH/spare-v$1.tpl log=$OUT/raw/template-v$1.log cmd
+  rm -f "$SPARE" "$SOCK"
+  truncate -s "${SPARE_FOR[$v]}" "$SPARE" || die "cannot create $SPARE"
+  cmd=(nbdkit -f -U "$SOCK" "$PLUGIN" origin="$ORIGIN" spare="$SPARE" format=yes)
+  # shellcheck disable=SC2206  # word splitting wanted: key=value pairs without spaces
+  [[ -n ${REMAP_ARGS[$v]} ]] && cmd+=(${REMAP_ARGS[$v]})
+  log "template spare for $v %: ${REMAP_COUNT[$v]} remaps at start"
+  "${cmd[@]}" > "$log" 2>&1 < /dev/null &
+  SERVER_PID=$!
+  if ! wait_ready "$SERVER_PID" "$OUT/raw/template-v$v.size" 600; then
+    tail -5 "$log" >&2
+    die "template for $v %: server did not come up"
+  fi
+  stop_pid "$SERVER_PID"; SERVER_PID=""
+  rm -f "$SOCK"
+  mv "$SPARE" "$tpl" || die "cannot keep $tpl"
+  TEMPLATE[$v]=$tpl
+}
+
 # ------------------------------------------------------------------ one run
 # run_server SERVER(remap|file) VARIANT PAIR
 run_server() {
@@ -225,22 +278,34 @@ run_server() {
   : > "$W/workloads.txt"
   wait_quiet
 
-  drop_cache "$ORIGIN"
-  warm_origin
   if [[ $server == remap ]]; then
-    # a new spare, formatted at start (format=yes), for every server start
-    rm -f "$SPARE"; truncate -s "$SPARE_BYTES" "$SPARE" || die "cannot create $SPARE"
-    cmd=(nbdkit -f -U "$SOCK" "$PLUGIN" origin="$ORIGIN" spare="$SPARE" format=yes)
-    # shellcheck disable=SC2206  # word splitting wanted: key=value pairs without spaces
-    [[ -n ${REMAP_ARGS[$v]} ]] && cmd+=(${REMAP_ARGS[$v]})
+    # a fresh spare for every server start: a copy of the variant's
+    # template, or (0 %) a new one formatted at start (format=yes)
+    rm -f "$SPARE"
+    if [[ -n ${TEMPLATE[$v]:-} ]]; then
+      cp "${TEMPLATE[$v]}" "$SPARE" && sync "$SPARE" || die "cannot copy ${TEMPLATE[$v]}"
+      cmd=(nbdkit -f -U "$SOCK" "$PLUGIN" origin="$ORIGIN" spare="$SPARE")
+    else
+      truncate -s "${SPARE_FOR[$v]}" "$SPARE" || die "cannot create $SPARE"
+      cmd=(nbdkit -f -U "$SOCK" "$PLUGIN" origin="$ORIGIN" spare="$SPARE" format=yes)
+    fi
+    [[ $MODE == direct ]] && cmd+=(direct=yes)
   else
     cmd=(nbdkit -f -U "$SOCK" file "$ORIGIN")
+    [[ $MODE == direct ]] && cmd+=(cache=none)
+  fi
+  drop_cache "$ORIGIN"
+  if [[ $MODE == cached ]]; then
+    warm_origin
+  else
+    cold
   fi
   {
     echo "server=$server"
     echo "variant=$v"
     echo "pair=$pair"
     echo "remapped_units=${REMAP_COUNT[$v]}"
+    echo "mode=$MODE"
     echo "workloads=$WORKLOADS"
     echo "runtime=$RUNTIME"
     echo "ramp=$RAMP"
@@ -257,13 +322,7 @@ run_server() {
   # the foreground), so exactly that PID is stopped afterwards.
   "${cmd[@]}" > "$W/server.log" 2>&1 < /dev/null &
   SERVER_PID=$!
-  local ready=0
-  for _ in $(seq 1200); do   # up to 60 s: start-time remaps take a while
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    if [[ -S $SOCK ]] && nbdinfo --size "$URI" > "$W/export.size" 2>/dev/null; then ready=1; break; fi
-    sleep 0.05
-  done
-  if [[ $ready != 1 ]]; then
+  if ! wait_ready "$SERVER_PID" "$W/export.size" 60; then
     tail -5 "$W/server.log" >&2
     die "$name: server did not come up"
   fi
@@ -278,8 +337,12 @@ run_server() {
   for w in "${WORKLOAD_TABLE[@]}"; do
     read -r wname kind rw bs qd jobs <<< "$w"
     want "$wname" || continue
-    # keep the origin cached (as 4k pages) in every window
-    (( $(residency "$ORIGIN") >= SIZE_BYTES * 99 / 100 )) || warm_origin
+    if [[ $MODE == cached ]]; then
+      # keep the origin cached (as 4k pages) in every window
+      (( $(residency "$ORIGIN") >= SIZE_BYTES * 99 / 100 )) || warm_origin
+    else
+      cold
+    fi
     echo "cached_before.$wname=$(residency "$ORIGIN")" >> "$W/meta.env"
     if [[ $kind == copy ]]; then
       local src dst
@@ -336,6 +399,9 @@ for w in "${WORKLOAD_TABLE[@]}"; do want "${w%% *}" && nw=$((nw + 1)); done
 est=$(( PAIRS * 2 * ${#VARIANTS[@]} * (15 + nw * (RUNTIME + RAMP + 2)) ))
 log "remap vs file: $PAIRS pair(s) x remapped {${REMAPPED}} %, $nw workload(s), ~$((est / 60)) min; out $OUT"
 start=$SECONDS
+for v in "${VARIANTS[@]}"; do
+  [[ $v == 0 ]] || make_template "$v"
+done
 for ((i = 1; i <= PAIRS; i++)); do
   for v in "${VARIANTS[@]}"; do
     if (( i % 2 )); then
@@ -346,6 +412,7 @@ for ((i = 1; i <= PAIRS; i++)); do
   done
 done
 rm -f "$SPARE"
+for v in "${VARIANTS[@]}"; do [[ -n ${TEMPLATE[$v]:-} ]] && rm -f "${TEMPLATE[$v]}"; done
 log "done in $((SECONDS - start)) s"
 "$PY" "$LIB" summary "$OUT" ${MAX_OTHER:+--max-other "$MAX_OTHER"} || die "summary failed"
 echo
