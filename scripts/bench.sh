@@ -19,7 +19,7 @@
 #                      are made once per fraction into a template spare
 #                      (remap=LIST or, when the list is long, a badblocks
 #                      file), and every remap run starts on a fresh copy of
-#                      it: 26,000 start-time remaps take about a minute.
+#                      it: 26,000 start-time remaps take minutes.
 #   --direct           cold origin: remap with direct=yes against the file
 #                      plugin with cache=none (nbdkit 1.32's file plugin has
 #                      no O_DIRECT; cache=none drops the pages it read or
