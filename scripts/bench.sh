@@ -257,7 +257,7 @@ make_template() {
   log "template spare for $v %: ${REMAP_COUNT[$v]} remaps at start"
   "${cmd[@]}" > "$log" 2>&1 < /dev/null &
   SERVER_PID=$!
-  if ! wait_ready "$SERVER_PID" "$OUT/raw/template-v$v.size" 600; then
+  if ! wait_ready "$SERVER_PID" "$OUT/raw/template-v$v.size" 1800; then
     tail -5 "$log" >&2
     die "template for $v %: server did not come up"
   fi
