@@ -977,6 +977,44 @@ struct rpiece {
   uint64_t slot;
 };
 
+/* A media error met by a spare piece (one or more units mapped to
+ * consecutive spare units).  A piece of several units is read again unit
+ * by unit, so that the message names the spare unit that fails; nothing
+ * changes state either way (a failing spare unit moves only when it is
+ * written).  -EIO, or 0 if every unit reads this time. */
+static int
+spare_read_failed (struct remap_engine *e, struct remap_io *io,
+                   const struct rpiece *pc, struct remap_error *err)
+{
+  uint8_t *buf = io->buf;
+  uint64_t off = io->off, end = io->off + io->len;
+  int r = io->result;
+
+  atomic_fetch_add (&e->c_spare_errors, 1);
+  if (off / e->unit != (end - 1) / e->unit) {
+    for (r = 0; off < end && r == 0;) {
+      uint64_t uend = (off / e->unit + 1) * e->unit < end
+        ? (off / e->unit + 1) * e->unit : end;
+      r = remap_backend_pread (e->spare, buf, uend - off, off);
+      if (r == 0) {
+        buf += uend - off;
+        off = uend;
+      }
+    }
+    if (r == 0)
+      return 0;
+    if (!media (r))
+      return not_media (e, e->spare, "read of",
+                        pc->u + (off / e->unit - pc->slot), r, err);
+  }
+  return remap_set_error (err, -EIO, "spare %s: cannot read spare unit "
+                          "%llu (data of unit %llu): %s", e->spare->name,
+                          (unsigned long long) (off / e->unit),
+                          (unsigned long long) (pc->u + off / e->unit
+                                                - pc->slot),
+                          strerror (-r));
+}
+
 /* Read the pieces of one window: build the batch (spare pieces and merged
  * origin runs), submit it in one go, then redo failed origin pieces through
  * read_origin, which retries unit by unit and records pending units. */
@@ -1004,9 +1042,22 @@ read_window (struct remap_engine *e, uint8_t *buf, uint64_t off,
           ret = lost_error (e, u, doff, err);
       }
       else {
+        /* Units mapped to consecutive spare units, none with lost data
+         * in the part read, are one transfer. */
+        unsigned j = i + 1;
+        while (j < n && uend < end
+               && word_state (m[j].word) == REMAP_SLOT_MAPPED
+               && m[j].slot == m[j - 1].slot + 1) {
+          uint64_t jend = uend + e->unit < end ? uend + e->unit : end;
+          if (m[j].lost & granules_touched (e, 0, jend - uend))
+            break;              /* its own piece reports the lost data */
+          uend = jend;
+          j++;
+        }
         io[n_io] = (struct remap_io) { e->spare, buf + (p - off), uend - p,
                                        m[i].slot * e->unit + doff, false, 0 };
         pc[n_io++] = (struct rpiece) { u, true, m[i].slot };
+        i = j - 1;
       }
       *pos = uend;
       i++;
@@ -1035,14 +1086,8 @@ read_window (struct remap_engine *e, uint8_t *buf, uint64_t off,
       atomic_fetch_add (&e->c_spare_errors, 1);
       r = not_media (e, e->spare, "read of", pc[k].u, io[k].result, err);
     }
-    else {
-      atomic_fetch_add (&e->c_spare_errors, 1);
-      r = remap_set_error (err, -EIO, "spare %s: cannot read spare unit "
-                           "%llu (data of unit %llu): %s", e->spare->name,
-                           (unsigned long long) pc[k].slot,
-                           (unsigned long long) pc[k].u,
-                           strerror (-io[k].result));
-    }
+    else
+      r = spare_read_failed (e, &io[k], &pc[k], err);
     if (r && !ret)
       ret = r;                  /* keep going: find every failing unit */
   }

@@ -14,9 +14,17 @@
 #   --runtime S        measured seconds per fio workload [4]
 #   --ramp S           fio ramp (not measured) before that [1]
 #   --workloads LIST   comma list, see --list [all]
-#   --remapped LIST    percentages of units remapped at start [0,1]
-#                      (1 = every 100th unit, passed as remap=LIST or, when
-#                      the list is long, as a badblocks file)
+#   --remapped LIST    percentages of units remapped at start [0,1,10]
+#                      (1 = every 100th unit, 10 = every 10th).  The remaps
+#                      are made once per fraction into a template spare
+#                      (remap=LIST or, when the list is long, a badblocks
+#                      file), and every remap run starts on a fresh copy of
+#                      it: 26,000 start-time remaps take minutes.
+#   --direct           cold origin: remap with direct=yes against the file
+#                      plugin with cache=none (nbdkit 1.32's file plugin has
+#                      no O_DIRECT; cache=none drops the pages it read or
+#                      wrote), the origin's and spare's pages dropped before
+#                      every workload, no warm-up
 #   --quick            1 pair, 2 s runtime (a smoke run of the script)
 #   --out DIR          results [/tmp/remap-bench-YYYYmmdd-HHMMSS]
 #   --scratch DIR      origin/src/spare files [/var/tmp/remap-bench]
@@ -29,15 +37,8 @@
 #                      more than C cores of foreign CPU load [keep all]
 #   --list             list the workloads and exit
 #
-# The sparse_* rows copy a second, half-sparse origin (SCRATCH/sparse.img:
-# 4 MiB of random data, then a 4 MiB hole, and so on) out of a server of
-# its own, started after the other rows, with nbdcopy (to null:) and with
-# qemu-img convert (to a null-co target): both skip what block status calls
-# a hole, so these rows measure extents (remap's units remapped at start
-# lie in its holes as well as in its data).
-#
 # Needs nbdkit (file plugin), fio with the nbd engine, nbdcopy and nbdinfo
-# (libnbd), util-linux fincore, python3; qemu-img for sparse_qemu.  Output: per-run JSON in OUT/runs/,
+# (libnbd), util-linux fincore, python3.  Output: per-run JSON in OUT/runs/,
 # fio JSON and logs in OUT/raw/, OUT/summary.{md,json}; the table is printed.
 set -uo pipefail
 
@@ -50,7 +51,8 @@ PAIRS=3
 RUNTIME=4
 RAMP=1
 WORKLOADS=all
-REMAPPED=0,1
+REMAPPED=0,1,10
+MODE=cached
 OUT=""
 SCRATCH=/var/tmp/remap-bench
 PLUGIN=$ROOT/build/remap.so
@@ -73,8 +75,6 @@ WORKLOAD_TABLE=(
   "rr4k_4conn_qd8  fio  randread  4k 8  4"
   "rw4k_4conn_qd8  fio  randwrite 4k 8  4"
   "copy_out        copy out       -  -  -"
-  "sparse_nbdcopy  sparse nbdcopy -  -  -"
-  "sparse_qemu     sparse qemu    -  -  -"
 )
 
 die() { echo "bench.sh: $*" >&2; exit 1; }
@@ -87,6 +87,7 @@ while [[ $# -gt 0 ]]; do
     --ramp) RAMP=$2; shift 2 ;;
     --workloads) WORKLOADS=$2; shift 2 ;;
     --remapped) REMAPPED=$2; shift 2 ;;
+    --direct) MODE=direct; shift ;;
     --quick) PAIRS=1; RUNTIME=2; shift ;;
     --out) OUT=$2; shift 2 ;;
     --scratch) SCRATCH=$2; shift 2 ;;
@@ -127,7 +128,6 @@ OUT=${OUT:-/tmp/remap-bench-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT/runs" "$OUT/raw" "$SCRATCH" || die "cannot create $OUT or $SCRATCH"
 OUT=$(cd "$OUT" && pwd)
 ORIGIN=$SCRATCH/origin.img
-SPARSE=$SCRATCH/sparse.img
 SRC=$SCRATCH/src.img
 SPARE=$SCRATCH/spare.img
 SOCK=$SCRATCH/nbd.$$.sock
@@ -148,31 +148,6 @@ make_random() {  # file bytes
 make_random "$ORIGIN" "$SIZE_BYTES"
 make_random "$SRC" "$SIZE_BYTES"
 
-# Half-sparse: 4 MiB of random data every 8 MiB, holes between.
-SPARSE_CHUNK=$((4 << 20))
-want_sparse() { want sparse_nbdcopy || want sparse_qemu; }
-want_main() {  # a workload on the main origin is wanted
-  local w
-  for w in "${WORKLOAD_TABLE[@]}"; do
-    read -r -a f <<< "$w"
-    [[ ${f[1]} != sparse ]] && want "${f[0]}" && return 0
-  done
-  return 1
-}
-make_sparse() {
-  local f=$1 n=$2
-  if [[ -f $f && $(stat -c %s "$f") == "$n" && -f $f.ok ]]; then return 0; fi
-  log "creating $f: $n bytes, half of them random data, half holes"
-  rm -f "$f" "$f.ok"
-  truncate -s "$n" "$f" || die "cannot create $f"
-  for ((o = 0; o < n; o += 2 * SPARSE_CHUNK)); do
-    head -c "$SPARSE_CHUNK" /dev/urandom |
-      dd of="$f" bs=1M seek=$((o >> 20)) conv=notrunc iflag=fullblock status=none ||
-      die "cannot write $f"
-  done
-  sync "$f" && touch "$f.ok"
-}
-
 # remap= lists per variant: every (100/pct)-th unit.  A long list goes to a
 # badblocks file instead of the command line.
 declare -A REMAP_ARGS REMAP_COUNT
@@ -190,6 +165,14 @@ for v in "${VARIANTS[@]}"; do
   fi
 done
 
+# Spare size per variant: the default, or enough for its remapped units
+# (plus a quarter and 16 MiB for metadata), whichever is larger.
+declare -A SPARE_FOR TEMPLATE
+for v in "${VARIANTS[@]}"; do
+  need=$(( REMAP_COUNT[$v] * UNIT * 5 / 4 + 16 * 1024 * 1024 ))
+  SPARE_FOR[$v]=$(( need > SPARE_BYTES ? need : SPARE_BYTES ))
+done
+
 # ------------------------------------------------------------------ page cache
 # Every run starts from the same page-cache state: the origin's pages are
 # dropped (this file only) and read back with 4k random reads, readahead off,
@@ -197,6 +180,8 @@ done
 # folios, which makes every 4k buffered write several times dearer on this
 # kernel and would hide the plugin's own cost.)
 residency() { fincore -b -n -o RES "$1" 2>/dev/null | tr -d ' ' || echo 0; }
+# Direct mode: both servers read the disk, not the page cache.
+cold() { drop_cache "$ORIGIN"; [[ -f $SPARE ]] && drop_cache "$SPARE"; return 0; }
 drop_cache() { sync "$1"; dd if="$1" iflag=nocache count=0 status=none 2>/dev/null; }
 warm_origin() {
   fio --name=warm --filename="$ORIGIN" --ioengine=io_uring --rw=randread --bs=4k \
@@ -249,29 +234,78 @@ wait_quiet() {
 
 want() { [[ $WORKLOADS == all || ",$WORKLOADS," == *",$1,"* ]]; }
 
+# wait_ready PID LOG SECONDS: 0 once nbdinfo answers on $SOCK
+wait_ready() {
+  local pid=$1 i
+  for ((i = 0; i < $3 * 20; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    if [[ -S $SOCK ]] && nbdinfo --size "$URI" > "$2" 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  return 1
+}
+
+# make_template VARIANT: a spare formatted with that variant's remaps
+# applied at start, kept as TEMPLATE[v] for every remap run to copy.
+make_template() {
+  local v=$1 tpl=$SCRATCH/spare-v$1.tpl log=$OUT/raw/template-v$1.log cmd
+  rm -f "$SPARE" "$SOCK"
+  truncate -s "${SPARE_FOR[$v]}" "$SPARE" || die "cannot create $SPARE"
+  cmd=(nbdkit -f -U "$SOCK" "$PLUGIN" origin="$ORIGIN" spare="$SPARE" format=yes)
+  # shellcheck disable=SC2206  # word splitting wanted: key=value pairs without spaces
+  [[ -n ${REMAP_ARGS[$v]} ]] && cmd+=(${REMAP_ARGS[$v]})
+  log "template spare for $v %: ${REMAP_COUNT[$v]} remaps at start"
+  "${cmd[@]}" > "$log" 2>&1 < /dev/null &
+  SERVER_PID=$!
+  if ! wait_ready "$SERVER_PID" "$OUT/raw/template-v$v.size" 1800; then
+    tail -5 "$log" >&2
+    die "template for $v %: server did not come up"
+  fi
+  stop_pid "$SERVER_PID"; SERVER_PID=""
+  rm -f "$SOCK"
+  mv "$SPARE" "$tpl" || die "cannot keep $tpl"
+  TEMPLATE[$v]=$tpl
+}
+
 # ------------------------------------------------------------------ one run
-# start_server SERVER VARIANT ORIGIN_FILE W NAME SUFFIX: nbdkit (remap on a
-# new spare formatted at start, or the file plugin) over ORIGIN_FILE, ready
-# to serve; its log in W/server$SUFFIX.log, its description in
-# W/meta$SUFFIX.env, its CPU sampled into W/cpu.samples$SUFFIX; sets
-# SERVER_PID and SAMPLER_PID.
-start_server() {
-  local server=$1 v=$2 origin=$3 W=$4 name=$5 sfx=$6 exsize
+# run_server SERVER(remap|file) VARIANT PAIR
+run_server() {
+  local server=$1 v=$2 pair=$3 name w kind rw bs qd jobs rc t0 t1 k0 k1 exsize
   local cmd=()
+  name=v$v-p$pair-$server
+  local W=$OUT/raw/$name
+  mkdir -p "$W"
+  : > "$W/workloads.txt"
+  wait_quiet
+
   if [[ $server == remap ]]; then
-    # a new spare, formatted at start (format=yes), for every server start
-    rm -f "$SPARE"; truncate -s "$SPARE_BYTES" "$SPARE" || die "cannot create $SPARE"
-    cmd=(nbdkit -f -U "$SOCK" "$PLUGIN" origin="$origin" spare="$SPARE" format=yes)
-    # shellcheck disable=SC2206  # word splitting wanted: key=value pairs without spaces
-    [[ -n ${REMAP_ARGS[$v]} ]] && cmd+=(${REMAP_ARGS[$v]})
+    # a fresh spare for every server start: a copy of the variant's
+    # template, or (0 %) a new one formatted at start (format=yes)
+    rm -f "$SPARE"
+    if [[ -n ${TEMPLATE[$v]:-} ]]; then
+      cp "${TEMPLATE[$v]}" "$SPARE" && sync "$SPARE" || die "cannot copy ${TEMPLATE[$v]}"
+      cmd=(nbdkit -f -U "$SOCK" "$PLUGIN" origin="$ORIGIN" spare="$SPARE")
+    else
+      truncate -s "${SPARE_FOR[$v]}" "$SPARE" || die "cannot create $SPARE"
+      cmd=(nbdkit -f -U "$SOCK" "$PLUGIN" origin="$ORIGIN" spare="$SPARE" format=yes)
+    fi
+    [[ $MODE == direct ]] && cmd+=(direct=yes)
   else
-    cmd=(nbdkit -f -U "$SOCK" file "$origin")
+    cmd=(nbdkit -f -U "$SOCK" file "$ORIGIN")
+    [[ $MODE == direct ]] && cmd+=(cache=none)
+  fi
+  drop_cache "$ORIGIN"
+  if [[ $MODE == cached ]]; then
+    warm_origin
+  else
+    cold
   fi
   {
     echo "server=$server"
     echo "variant=$v"
     echo "pair=$pair"
     echo "remapped_units=${REMAP_COUNT[$v]}"
+    echo "mode=$MODE"
     echo "workloads=$WORKLOADS"
     echo "runtime=$RUNTIME"
     echo "ramp=$RAMP"
@@ -281,154 +315,93 @@ start_server() {
     local shown="${cmd[*]}"
     (( ${#shown} > 400 )) && shown="${shown:0:400}...(${#shown} chars)"
     echo "server_cmd=$shown"
-  } >> "$W/meta$sfx.env"
+  } > "$W/meta.env"
 
   rm -f "$SOCK"
   # A simple command in the background: $! is nbdkit itself (-f keeps it in
   # the foreground), so exactly that PID is stopped afterwards.
-  "${cmd[@]}" > "$W/server$sfx.log" 2>&1 < /dev/null &
+  "${cmd[@]}" > "$W/server.log" 2>&1 < /dev/null &
   SERVER_PID=$!
-  local ready=0
-  # up to 300 s: start-time remaps take a while (10 % of 1 GiB, 26,215
-  # remaps, each a commit, took over 60 s on a loaded machine)
-  for _ in $(seq 6000); do
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    if [[ -S $SOCK ]] && nbdinfo --size "$URI" > "$W/export.size" 2>/dev/null; then ready=1; break; fi
-    sleep 0.05
-  done
-  if [[ $ready != 1 ]]; then
-    tail -5 "$W/server$sfx.log" >&2
+  if ! wait_ready "$SERVER_PID" "$W/export.size" 60; then
+    tail -5 "$W/server.log" >&2
     die "$name: server did not come up"
   fi
   exsize=$(cat "$W/export.size")
   [[ $exsize == "$SIZE_BYTES" ]] || die "$name: export size $exsize, expected $SIZE_BYTES"
   [[ $(cat "/proc/$SERVER_PID/comm") == nbdkit ]] || die "$name: PID $SERVER_PID is not nbdkit"
-  echo "server_pid=$SERVER_PID" >> "$W/meta$sfx.env"
-  "$PY" "$LIB" sample "$SERVER_PID" "$W/cpu.samples$sfx" --interval 0.05 --root $$ &
+  echo "server_pid=$SERVER_PID" >> "$W/meta.env"
+  "$PY" "$LIB" sample "$SERVER_PID" "$W/cpu.samples" --interval 0.05 --root $$ &
   SAMPLER_PID=$!
-}
+  log "$name: nbdkit pid $SERVER_PID ready"
 
-# sparse_rows SERVER VARIANT W NAME: the sparse_* rows, on a server over
-# the half-sparse origin; appends their CPU samples to W/cpu.samples.
-sparse_rows() {
-  local server=$1 v=$2 W=$3 name=$4 w wname kind how rc t0 t1 k0 k1
-  (( $(residency "$SPARSE") >= SIZE_BYTES / 2 * 99 / 100 )) || cat "$SPARSE" > /dev/null
-  # With no other rows, this server is the run's only one: its files are
-  # the run's (meta.env, cpu.samples, server.log).
-  local sfx=-sparse
-  want_main || sfx=""
-  start_server "$server" "$v" "$SPARSE" "$W" "$name-sparse" "$sfx"
   for w in "${WORKLOAD_TABLE[@]}"; do
-    read -r wname kind how _ <<< "$w"
-    [[ $kind == sparse ]] && want "$wname" || continue
-    k0=$(ticks "$SERVER_PID"); t0=$EPOCHREALTIME
-    if [[ $how == nbdcopy ]]; then
-      nbdcopy "$URI" null: > "$W/$wname.log" 2>&1
-    else
-      qemu-img convert -n -f raw "$URI" --target-image-opts \
-        "driver=null-co,size=$SIZE_BYTES" > "$W/$wname.log" 2>&1
-    fi
-    rc=$?
-    t1=$EPOCHREALTIME; k1=$(ticks "$SERVER_PID")
-    printf 'rc=%s\nt0=%s\nt1=%s\nticks0=%s\nticks1=%s\nbytes=%s\n' \
-      "$rc" "$t0" "$t1" "$k0" "$k1" "$SIZE_BYTES" > "$W/$wname.copy"
-    [[ $rc == 0 ]] || log "$name $wname: copy failed (rc $rc, $W/$wname.log)"
-    echo "$wname copy" >> "$W/workloads.txt"
-  done
-  cleanup
-  [[ -z $sfx ]] || cat "$W/cpu.samples-sparse" >> "$W/cpu.samples" 2>/dev/null
-}
-# run_server SERVER(remap|file) VARIANT PAIR
-run_server() {
-  local server=$1 v=$2 pair=$3 name w kind rw bs qd jobs rc t0 t1 k0 k1 exsize
-  local cmd=()
-  name=v$v-p$pair-$server
-  local W=$OUT/raw/$name
-  mkdir -p "$W"
-  : > "$W/workloads.txt"
-  : > "$W/meta.env"
-  rm -f "$W/meta-sparse.env"
-  wait_quiet
-
-  if want_main; then
-    drop_cache "$ORIGIN"
-    warm_origin
-    start_server "$server" "$v" "$ORIGIN" "$W" "$name" ""
-    log "$name: nbdkit pid $SERVER_PID ready"
-
-    for w in "${WORKLOAD_TABLE[@]}"; do
-      read -r wname kind rw bs qd jobs <<< "$w"
-      want "$wname" && [[ $kind != sparse ]] || continue
+    read -r wname kind rw bs qd jobs <<< "$w"
+    want "$wname" || continue
+    if [[ $MODE == cached ]]; then
       # keep the origin cached (as 4k pages) in every window
       (( $(residency "$ORIGIN") >= SIZE_BYTES * 99 / 100 )) || warm_origin
-      echo "cached_before.$wname=$(residency "$ORIGIN")" >> "$W/meta.env"
-      if [[ $kind == copy ]]; then
-        local src dst
-        if [[ $rw == in ]]; then
-          src=$SRC; dst=$URI
-          (( $(residency "$SRC") >= SIZE_BYTES * 99 / 100 )) || cat "$SRC" > /dev/null
-        else
-          src=$URI; dst=null:
-        fi
-        k0=$(ticks "$SERVER_PID"); t0=$EPOCHREALTIME
-        nbdcopy "$src" "$dst" > "$W/$wname.log" 2>&1
-        rc=$?
-        t1=$EPOCHREALTIME; k1=$(ticks "$SERVER_PID")
-        printf 'rc=%s\nt0=%s\nt1=%s\nticks0=%s\nticks1=%s\nbytes=%s\n' \
-          "$rc" "$t0" "$t1" "$k0" "$k1" "$SIZE_BYTES" > "$W/$wname.copy"
-        [[ $rc == 0 ]] || log "$name $wname: nbdcopy failed (rc $rc, $W/$wname.log)"
+    else
+      cold
+    fi
+    echo "cached_before.$wname=$(residency "$ORIGIN")" >> "$W/meta.env"
+    if [[ $kind == copy ]]; then
+      local src dst
+      if [[ $rw == in ]]; then
+        src=$SRC; dst=$URI
+        (( $(residency "$SRC") >= SIZE_BYTES * 99 / 100 )) || cat "$SRC" > /dev/null
       else
-        local args=(--name="$wname" --ioengine=nbd --uri="$URI" --rw="$rw" --bs="$bs"
-                    --iodepth="$qd" --numjobs="$jobs" --size="$SIZE_BYTES"
-                    --time_based --runtime="$RUNTIME" --ramp_time="$RAMP"
-                    --norandommap --randrepeat=1 --group_reporting
-                    --lat_percentiles=1 --percentile_list=50:99
-                    --output-format=json --output="$W/$wname.fio.json")
-        [[ $rw == randrw ]] && args+=(--rwmixread=70)
-        fio "${args[@]}" > "$W/$wname.fio.log" 2>&1
-        rc=$?
-        [[ $rc == 0 ]] || log "$name $wname: fio failed (rc $rc, $W/$wname.fio.log)"
+        src=$URI; dst=null:
       fi
-      echo "$wname $kind" >> "$W/workloads.txt"
-      # write-back of this workload's dirty pages outside every window
-      sync "$ORIGIN"; [[ $server == remap ]] && sync "$SPARE"
-      if [[ $wname == copy_in && $VERIFY == 1 ]]; then
-        if nbdcopy "$URI" - 2>/dev/null | cmp -s - "$SRC"; then
-          echo "verify_copy_in=ok" >> "$W/meta.env"
-        else
-          echo "verify_copy_in=FAILED" >> "$W/meta.env"
-          log "$name: WARNING: export read back after copy_in differs from $SRC"
-        fi
+      k0=$(ticks "$SERVER_PID"); t0=$EPOCHREALTIME
+      nbdcopy "$src" "$dst" > "$W/$wname.log" 2>&1
+      rc=$?
+      t1=$EPOCHREALTIME; k1=$(ticks "$SERVER_PID")
+      printf 'rc=%s\nt0=%s\nt1=%s\nticks0=%s\nticks1=%s\nbytes=%s\n' \
+        "$rc" "$t0" "$t1" "$k0" "$k1" "$SIZE_BYTES" > "$W/$wname.copy"
+      [[ $rc == 0 ]] || log "$name $wname: nbdcopy failed (rc $rc, $W/$wname.log)"
+    else
+      local args=(--name="$wname" --ioengine=nbd --uri="$URI" --rw="$rw" --bs="$bs"
+                  --iodepth="$qd" --numjobs="$jobs" --size="$SIZE_BYTES"
+                  --time_based --runtime="$RUNTIME" --ramp_time="$RAMP"
+                  --norandommap --randrepeat=1 --group_reporting
+                  --lat_percentiles=1 --percentile_list=50:99
+                  --output-format=json --output="$W/$wname.fio.json")
+      [[ $rw == randrw ]] && args+=(--rwmixread=70)
+      fio "${args[@]}" > "$W/$wname.fio.log" 2>&1
+      rc=$?
+      [[ $rc == 0 ]] || log "$name $wname: fio failed (rc $rc, $W/$wname.fio.log)"
+    fi
+    echo "$wname $kind" >> "$W/workloads.txt"
+    # write-back of this workload's dirty pages outside every window
+    sync "$ORIGIN"; [[ $server == remap ]] && sync "$SPARE"
+    if [[ $wname == copy_in && $VERIFY == 1 ]]; then
+      if nbdcopy "$URI" - 2>/dev/null | cmp -s - "$SRC"; then
+        echo "verify_copy_in=ok" >> "$W/meta.env"
+      else
+        echo "verify_copy_in=FAILED" >> "$W/meta.env"
+        log "$name: WARNING: export read back after copy_in differs from $SRC"
       fi
-      if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        log "$name: server died during $wname"
-        echo "server_died_in=$wname" >> "$W/meta.env"
-        break
-      fi
-    done
-    kill -0 "$SERVER_PID" 2>/dev/null && echo "server_alive_at_end=1" >> "$W/meta.env"
-    cleanup
-  fi
-  want_sparse && sparse_rows "$server" "$v" "$W" "$name"
+    fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      log "$name: server died during $wname"
+      echo "server_died_in=$wname" >> "$W/meta.env"
+      break
+    fi
+  done
+  kill -0 "$SERVER_PID" 2>/dev/null && echo "server_alive_at_end=1" >> "$W/meta.env"
+  cleanup
   "$PY" "$LIB" run-report "$W" --out "$OUT/runs/$name.json" || log "$name: report failed"
 }
 
 # ------------------------------------------------------------------ main
-if want_sparse; then
-  (( SIZE_BYTES % (2 * SPARSE_CHUNK) == 0 )) || die "--size must be a multiple of 8M for the sparse rows"
-  if want sparse_qemu && ! command -v qemu-img > /dev/null; then
-    [[ $WORKLOADS == all ]] || die "qemu-img not found (sparse_qemu)"
-    log "qemu-img not found: the sparse_qemu row is left out"
-    WORKLOADS=$(IFS=,; w=(); for x in "${WORKLOAD_TABLE[@]}"; do
-                  x=${x%% *}; [[ $x == sparse_qemu ]] || w+=("$x"); done; echo "${w[*]}")
-  fi
-  make_sparse "$SPARSE" "$SIZE_BYTES"
-fi
 nw=0
 for w in "${WORKLOAD_TABLE[@]}"; do want "${w%% *}" && nw=$((nw + 1)); done
 est=$(( PAIRS * 2 * ${#VARIANTS[@]} * (15 + nw * (RUNTIME + RAMP + 2)) ))
 log "remap vs file: $PAIRS pair(s) x remapped {${REMAPPED}} %, $nw workload(s), ~$((est / 60)) min; out $OUT"
 start=$SECONDS
+for v in "${VARIANTS[@]}"; do
+  [[ $v == 0 ]] || make_template "$v"
+done
 for ((i = 1; i <= PAIRS; i++)); do
   for v in "${VARIANTS[@]}"; do
     if (( i % 2 )); then
@@ -439,6 +412,7 @@ for ((i = 1; i <= PAIRS; i++)); do
   done
 done
 rm -f "$SPARE"
+for v in "${VARIANTS[@]}"; do [[ -n ${TEMPLATE[$v]:-} ]] && rm -f "${TEMPLATE[$v]}"; done
 log "done in $((SECONDS - start)) s"
 "$PY" "$LIB" summary "$OUT" ${MAX_OTHER:+--max-other "$MAX_OTHER"} || die "summary failed"
 echo

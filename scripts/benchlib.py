@@ -289,6 +289,14 @@ def fmt(v, nd=0):
     return "{:.{}f}".format(v, nd)
 
 
+# Issue 12: throughput ratio remap/file per remapped fraction (cached
+# mode), and server CPU per GiB at most 1.05 times the file plugin's.
+TARGETS = {"0": 1.00, "1": 0.95, "10": 0.90}
+CPU_TARGET = 1.05
+MODES = {"cached": "cached origin",
+         "direct": "cold origin: remap direct=yes vs file cache=none, caches dropped before each workload"}
+
+
 def cmd_summary(a):
     runs = []
     for p in sorted(glob.glob(os.path.join(a.out, "runs", "*.json"))):
@@ -316,12 +324,15 @@ def cmd_summary(a):
         info = {}
         vrun = next(iter(pairs[keys[0]].values()))["meta"]
         out.append("")
-        out.append("### %s %% of units remapped (%s remapped units, %d pair(s))"
-                   % (v, vrun.get("remapped_units", "?"), len(keys)))
+        mode = vrun.get("mode", "cached")
+        target = TARGETS.get(str(v))
+        out.append("### %s %% of units remapped (%s remapped units, %d pair(s), %s)"
+                   % (v, vrun.get("remapped_units", "?"), len(keys),
+                      MODES.get(mode, mode)))
         out.append("")
         out.append("| workload | unit | file median | remap median | ratio remap/file median [min-max] "
-                   "| CPU s/GiB file | CPU s/GiB remap |")
-        out.append("|---|---|--:|--:|--:|--:|--:|")
+                   "| CPU s/GiB file | CPU s/GiB remap | CPU/GiB remap/file median [min-max] | target |")
+        out.append("|---|---|--:|--:|--:|--:|--:|--:|---|")
         for n in names:
             ra, fa, ratios, cr, cf, cratio, dropped, flagged = [], [], [], [], [], [], 0, 0
             unit = "?"
@@ -354,9 +365,20 @@ def cmd_summary(a):
             rs = ("%.2f [%.2f-%.2f]" % (rm, min(ratios), max(ratios))) if ratios else "–"
             if flagged:
                 rs += " (%d/%d disturbed%s)" % (flagged, len(ra), ", dropped" if dropped else "")
-            out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            cm = med(cratio)
+            cs = ("%.2fx [%.2f-%.2f]" % (cm, min(cratio), max(cratio))) if cratio else "–"
+            misses = []
+            if target is not None and mode == "cached":
+                if rm is not None and rm < target:
+                    misses.append("throughput < %.2f" % target)
+                if cm is not None and cm > CPU_TARGET:
+                    misses.append("CPU > %.2fx" % CPU_TARGET)
+            elif mode != "cached" and rm is not None and rm <= 1.0:
+                misses.append("not above 1.00")
+            ts = ("MISS: " + ", ".join(misses)) if misses else "met"
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 n, unit, fmt(med(fa)), fmt(med(ra)), rs,
-                fmt(med(cf), 2), fmt(med(cr), 2)))
+                fmt(med(cf), 2), fmt(med(cr), 2), cs, ts))
             info[n] = {"unit": unit, "file": fa, "remap": ra, "ratios": ratios,
                        "ratio_median": rm,
                        "ratio_min": min(ratios) if ratios else None,
@@ -366,6 +388,7 @@ def cmd_summary(a):
                        "cpu_s_per_gib_file_median": med(cf),
                        "cpu_s_per_gib_remap_median": med(cr),
                        "cpu_ratios": cratio, "cpu_ratio_median": med(cratio),
+                       "target": target, "misses": misses,
                        "pairs_disturbed": flagged, "pairs_dropped": dropped}
         summary["variants"][v] = info
     text = "\n".join(out).lstrip("\n")

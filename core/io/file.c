@@ -187,20 +187,59 @@ bounce_alloc (const struct file *f, size_t len)
 
 /* ---- O_DIRECT: one chunk at a time through a bounce buffer ------------ */
 
+/* Reads bounce through a buffer kept per thread (BOUNCE_CHUNK bytes,
+ * 4096-aligned, freed when the thread exits): nbdkit's request buffers are
+ * malloc'ed, so not aligned for O_DIRECT, and a fresh 1 MiB buffer per
+ * request cost an mmap, 256 page faults and a munmap each time (issue 12:
+ * direct=yes 1 MiB reads spent 1.7x the file plugin's CPU per GiB).  A
+ * read holds the buffer only inside bounce_read, which calls nothing that
+ * could take it again. */
+static pthread_key_t bounce_key;
+static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
+static bool bounce_key_ok;
+
+static void
+bounce_key_init (void)
+{
+  bounce_key_ok = pthread_key_create (&bounce_key, free) == 0;
+}
+
+/* This thread's read bounce buffer of at least n bytes aligned for f, or
+ * NULL (then the caller allocates one of its own). */
+static void *
+bounce_thread_buf (const struct file *f, size_t n)
+{
+  if (n > BOUNCE_CHUNK || f->dio > 4096)
+    return NULL;
+  pthread_once (&bounce_once, bounce_key_init);
+  if (!bounce_key_ok)
+    return NULL;
+  void *p = pthread_getspecific (bounce_key);
+  if (p == NULL) {
+    if (posix_memalign (&p, 4096, BOUNCE_CHUNK) != 0)
+      return NULL;
+    if (pthread_setspecific (bounce_key, p) != 0) {
+      free (p);
+      return NULL;
+    }
+  }
+  return p;
+}
+
 static int
 bounce_read (struct file *f, void *buf, size_t len, uint64_t off)
 {
   uint64_t a0 = round_down (off, f->dio);
   uint64_t a1 = round_up (off + len, f->dio);
-  uint8_t *b = bounce_alloc (f, a1 - a0);
+  uint8_t *own = NULL, *b = bounce_thread_buf (f, a1 - a0);
   int r;
 
-  if (b == NULL)
+  if (b == NULL && (b = own = bounce_alloc (f, a1 - a0)) == NULL)
     return -ENOMEM;
   r = full_read (f->fd, b, a1 - a0, a0, a1 - a0);
   if (r == 0)
     memcpy (buf, b + (off - a0), len);
-  free (b);
+  free (own);
   return r;
 }
 

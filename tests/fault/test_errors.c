@@ -1012,6 +1012,58 @@ START_TEST (test_readers_during_slot_churn)
 }
 END_TEST
 
+/* Units mapped to consecutive spare units are read in one transfer
+ * (issue 12).  The bytes must still come from the right places, and a
+ * spare read error inside such a run must name the unit that failed and
+ * change nothing. */
+START_TEST (test_consecutive_spare_units_read)
+{
+  struct env v;
+  struct remap_error err = { 0 };
+  env_open (&v, 1 * MiB, NULL);
+  for (uint64_t u = 20; u < 24; u++)
+    ck_assert_int_eq (remap_remap (v.e, u, 0, NULL), 0);
+  uint64_t s0 = tl_lookup (v.e, 20).spare_unit;
+  for (uint64_t u = 21; u < 24; u++)
+    ck_assert_uint_eq (tl_lookup (v.e, u).spare_unit, s0 + (u - 20));
+  /* New data through the engine: units 20..23 land on the spare only. */
+  uint8_t *w = malloc (12 * UNIT), *r = malloc (12 * UNIT);
+  tl_pattern (w, 12 * UNIT, 77);
+  ck_assert_int_eq (remap_pwrite (v.e, w, 12 * UNIT, 16 * UNIT, 0, &err), 0);
+  ck_assert_int_ne (memcmp (origin_bytes (&v, 20), w + 4 * UNIT, UNIT), 0);
+  /* A read that starts and ends inside the run's units. */
+  memset (r, 0, 12 * UNIT);
+  ck_assert_int_eq (remap_pread (v.e, r, 12 * UNIT - 300, 16 * UNIT + 100,
+                                 &err), 0);
+  ck_assert_int_eq (memcmp (r, w + 100, 12 * UNIT - 300), 0);
+  ck_assert_int_eq (remap_pread (v.e, r, 2 * UNIT + 10, 20 * UNIT + 2000,
+                                 &err), 0);
+  ck_assert_int_eq (memcmp (r, w + 4 * UNIT + 2000, 2 * UNIT + 10), 0);
+
+  /* Spare unit of unit 22 fails reads: the run fails, naming it. */
+  uint64_t before = tl_counters (v.e).spare_errors;
+  fail_units (v.sfault, s0 + 2, 1, REMAP_FAULT_READ);
+  remap_error_clear (&err);
+  ck_assert_int_eq (remap_pread (v.e, r, 8 * UNIT, 18 * UNIT, &err), -EIO);
+  char want[96];
+  snprintf (want, sizeof want, "spare unit %llu (data of unit 22)",
+            (unsigned long long) (s0 + 2));
+  ck_assert_msg (strstr (err.msg, want), "message: %s", err.msg);
+  ck_assert_uint_gt (tl_counters (v.e).spare_errors, before);
+  for (uint64_t u = 20; u < 24; u++) {
+    struct remap_mapping m = tl_lookup (v.e, u);
+    ck_assert_int_eq (m.state, REMAP_SLOT_MAPPED);
+    ck_assert_uint_eq (m.spare_unit, s0 + (u - 20));
+  }
+  /* The units around it still read. */
+  ck_assert_int_eq (remap_pread (v.e, r, 2 * UNIT, 20 * UNIT, &err), 0);
+  ck_assert_int_eq (memcmp (r, w + 4 * UNIT, 2 * UNIT), 0);
+  free (w);
+  free (r);
+  env_close (&v);
+}
+END_TEST
+
 static Suite *
 errors_suite (void)
 {
@@ -1020,6 +1072,7 @@ errors_suite (void)
   TCase *rd = tcase_create ("read");
   TCase *sp = tcase_create ("spare");
   TCase *th = tcase_create ("threads");
+  tcase_add_test (rd, test_consecutive_spare_units_read);
 
   tcase_set_timeout (th, 300);
   tcase_add_test (wr, test_write_error_remaps);

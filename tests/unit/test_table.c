@@ -154,6 +154,14 @@ compare (struct table *t, const struct model *m, uint64_t origin_units,
   table_lookup_run (t, 0, (unsigned) origin_units, run);
   for (uint64_t u = 0; u < origin_units; u++) {
     uint64_t s = model_find (m, u);
+    /* One unit at a time answers as the run does (both ask the filter
+     * first: it may never hide a unit the index holds). */
+    struct tmap one;
+    table_lookup (t, u, &one);
+    REQ (one.slot == run[u].slot && one.word == run[u].word
+         && one.lost == run[u].lost, "step %llu: unit %llu: lookup and "
+         "lookup_run disagree", (unsigned long long) step,
+         (unsigned long long) u);
     if (s == UINT64_MAX)
       REQ (run[u].word == 0, "step %llu: unit %llu found in slot %llu, "
            "model: nowhere", (unsigned long long) step,
