@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "remap/control.h"
+#include "remap/import.h"
 #include "remap/remap.h"
 
 /* ---- buffers --------------------------------------------------------- */
@@ -1061,6 +1062,90 @@ cmd_spare_retest (struct remap_engine *e, int argc, char *const *argv,
   return r;
 }
 
+/* ---- import ---------------------------------------------------------- */
+
+/* import [--pending] [--json] LIST: the byte ranges of a parsed bad-block
+ * list (OFF+LEN items of the unit-list grammar, core/parse.c), applied by
+ * remap_import_units (core/import.c): checked whole, then applied.  This
+ * is how remapctl import reaches an engine, offline or online. */
+static int
+cmd_import (struct remap_engine *e, int argc, char *const *argv,
+            struct remap_buf *out, struct remap_error *err)
+{
+  static const char usage[] = "import [--pending] [--json] OFF+LEN[,...]";
+  struct remap_list l = { 0 };
+  struct remap_unit_range *v = NULL;
+  struct remap_import_result res = { 0 };
+  unsigned flags = 0;
+  bool json = false;
+  const char *list = NULL;
+  uint64_t U = remap_unit (e);
+  int r = 0;
+
+  for (int i = 1; i < argc; i++) {
+    if (strcmp (argv[i], "--pending") == 0)
+      flags |= REMAP_IMPORT_PENDING;
+    else if (strcmp (argv[i], "--json") == 0)
+      json = true;
+    else if (argv[i][0] == '-' || list)
+      return remap_set_error (err, -EINVAL, "import: unexpected argument "
+                              "\"%.40s\"; usage: %s", argv[i], usage);
+    else
+      list = argv[i];
+  }
+  if (!list)
+    return remap_set_error (err, -EINVAL, "import: missing list; usage: %s",
+                            usage);
+  if ((r = remap_list_parse (list, "import", &l, err)))
+    return r;
+  v = malloc ((l.n ? l.n : 1) * sizeof *v);
+  if (!v) {
+    r = remap_set_error (err, -ENOMEM, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < l.n; i++)
+    if (l.v[i].bytes && l.v[i].last >= remap_size (e)) {
+      r = remap_set_error (err, -EINVAL, "import: bad range at byte %"
+                           PRIu64 " (length %" PRIu64 ") is past the end of "
+                           "the origin (%" PRIu64 " bytes): wrong block size, "
+                           "or another disk's list?  Nothing was imported",
+                           l.v[i].first, l.v[i].last - l.v[i].first + 1,
+                           remap_size (e));
+      goto out;
+    }
+  for (size_t i = 0; i < l.n; i++)
+    v[i] = l.v[i].bytes
+      ? (struct remap_unit_range) { l.v[i].first / U, l.v[i].last / U }
+      : (struct remap_unit_range) { l.v[i].first, l.v[i].last };
+  r = remap_import_units (e, v, l.n, "import", flags, &res, err);
+  if (r && res.changed == 0 && !json)
+    goto out;
+  if (json) {
+    P ("{\"command\":\"import\",\"mode\":\"%s\",\"unit\":%" PRIu64
+       ",\"ranges\":%" PRIu64 ",\"units\":%" PRIu64 ",\"already\":%" PRIu64
+       ",\"needed\":%" PRIu64 ",\"free\":%" PRIu64 ",\"changed\":%" PRIu64,
+       flags & REMAP_IMPORT_PENDING ? "pending" : "remap", U, res.ranges,
+       res.units, res.already, res.needed, res.room, res.changed);
+    if (r) {
+      P (",\"error\":");
+      JS (err && err->msg[0] ? err->msg : strerror (-r));
+    }
+    P ("}\n");
+  }
+  else
+    P ("imported %" PRIu64 " bad range(s): %" PRIu64 " unit(s), %" PRIu64
+       " %s now, %" PRIu64 " already %s\n", res.ranges, res.units,
+       res.changed, flags & REMAP_IMPORT_PENDING ? "marked pending"
+       : "remapped", res.already, flags & REMAP_IMPORT_PENDING
+       ? "remapped or pending" : "remapped");
+  if (out->failed && !r)
+    r = remap_set_error (err, -ENOMEM, "out of memory");
+ out:
+  free (v);
+  remap_list_free (&l);
+  return r;
+}
+
 /* ---- dispatch -------------------------------------------------------- */
 
 static int
@@ -1078,6 +1163,8 @@ cmd_help (struct remap_engine *e, int argc, char *const *argv,
      "  export --format badblocks --block-size N | --format ddrescue\n"
      "  scan LBA [COUNT] [-u] [--json]\n"
      "  spare-retest [FIRST [COUNT]] [--json]   (spare unit numbers)\n"
+     "  import [--pending] [--json] OFF+LEN[,...]   (bytes; remapctl import\n"
+     "         sends a parsed badblocks, ddrescue or smartctl list this way)\n"
      "LBA and COUNT are 512-byte sectors, or remap units with -u.\n");
   return 0;
 }
@@ -1117,6 +1204,7 @@ static const struct {
   { "export", cmd_export },
   { "scan", cmd_scan },
   { "spare-retest", cmd_spare_retest },
+  { "import", cmd_import },
   { "help", cmd_help },
 };
 
@@ -1131,5 +1219,5 @@ remap_control_exec (struct remap_engine *e, int argc, char *const *argv,
       return commands[i].fn (e, argc, argv, out, err);
   return remap_set_error (err, -EINVAL, "unknown command \"%.40s\" (commands: "
                           "status, list, lookup, remap, unmap, pending, "
-                          "export, scan, spare-retest, help)", argv[0]);
+                          "export, scan, spare-retest, import, help)", argv[0]);
 }

@@ -186,7 +186,7 @@ diff "$WORK/l1" "$WORK/l2" || fail "badblocks export -> import round trip differ
 ok "badblocks import/export round trip"
 printf '12\n13\nabc\n' >"$WORK/bad.txt"
 expect 1 import "$WORK/bad.txt" --format badblocks --block-size 1024 -s "$WORK/bb.img" -o "$O"
-grep -q "line 3" <<<"$ERR" || fail "malformed badblocks: $ERR"
+grep -q "bad.txt:3:" <<<"$ERR" || fail "malformed badblocks: $ERR"
 printf '99999999\n' >"$WORK/far.txt"
 expect 1 import "$WORK/far.txt" --format badblocks --block-size 1024 -s "$WORK/bb.img" -o "$O"
 grep -q "Nothing was imported" <<<"$ERR" || fail "past the end: $ERR"
@@ -246,7 +246,7 @@ ok "ddrescue import (every status character) and export round trip"
 for bad in '0x0 X 1' '0 +\n0x0 0x10 Z' '0 +\n0x0 0x10' '0 +\n0x0 0x10 - x' '0 +\n0xg 0x10 -'; do
     printf "# header\n$bad\n" >"$WORK/badmap.txt"
     expect 1 import "$WORK/badmap.txt" --format ddrescue -s "$WORK/dr.img" -o "$O"
-    grep -q "line [23]:" <<<"$ERR" || fail "malformed mapfile \"$bad\": $ERR"
+    grep -q "badmap.txt:[23]:" <<<"$ERR" || fail "malformed mapfile \"$bad\": $ERR"
 done
 ok "malformed mapfile lines rejected with their line number"
 

@@ -27,6 +27,7 @@
 
 #include "remap/badlist.h"
 #include "remap/control.h"
+#include "remap/parse.h"
 #include "remap/remap.h"
 #include "remapctl.h"
 
@@ -94,6 +95,9 @@ usage (FILE *f)
 "  pending LBA [COUNT] [-u] [--json]\n"
 "  import FILE --format badblocks --block-size N [--pending] [--json]\n"
 "  import FILE --format ddrescue [--include-nontried] [--pending] [--json]\n"
+"  import FILE --format smartctl [--block-size N] [--remap] [--json]\n"
+"                               smartctl -j -a (or -x) output: its LBAs are\n"
+"                               marked pending, or remapped with --remap\n"
 "  export --format badblocks --block-size N | --format ddrescue\n"
 "  scan [LBA [COUNT]] [-u] [--rate R] [--chunk N] [--state FILE [--resume]]\n"
 "       [--json] [--progress|--no-progress]   surface scan of the origin\n"
@@ -777,24 +781,40 @@ read_all (const char *path, char **data, size_t *len)
   return 0;
 }
 
-/* Origin size in 512-byte sectors, from status --json. */
-static int
-origin_sectors (struct remap_engine *e, uint64_t *sectors,
-                struct remap_error *err)
+/* The parsed list as the argument of the control command "import":
+ * "0xOFF+0xLEN,..." (malloc'ed), or NULL when out of memory. */
+static char *
+extents_arg (const struct remap_extents *x)
 {
-  char *argv[] = { (char *) "status", (char *) "--json", NULL };
-  struct remap_buf out = { 0 };
-  int r = run (e, 2, argv, &out, err);
-  const char *p;
+  struct remap_buf b = { 0 };
 
-  if (r == 0) {
-    p = out.data ? strstr (out.data, "\"sectors\":") : NULL;
-    if (!p)
-      r = remap_set_error (err, -EPROTO, "status --json has no sectors");
-    else
-      *sectors = strtoull (p + 10, NULL, 10);
+  for (size_t i = 0; i < x->n; i++)
+    remap_buf_printf (&b, "%s0x%" PRIx64 "+0x%" PRIx64, i ? "," : "",
+                      x->v[i].off, x->v[i].len);
+  if (b.failed) {
+    remap_buf_free (&b);
+    return NULL;
   }
-  remap_buf_free (&out);
+  return b.data;
+}
+
+static int
+parse_list (const char *format, const char *file, const char *text,
+            size_t len, uint64_t bs, bool nontried, struct remap_extents *x,
+            struct remap_error *err)
+{
+  uint64_t used = 0;
+  int r;
+
+  if (strcmp (format, "badblocks") == 0)
+    return remap_parse_badblocks (text, len, file, bs, x, err);
+  if (strcmp (format, "ddrescue") == 0)
+    return remap_parse_ddrescue (text, len, file, nontried, x, err);
+  r = remap_parse_smartctl (text, len, file, bs, x, &used, err);
+  if (r == 0)
+    fprintf (stderr, "%s: %s: %s: %zu bad LBA range(s), in sectors of %"
+             PRIu64 " bytes%s\n", progname, cmd, file, x->n, used,
+             bs ? " (--block-size)" : "");
   return r;
 }
 
@@ -802,13 +822,13 @@ static int
 do_import (void)
 {
   const char *file = NULL, *format = NULL;
-  uint64_t bs = 0, sectors = 0;
-  bool nontried = false, pending = false, json = false;
+  uint64_t bs = 0;
+  bool nontried = false, pending = false, remap = false, json = false;
   struct remap_extents x = { 0 };
   struct remap_engine *e = NULL;
   struct remap_buf out = { 0 };
   struct remap_error err = { 0 };
-  char *text = NULL;
+  char *text = NULL, *list;
   size_t len = 0;
   int r;
 
@@ -820,13 +840,19 @@ do_import (void)
       format = rest[i];
     }
     else if (strcmp (a, "--block-size") == 0 || strcmp (a, "-b") == 0) {
-      if (++i == nrest || !parse_u64 (rest[i], &bs) || bs == 0)
-        return usage_error ("%s needs a positive number", a);
+      if (++i == nrest)
+        return usage_error ("%s needs a value", a);
+      if (remap_parse_u64 (rest[i], REMAP_NUM_SUFFIX, a, &bs, &err)
+          || bs == 0)
+        return usage_error ("%s", err.msg[0] ? err.msg
+                            : "--block-size must be above 0");
     }
     else if (strcmp (a, "--include-nontried") == 0)
       nontried = true;
     else if (strcmp (a, "--pending") == 0)
       pending = true;
+    else if (strcmp (a, "--remap") == 0)
+      remap = true;
     else if (strcmp (a, "--json") == 0)
       json = true;
     else if (a[0] == '-' && a[1])
@@ -839,83 +865,86 @@ do_import (void)
   if (!file || !format)
     return usage_error ("%s", "usage: import FILE --format badblocks "
                         "--block-size N | --format ddrescue "
-                        "[--include-nontried]");
+                        "[--include-nontried] | --format smartctl "
+                        "[--block-size N] [--pending | --remap]");
+  if (pending && remap)
+    return usage_error ("%s", "give --pending or --remap, not both");
   if (strcmp (format, "badblocks") == 0) {
     if (!bs)
       return usage_error ("%s", "--format badblocks needs --block-size N "
                           "(the -b of badblocks, or the filesystem block "
                           "size)");
-    if (nontried)
-      return usage_error ("%s", "--include-nontried applies to ddrescue "
-                          "mapfiles only");
   }
   else if (strcmp (format, "ddrescue") == 0) {
     if (bs)
       return usage_error ("%s", "--block-size applies to --format badblocks "
-                          "only");
+                          "and smartctl only");
   }
+  else if (strcmp (format, "smartctl") == 0)
+    pending = !remap;           /* a report is a suspicion: pending first */
   else
-    return usage_error ("unknown format \"%s\" (badblocks or ddrescue)",
-                        format);
+    return usage_error ("unknown format \"%s\" (badblocks, ddrescue or "
+                        "smartctl)", format);
+  if (nontried && strcmp (format, "ddrescue") != 0)
+    return usage_error ("%s", "--include-nontried applies to ddrescue "
+                        "mapfiles only");
   if ((r = read_all (file, &text, &len)) != 0) {
     msg ("%s: %s", file, strerror (-r));
     return EXIT_FAIL;
   }
-  if (format[0] == 'b')
-    r = remap_parse_badblocks (text, len, bs, &x, &err);
-  else
-    r = remap_parse_ddrescue (text, len, nontried, &x, &err);
+  /* The whole file is checked before anything is opened or changed. */
+  r = parse_list (format, file, text, len, bs, nontried, &x, &err);
   free (text);
   if (r) {
-    msg ("%s: %s", file, err.msg);
+    msg ("%s", err.msg);
     remap_extents_free (&x);
     return r == -EINVAL ? EXIT_FAIL : exit_code (r);
   }
-
-  if (!control_path && (r = open_engine (true, true, &e)) != EXIT_OK) {
+  if (x.n == 0) {
     remap_extents_free (&x);
+    if (json)
+      printf ("{\"command\":\"import\",\"mode\":\"%s\",\"ranges\":0,"
+              "\"units\":0,\"changed\":0}\n", pending ? "pending" : "remap");
+    else
+      printf ("imported 0 bad range(s) from %s: nothing to do\n", file);
+    return EXIT_OK;
+  }
+  list = extents_arg (&x);
+  remap_extents_free (&x);
+  if (!list) {
+    msg ("out of memory");
+    return EXIT_FAIL;
+  }
+  /* Online, the list travels in one request line: all or nothing. */
+  if (control_path && strlen (list) + 32 > REMAP_CONTROL_MAX_LINE) {
+    msg ("%s: the list has too many separate ranges for one control "
+         "request (%zu bytes, at most about %u): stop the server and import "
+         "offline (-s SPARE -o ORIGIN), or split the file", file,
+         strlen (list), REMAP_CONTROL_MAX_LINE - 32);
+    free (list);
+    return EXIT_FAIL;
+  }
+  if (!control_path && (r = open_engine (true, true, &e)) != EXIT_OK) {
+    free (list);
     return r;
   }
-  r = origin_sectors (e, &sectors, &err);
-  for (size_t i = 0; r == 0 && i < x.n; i++)
-    if ((x.v[i].off + x.v[i].len + 511) / 512 > sectors)
-      r = remap_set_error (&err, -ERANGE, "%s: bad range at byte %" PRIu64
-                           " (length %" PRIu64 ") is past the end of the "
-                           "origin (%" PRIu64 " sectors of 512 bytes); wrong "
-                           "block size?  Nothing was imported", file,
-                           x.v[i].off, x.v[i].len, sectors);
+  char *argv[5];
+  int argc = 0;
+  argv[argc++] = (char *) "import";
+  if (pending)
+    argv[argc++] = (char *) "--pending";
   if (json)
-    remap_buf_printf (&out, "{\"command\":\"import\",\"format\":\"%s\","
-                      "\"ranges\":%zu,\"results\":[", format, x.n);
-  for (size_t i = 0; r == 0 && i < x.n; i++) {
-    char lba[32], cnt[32];
-    uint64_t s0 = x.v[i].off / 512;
-    uint64_t s1 = (x.v[i].off + x.v[i].len + 511) / 512;
-    char *argv[] = { (char *) (pending ? "pending" : "remap"), lba, cnt,
-                     (char *) "--json", NULL };
-    struct remap_buf one = { 0 };
-
-    snprintf (lba, sizeof lba, "%" PRIu64, s0);
-    snprintf (cnt, sizeof cnt, "%" PRIu64, s1 - s0);
-    r = run (e, json ? 4 : 3, argv, &one, &err);
-    if (json) {
-      if (one.len && one.data[one.len - 1] == '\n')
-        one.data[--one.len] = '\0';
-      remap_buf_printf (&out, "%s%s", i ? "," : "", one.data ? one.data : "");
-    }
-    else {
-      remap_buf_printf (&out, "# LBA %s count %s (bytes %" PRIu64 "+%" PRIu64
-                        ")\n", lba, cnt, x.v[i].off, x.v[i].len);
-      remap_buf_append (&out, one.data ? one.data : "", one.len);
-    }
-    remap_buf_free (&one);
-  }
-  if (json)
-    remap_buf_printf (&out, "]}\n");
-  else if (r == 0)
-    remap_buf_printf (&out, "imported %zu bad range(s) from %s\n", x.n, file);
-  remap_extents_free (&x);
-  return close_and_finish (e, r, &out, &err);
+    argv[argc++] = (char *) "--json";
+  argv[argc++] = list;
+  argv[argc] = NULL;
+  r = run (e, argc, argv, &out, &err);
+  free (list);
+  if (r && !json)
+    remap_error_prefix (&err, r, "%s: ", file);
+  r = close_and_finish (e, r, &out, &err);
+  /* A list that does not fit the origin or the spare is a failed import,
+   * not a usage error. */
+  return r == EXIT_USAGE ? EXIT_FAIL : r;
 }
 
 /* ---- scan ------------------------------------------------------------ */
