@@ -105,10 +105,13 @@ remap_parse_u64 (const char *s, unsigned flags, const char *what,
 {
   const char *p = s, *end = s + strlen (s);
   char esc[96];
-  int r = remap_scan_u64 (&p, end, flags, out);
+  uint64_t v;
+  int r = remap_scan_u64 (&p, end, flags, &v);
 
-  if (r == 0 && p == end)
+  if (r == 0 && p == end) {
+    *out = v;
     return 0;
+  }
   remap_escape (s, strlen (s), esc, sizeof esc);
   if (r == -ERANGE)
     return remap_set_error (err, -EINVAL, "%s \"%s\": the number is larger "

@@ -180,6 +180,20 @@ parse_json (const char *text, size_t len, const char *src,
     return remap_set_error (err, -EINVAL, "%s: %zu bytes is larger than any "
                             "smartctl report (at most %u)", src, len,
                             MAX_REPORT);
+  /* JSON allows no raw control byte, not even inside a string, but json-c
+   * takes some, and stops at a NUL as if the text ended there: name it. */
+  for (size_t i = 0; i < len; i++, col++) {
+    unsigned char ch = (unsigned char) text[i];
+    if (ch == '\n')
+      line++, col = 0;
+    else if ((ch < 0x20 && ch != '\t' && ch != '\r') || ch == 0x7f)
+      return remap_set_error (err, -EINVAL, "%s:%zu:%zu: control byte "
+                              "\\x%02x%s: a smartctl report is text; is this "
+                              "the right file?", src, line, col, ch,
+                              ch == 0 ? " (NUL)" : "");
+  }
+  line = 1;
+  col = 1;
   tok = json_tokener_new ();
   if (!tok)
     return remap_set_error (err, -ENOMEM, "out of memory");
