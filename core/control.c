@@ -19,6 +19,7 @@
 
 #include "remap/control.h"
 #include "remap/import.h"
+#include "remap/parse.h"
 #include "remap/remap.h"
 
 /* ---- buffers --------------------------------------------------------- */
@@ -166,35 +167,12 @@ remap_control_split (char *line, char **argv, int max)
   return n;
 }
 
-/* Decimal or 0x hexadecimal, the whole string. */
+/* Decimal or 0x hexadecimal, the whole string (remap_parse_u64, no
+ * suffix: these are sector, unit and block numbers). */
 static bool
 parse_u64 (const char *s, uint64_t *out)
 {
-  unsigned base = 10;
-  uint64_t v = 0;
-
-  if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-    base = 16;
-    s += 2;
-  }
-  if (*s == '\0')
-    return false;
-  for (; *s; s++) {
-    unsigned d;
-    if (*s >= '0' && *s <= '9')
-      d = *s - '0';
-    else if (base == 16 && *s >= 'a' && *s <= 'f')
-      d = *s - 'a' + 10;
-    else if (base == 16 && *s >= 'A' && *s <= 'F')
-      d = *s - 'A' + 10;
-    else
-      return false;
-    if (v > (UINT64_MAX - d) / base)
-      return false;
-    v = v * base + d;
-  }
-  *out = v;
-  return true;
+  return remap_parse_u64 (s, 0, "number", out, NULL) == 0;
 }
 
 /* Options every command may see; which ones a command accepts is checked

@@ -64,6 +64,11 @@ remap_scan_u64 (const char **pp, const char *end, unsigned flags,
     unsigned shift = suffix_shift (*p, &known);
     if (known) {
       p++;
+      /* "4KiB", "4KB" and "4K" are the same (powers of 1024 throughout). */
+      if (shift >= 10 && end - p >= 2 && p[0] == 'i' && p[1] == 'B')
+        p += 2;
+      else if (shift >= 10 && p < end && p[0] == 'B')
+        p++;
       if (shift && v > (UINT64_MAX >> shift))
         overflow = true;
       v <<= shift;

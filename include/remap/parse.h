@@ -8,7 +8,9 @@
  * Numbers: decimal ("010" is ten: a leading zero is never octal) or 0x
  * hexadecimal; no sign, no spaces.  With REMAP_NUM_SUFFIX a decimal number
  * may end in one size suffix: b (x1), s (x512, a sector), k, m, g, t, p, e
- * (powers of 1024), upper or lower case.  A hexadecimal number takes no
+ * (powers of 1024), upper or lower case; k to e may be followed by "iB"
+ * or "B", which change nothing ("4KiB" = "4KB" = "4k" = 4096).  A
+ * hexadecimal number takes no
  * suffix ("0x1b" is 27).  Anything that does not fit in 64 bits is -ERANGE.
  *
  * Text files: lines end in LF or CRLF; a NUL or another control byte

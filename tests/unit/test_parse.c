@@ -42,6 +42,12 @@ START_TEST (test_numbers)
     { "16777216t", REMAP_NUM_SUFFIX, -EINVAL, 0 },
     { "16777215t", REMAP_NUM_SUFFIX, 0, UINT64_C (16777215) << 40 },
     { "0x1b", REMAP_NUM_SUFFIX, 0, 27 },        /* hex: b is a digit */
+    { "4KiB", REMAP_NUM_SUFFIX, 0, 4096 },
+    { "2MB", REMAP_NUM_SUFFIX, 0, 2 * MiB },
+    { "2Mi", REMAP_NUM_SUFFIX, -EINVAL, 0 },
+    { "2MiB ", REMAP_NUM_SUFFIX, -EINVAL, 0 },
+    { "2sB", REMAP_NUM_SUFFIX, -EINVAL, 0 },    /* B only after k to e */
+    { "2bB", REMAP_NUM_SUFFIX, -EINVAL, 0 },
     { "0x1k", REMAP_NUM_SUFFIX, -EINVAL, 0 },   /* hex takes no suffix */
     { "4k", 0, -EINVAL, 0 },                    /* suffix not allowed */
     { "4kk", REMAP_NUM_SUFFIX, -EINVAL, 0 },

@@ -125,20 +125,12 @@ exit_code (int r)
   }
 }
 
+/* A number as every remap parser reads it (remap_parse_u64: decimal with
+ * an optional size suffix such as 4k, or 0x hexadecimal). */
 static bool
 parse_u64 (const char *s, uint64_t *out)
 {
-  char *end;
-  if (!*s || *s == '-')
-    return false;
-  errno = 0;
-  unsigned long long v = strtoull (s, &end, s[0] == '0' && (s[1] == 'x'
-                                                          || s[1] == 'X')
-                                   ? 16 : 10);
-  if (errno || *end)
-    return false;
-  *out = v;
-  return true;
+  return remap_parse_u64 (s, REMAP_NUM_SUFFIX, "number", out, NULL) == 0;
 }
 
 /* ---- opening the files ----------------------------------------------- */

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "remap/control.h"
+#include "remap/parse.h"
 #include "remap/remap.h"
 #include "remapctl.h"
 
@@ -59,32 +60,12 @@ json_u64 (const char *s, const char *key, uint64_t *v)
   return true;
 }
 
-/* Size with an optional K/M/G suffix (powers of 1024). */
+/* A number with an optional size suffix (remap_parse_u64's grammar:
+ * k, m, g ... powers of 1024, "KiB" and "KB" alike, or 0x hex). */
 static bool
 parse_size (const char *s, uint64_t *out)
 {
-  char *end;
-  uint64_t v;
-
-  errno = 0;
-  v = strtoull (s, &end, 10);
-  if (errno || end == s || *s == '-')
-    return false;
-  switch (*end) {
-  case '\0': break;
-  case 'k': case 'K': v <<= 10; end++; break;
-  case 'm': case 'M': v <<= 20; end++; break;
-  case 'g': case 'G': v <<= 30; end++; break;
-  default: return false;
-  }
-  if (*end == 'i' && end[1] == 'B')
-    end += 2;
-  else if (*end == 'B')
-    end++;
-  if (*end)
-    return false;
-  *out = v;
-  return true;
+  return remap_parse_u64 (s, REMAP_NUM_SUFFIX, "number", out, NULL) == 0;
 }
 
 static double
