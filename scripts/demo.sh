@@ -28,7 +28,7 @@ LC_ALL=C
 export LC_ALL
 
 PACKAGES="build-essential cmake pkg-config nbdkit nbdkit-plugin-dev libnbd-dev
-libnbd-bin liburing-dev check libsubunit-dev qemu-utils"
+libnbd-bin liburing-dev libjson-c-dev check libsubunit-dev qemu-utils"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 U=4096
 BAD_LIST=100,2000-2003,16383
