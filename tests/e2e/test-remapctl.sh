@@ -268,6 +268,12 @@ grep -q -- "--resume" "$WORK/scan1.err" || fail "interrupted scan: $(cat "$WORK/
 grep -q "^scan: .*%.*MiB/s, ETA" "$WORK/scan1.err" || fail "no progress lines: $(cat "$WORK/scan1.err")"
 next=$(sed -n 's/^next //p' "$WORK/scan.state")
 [ -n "$next" ] && [ "$next" -gt 0 ] && [ "$next" -lt 8192 ] || fail "scan state: next=$next"
+# A damaged number in the state file is refused, never read as a prefix.
+cp "$WORK/scan.state" "$WORK/scan.keep"
+sed -i 's/^next .*/next 12x/' "$WORK/scan.state"
+expect 1 scan -s "$WORK/sc.img" -o "$O" --resume --state "$WORK/scan.state" --no-progress
+grep -q "not a scan state file" <<<"$ERR" || fail "damaged state file: $ERR"
+mv "$WORK/scan.keep" "$WORK/scan.state"
 expect 0 scan -s "$WORK/sc.img" -o "$O" --resume --state "$WORK/scan.state" --json --no-progress
 [ "$(jq -c '[.complete, .start_lba, .end_lba, .read_units, .bad_units]' <<<"$OUT")" = \
   '[true,0,8192,1024,[]]' ] || fail "resumed scan: $OUT"

@@ -153,9 +153,25 @@ save_state (const char *path, const struct state *st)
   return rename (tmp, path) == 0 ? 0 : -errno;
 }
 
+/* "KEY NUMBER": 1 and *v set when line starts with key, 0 when it does
+ * not, -1 when the number is damaged. */
+static int
+state_num (const char *line, const char *key, uint64_t *v)
+{
+  size_t n = strlen (key);
+
+  if (strncmp (line, key, n) != 0 || line[n] != ' ')
+    return 0;
+  return remap_parse_u64 (line + n + 1, 0, key, v, NULL) == 0 ? 1 : -1;
+}
+
 static int
 load_state (const char *path, struct state *st)
 {
+  const struct { const char *key; uint64_t *v; } nums[] = {
+    { "start", &st->start }, { "end", &st->end }, { "next", &st->next },
+    { "read", &st->read }, { "skipped", &st->skipped },
+  };
   char line[1 << 16];
   FILE *f = fopen (path, "r");
   bool magic = false;
@@ -163,17 +179,20 @@ load_state (const char *path, struct state *st)
   if (!f)
     return -errno;
   while (fgets (line, sizeof line, f)) {
+    int found = 0;
     line[strcspn (line, "\n")] = '\0';
-    if (strcmp (line, "remap-scan 1") == 0)
+    for (size_t i = 0; i < sizeof nums / sizeof *nums && !found; i++)
+      found = state_num (line, nums[i].key, nums[i].v);
+    if (found < 0) {
+      fclose (f);
+      return -EINVAL;           /* a damaged number: not our state file */
+    }
+    if (found)
+      ;
+    else if (strcmp (line, "remap-scan 1") == 0)
       magic = true;
     else if (strncmp (line, "uuid ", 5) == 0)
       snprintf (st->uuid, sizeof st->uuid, "%.36s", line + 5);
-    else if (sscanf (line, "start %" SCNu64, &st->start) == 1
-             || sscanf (line, "end %" SCNu64, &st->end) == 1
-             || sscanf (line, "next %" SCNu64, &st->next) == 1
-             || sscanf (line, "read %" SCNu64, &st->read) == 1
-             || sscanf (line, "skipped %" SCNu64, &st->skipped) == 1)
-      ;
     else if (strncmp (line, "bad ", 4) == 0 && line[4]) {
       remap_buf_printf (&st->bad, "%s", line + 4);
       st->nbad = count_units (line + 4);
