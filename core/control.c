@@ -1083,7 +1083,7 @@ cmd_import (struct remap_engine *e, int argc, char *const *argv,
   }
   for (size_t i = 0; i < l.n; i++)
     if (l.v[i].bytes && l.v[i].last >= remap_size (e)) {
-      r = remap_set_error (err, -EINVAL, "import: bad range at byte %"
+      r = remap_set_error (err, -EINVAL, "bad range at byte %"
                            PRIu64 " (length %" PRIu64 ") is past the end of "
                            "the origin (%" PRIu64 " bytes): wrong block size, "
                            "or another disk's list?  Nothing was imported",
@@ -1095,7 +1095,7 @@ cmd_import (struct remap_engine *e, int argc, char *const *argv,
     v[i] = l.v[i].bytes
       ? (struct remap_unit_range) { l.v[i].first / U, l.v[i].last / U }
       : (struct remap_unit_range) { l.v[i].first, l.v[i].last };
-  r = remap_import_units (e, v, l.n, "import", flags, &res, err);
+  r = remap_import_units (e, v, l.n, NULL, flags, &res, err);
   if (r && res.changed == 0 && !json)
     goto out;
   if (json) {

@@ -26,6 +26,9 @@
 
 #include "remap/import.h"
 
+/* "WHAT: " before a message, or nothing when what is NULL. */
+#define W(what) (what) ? (what) : "", (what) ? ": " : ""
+
 static int
 cmp_range (const void *a, const void *b)
 {
@@ -140,9 +143,9 @@ apply (struct remap_engine *e, const struct remap_unit_range *v, size_t n,
         r = pending ? remap_mark_pending (e, u, err)
           : remap_remap (e, u, 0, err);
       if (r)
-        return remap_error_prefix (err, r, "%s: unit %" PRIu64 " (%" PRIu64
+        return remap_error_prefix (err, r, "%s%sunit %" PRIu64 " (%" PRIu64
                                    " of %" PRIu64 " units done, the rest "
-                                   "untouched): ", what, u, done, res->units);
+                                   "untouched): ", W (what), u, done, res->units);
       done++;
       res->changed += !skip;
       if (u == v[i].last)
@@ -166,10 +169,10 @@ remap_import_units (struct remap_engine *e, struct remap_unit_range *v,
   n = merge (v, n);
   for (size_t i = 0; i < n; i++) {
     if (v[i].last >= units)
-      return remap_set_error (err, -EINVAL, "%s: unit %" PRIu64 " is past "
+      return remap_set_error (err, -EINVAL, "%s%sunit %" PRIu64 " is past "
                               "the end of the origin (%" PRIu64 " units of %"
                               PRIu64 " bytes): wrong block size, or another "
-                              "disk's list?  Nothing was imported", what,
+                              "disk's list?  Nothing was imported", W (what),
                               v[i].last, units, U);
     res->units += v[i].last - v[i].first + 1;
   }
@@ -177,11 +180,11 @@ remap_import_units (struct remap_engine *e, struct remap_unit_range *v,
   if ((r = count (e, v, n, flags, res, err)))
     return r;
   if (res->needed > res->room)
-    return remap_set_error (err, -ENOSPC, "%s: %s %" PRIu64 " units (%"
+    return remap_set_error (err, -ENOSPC, "%s%s%s %" PRIu64 " units (%"
                             PRIu64 " named, %" PRIu64 " already %s) needs %"
                             PRIu64 " free %s, but the spare has %" PRIu64
                             ": nothing was imported; give a larger spare or "
-                            "a shorter list", what,
+                            "a shorter list", W (what),
                             flags & REMAP_IMPORT_PENDING ? "marking pending"
                             : "remapping", res->needed, res->units,
                             res->already,
@@ -211,11 +214,11 @@ remap_import_extents (struct remap_engine *e, const struct remap_extents *x,
     const struct remap_extent *ex = &x->v[i];
     if (ex->len == 0 || ex->off >= size || ex->len > size - ex->off) {
       free (v);
-      return remap_set_error (err, -EINVAL, "%s: bad range at byte %" PRIu64
+      return remap_set_error (err, -EINVAL, "%s%sbad range at byte %" PRIu64
                               " (length %" PRIu64 ") is past the end of the "
                               "origin (%" PRIu64 " bytes): wrong block size, "
                               "or another disk's list?  Nothing was imported",
-                              what, ex->off, ex->len, size);
+                              W (what), ex->off, ex->len, size);
     }
     v[i].first = ex->off / U;
     v[i].last = (ex->off + (ex->len - 1)) / U;

@@ -48,7 +48,8 @@ struct remap_import_result {
 };
 
 /* Import the units of v[0..n) (sorted and merged in place; any order and
- * overlaps accepted).  `what' names the source in messages ("bad.txt").
+ * overlaps accepted).  `what' names the source in messages ("bad.txt";
+ * NULL: none).
  * 0 with *res filled; -EINVAL (a unit past the origin's end: nothing
  * changed); -ENOSPC (no room, the message names needed and free: nothing
  * changed); -ENOMEM; or the error of the unit that failed, prefixed with
