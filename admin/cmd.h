@@ -16,7 +16,7 @@ enum { CMD_OP_REMAP, CMD_OP_UNMAP, CMD_OP_PENDING };
 
 /* The handlers of remap_commands[] (commands.c). */
 remap_command_fn cmd_status, cmd_list, cmd_lookup, cmd_export, cmd_range,
-  cmd_scan, cmd_spare_retest, cmd_help;
+  cmd_scan, cmd_spare_retest, cmd_import, cmd_help;
 
 /* What status shows, gathered once; a new rendering of it (another
  * format) takes this and writes to a sink. */

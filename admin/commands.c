@@ -34,6 +34,8 @@ const struct remap_option remap_options[] = {
     "badblocks or ddrescue" },
   { REMAP_OPT_BLOCK_SIZE, "--block-size", "-b", "N",
     "block size of a badblocks list (its -b)" },
+  { REMAP_OPT_PENDING, "--pending", NULL, NULL,
+    "mark the units pending instead of remapping them" },
   { 0, NULL, NULL, NULL, NULL },
 };
 
@@ -62,6 +64,9 @@ const struct remap_command remap_commands[] = {
   { "spare-retest", "[FIRST [COUNT]]", REMAP_OPT_JSON, 0, 2,
     "re-test bad spare units (spare unit numbers); free those that pass",
     cmd_spare_retest, 0 },
+  { "import", "OFF+LEN[,...]", REMAP_OPT_JSON | REMAP_OPT_PENDING, 1, 1,
+    "remap (or mark pending) the units these byte ranges touch, all "
+    "checked first", cmd_import, 0 },
   { "help", "", 0, 0, 0, "this list", cmd_help, 0 },
   { NULL, NULL, 0, 0, 0, NULL, NULL, 0 },
 };
@@ -170,6 +175,7 @@ remap_command_parse (const struct remap_command *c, int argc,
     case REMAP_OPT_JSON: a->json = true; break;
     case REMAP_OPT_UNITS: a->units = true; break;
     case REMAP_OPT_DISCARD: a->discard = true; break;
+    case REMAP_OPT_PENDING: a->pending = true; break;
     case REMAP_OPT_FORMAT: a->format = argv[i]; break;
     case REMAP_OPT_BLOCK_SIZE:
       if (!cmd_parse_u64 (argv[i], &a->block_size) || a->block_size == 0)

@@ -41,8 +41,8 @@ done
 jobs=${REMAP_JOBS:-2}
 
 packages="build-essential cmake pkg-config nbdkit nbdkit-plugin-dev
-  libnbd-dev libnbd-bin liburing-dev check libsubunit-dev qemu-utils fio
-  e2fsprogs util-linux mount jq python3 valgrind perl libjson-c-dev
+  libnbd-dev libnbd-bin liburing-dev libjson-c-dev check libsubunit-dev
+  qemu-utils fio e2fsprogs util-linux mount jq python3 valgrind perl
   ${REMAP_EXTRA_PACKAGES:-}"
 
 # ---- dependencies ---------------------------------------------------------

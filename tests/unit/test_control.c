@@ -427,14 +427,14 @@ START_TEST (test_export_roundtrip)
   s = run_ok ("export --format badblocks --block-size 4096");
   ck_assert_str_eq (s, "3\n4\n9\n1023\n");
   s = run_ok ("export --format badblocks --block-size 1024");
-  ck_assert_int_eq (remap_parse_badblocks (s, strlen (s), 1024, &x, &err), 0);
+  ck_assert_int_eq (remap_parse_badblocks (s, strlen (s), NULL, 1024, &x, &err), 0);
   ck_assert_uint_eq (x.n, 3);
   ck_assert_uint_eq (x.v[0].off, 3 * U);
   ck_assert_uint_eq (x.v[0].len, 2 * U);
   remap_extents_free (&x);
 
   s = run_ok ("export --format ddrescue");
-  ck_assert_int_eq (remap_parse_ddrescue (s, strlen (s), false, &x, &err), 0);
+  ck_assert_int_eq (remap_parse_ddrescue (s, strlen (s), NULL, false, &x, &err), 0);
   ck_assert_uint_eq (x.n, 3);
   ck_assert_uint_eq (x.v[0].off, 3 * U);
   ck_assert_uint_eq (x.v[0].len, 2 * U);
@@ -454,7 +454,7 @@ START_TEST (test_parsers)
   struct remap_error err = { 0 };
   const char *bb = "10\n11\n\n  12  \n40\n";
 
-  ck_assert_int_eq (remap_parse_badblocks (bb, strlen (bb), 1024, &x, &err),
+  ck_assert_int_eq (remap_parse_badblocks (bb, strlen (bb), NULL, 1024, &x, &err),
                     0);
   ck_assert_uint_eq (x.n, 2);
   ck_assert_uint_eq (x.v[0].off, 10240);
@@ -463,13 +463,13 @@ START_TEST (test_parsers)
   remap_extents_free (&x);
 
   const char *bad = "10\n11\nxyz\n";
-  ck_assert_int_eq (remap_parse_badblocks (bad, strlen (bad), 1024, &x, &err),
+  ck_assert_int_eq (remap_parse_badblocks (bad, strlen (bad), NULL, 1024, &x, &err),
                     -EINVAL);
   ck_assert_msg (strncmp (err.msg, "line 3:", 7) == 0, "%s", err.msg);
   remap_extents_free (&x);
   remap_error_clear (&err);
   bad = "10 11\n";
-  ck_assert_int_eq (remap_parse_badblocks (bad, strlen (bad), 1024, &x, &err),
+  ck_assert_int_eq (remap_parse_badblocks (bad, strlen (bad), NULL, 1024, &x, &err),
                     -EINVAL);
   ck_assert_msg (strncmp (err.msg, "line 1:", 7) == 0, "%s", err.msg);
   remap_extents_free (&x);
@@ -486,14 +486,14 @@ START_TEST (test_parsers)
     "0x00010000  0x00001000  ?\n"
     "65536000    512         -\n";
   remap_error_clear (&err);
-  ck_assert_int_eq (remap_parse_ddrescue (map, strlen (map), false, &x, &err),
+  ck_assert_int_eq (remap_parse_ddrescue (map, strlen (map), NULL, false, &x, &err),
                     0);
   ck_assert_uint_eq (x.n, 2);
   ck_assert_uint_eq (x.v[0].off, 0x1000);
   ck_assert_uint_eq (x.v[0].len, 0x800);
   ck_assert_uint_eq (x.v[1].off, 65536000);
   remap_extents_free (&x);
-  ck_assert_int_eq (remap_parse_ddrescue (map, strlen (map), true, &x, &err),
+  ck_assert_int_eq (remap_parse_ddrescue (map, strlen (map), NULL, true, &x, &err),
                     0);
   ck_assert_uint_eq (x.n, 3);
   ck_assert_uint_eq (x.v[1].off, 0x10000);
@@ -510,8 +510,8 @@ START_TEST (test_parsers)
   for (size_t i = 0; i < sizeof bads / sizeof *bads; i++) {
     remap_error_clear (&err);
     ck_assert_int_eq (remap_parse_ddrescue (bads[i].text,
-                                            strlen (bads[i].text), false, &x,
-                                            &err), -EINVAL);
+                                            strlen (bads[i].text), NULL,
+                                            false, &x, &err), -EINVAL);
     ck_assert_msg (strncmp (err.msg, bads[i].line, strlen (bads[i].line)) == 0,
                    "case %zu: %s", i, err.msg);
     remap_extents_free (&x);
