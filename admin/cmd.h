@@ -30,8 +30,9 @@ struct cmd_status_data {
 };
 void cmd_status_gather (struct remap_engine *e, struct cmd_status_data *d);
 
-/* Decimal or 0x hexadecimal, the whole string, without overflow. */
-bool cmd_parse_u64 (const char *s, uint64_t *out);
+/* Numbers are read by the core's one parser, remap_parse_u64
+ * (include/remap/parse.h): decimal or 0x hexadecimal, no sign, no
+ * overflow; sizes (--block-size) may take a suffix. */
 
 /* Units and sectors of the origin. */
 uint64_t cmd_origin_units (struct remap_engine *e);

@@ -21,6 +21,7 @@
 
 #include "admin.h"
 #include "cmd.h"
+#include "remap/parse.h"
 #include "remap/remap.h"
 
 const struct remap_option remap_options[] = {
@@ -98,37 +99,6 @@ remap_command_usage (const struct remap_command *c, char *buf, size_t len)
   }
 }
 
-/* Decimal or 0x hexadecimal, the whole string, no sign, no overflow. */
-bool
-cmd_parse_u64 (const char *s, uint64_t *out)
-{
-  unsigned base = 10;
-  uint64_t v = 0;
-
-  if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-    base = 16;
-    s += 2;
-  }
-  if (*s == '\0')
-    return false;
-  for (; *s; s++) {
-    unsigned d;
-    if (*s >= '0' && *s <= '9')
-      d = (unsigned) (*s - '0');
-    else if (base == 16 && *s >= 'a' && *s <= 'f')
-      d = (unsigned) (*s - 'a' + 10);
-    else if (base == 16 && *s >= 'A' && *s <= 'F')
-      d = (unsigned) (*s - 'A' + 10);
-    else
-      return false;
-    if (v > (UINT64_MAX - d) / base)
-      return false;
-    v = v * base + d;
-  }
-  *out = v;
-  return true;
-}
-
 static const struct remap_option *
 find_option (const char *s)
 {
@@ -178,10 +148,14 @@ remap_command_parse (const struct remap_command *c, int argc,
     case REMAP_OPT_PENDING: a->pending = true; break;
     case REMAP_OPT_FORMAT: a->format = argv[i]; break;
     case REMAP_OPT_BLOCK_SIZE:
-      if (!cmd_parse_u64 (argv[i], &a->block_size) || a->block_size == 0)
-        return remap_set_error (err, -EINVAL, "%s: %s needs a positive "
-                                "decimal or 0x number, not \"%.40s\"; usage: "
-                                "%s", c->name, s, argv[i], usage);
+      /* A size, as remapctl import's: "4096", "4k", "0x1000". */
+      if (remap_parse_u64 (argv[i], REMAP_NUM_SUFFIX, s, &a->block_size,
+                           err) != 0)
+        return remap_error_prefix (err, -EINVAL, "%s: ", c->name);
+      if (a->block_size == 0)
+        return remap_set_error (err, -EINVAL, "%s: %s must be a positive "
+                                "size, not %.40s; usage: %s", c->name, s,
+                                argv[i], usage);
       break;
     default: break;
     }
@@ -206,7 +180,10 @@ cmd_help (struct remap_engine *e, const struct remap_command *c,
     remap_out_printf (out, "  %-48s %s\n", usage, k->summary);
   }
   remap_out_printf (out, "LBA and COUNT are 512-byte sectors, or remap units "
-                    "with -u; numbers are decimal or 0x hexadecimal.\n");
+                    "with -u; numbers are decimal or 0x hexadecimal.\n"
+                    "import takes byte ranges OFF+LEN (remapctl import sends "
+                    "a parsed badblocks,\nddrescue or smartctl list this "
+                    "way).\n");
   return out->err;
 }
 

@@ -571,6 +571,75 @@ START_TEST (test_spare_full_state)
 }
 END_TEST
 
+/* import OFF+LEN[,...] (admin/cmd_import.c): byte ranges to units, all
+ * checked before any is changed; a refusal prints nothing and changes
+ * nothing; a list too large for the spare is -ENOSPC with the numbers. */
+START_TEST (test_import_command)
+{
+  struct remap_error err = { 0 };
+  struct remap_counters c;
+  struct remap_mapping m;
+  char cmd[128];
+  const char *s;
+
+  /* Units 2 (bytes 8192..8193) and 10..11 (0xa000+0x2000), overlapping
+   * items merged; unit 3 as a unit item. */
+  s = run_ok ("import 8192+2,0xa000+0x2000,0xa800+1,3 --json");
+  assert_json (s);
+  ck_assert_uint_eq (jnum (s, "units"), 4);
+  ck_assert_uint_eq (jnum (s, "changed"), 4);
+  ck_assert_uint_eq (jnum (s, "ranges"), 2);
+  ck_assert_msg (strstr (s, "\"mode\":\"remap\""), "%s", s);
+  ck_assert_msg (strstr (s, "\"error\"") == NULL, "%s", s);
+  ck_assert_int_eq (remap_lookup (e, 11, &m), 0);
+  ck_assert_int_eq (m.state, REMAP_SLOT_MAPPED);
+  /* Again, pending: all already remapped. */
+  s = run_ok ("import --pending 8192+2,0xa000+0x2000");
+  ck_assert_msg (strstr (s, "0 marked pending now, 3 already remapped or "
+                         "pending"), "%s", s);
+  s = run_ok ("import --pending 0x64000+4096");      /* unit 100 */
+  ck_assert_msg (strstr (s, "1 marked pending now"), "%s", s);
+  ck_assert_int_eq (remap_unit_pending (e, 100), 1);
+
+  /* Refusals: nothing printed, nothing changed. */
+  remap_get_counters (e, &c);
+  static const struct { const char *line, *msg; } bad[] = {
+    { "import 0+4096,0x3ff000+0x1001 --json", "past the end of the origin" },
+    { "import 0+4096,1024 --json", "past the end of the origin" },
+    { "import 0+0", "import" },
+    { "import 0+4096,,8192+1", "import" },
+    { "import 18446744073709551615+2", "import" },
+    { "import x --json", "import" },
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    struct remap_counters c2;
+    ck_assert_int_eq (run_err (bad[i].line, &err), -EINVAL);
+    ck_assert_msg (strstr (err.msg, bad[i].msg), "%s: %s", bad[i].line,
+                   err.msg);
+    ck_assert_msg (out.len == 0, "%s printed %s", bad[i].line, out.data);
+    remap_get_counters (e, &c2);
+    ck_assert_uint_eq (c2.reallocated_units, c.reallocated_units);
+    ck_assert_uint_eq (c2.pending_units, c.pending_units);
+  }
+  ck_assert_int_eq (remap_lookup (e, 0, &m), 0);
+  ck_assert_int_eq (m.state, REMAP_SLOT_FREE);
+
+  /* More units than the spare has free: -ENOSPC, the numbers in the
+   * message and in the JSON, nothing changed. */
+  snprintf (cmd, sizeof cmd, "import 0x100000+%" PRIu64 " --json",
+            (c.spare_free_units + 1) * U);
+  ck_assert_int_eq (run_err (cmd, &err), -ENOSPC);
+  ck_assert_msg (strstr (err.msg, "but the spare has"), "%s", err.msg);
+  assert_json (out.data);
+  ck_assert_uint_eq (jnum (out.data, "needed"), c.spare_free_units + 1);
+  ck_assert_uint_eq (jnum (out.data, "free"), c.spare_free_units);
+  ck_assert_uint_eq (jnum (out.data, "changed"), 0);
+  ck_assert (strstr (out.data, "\"error\":"));
+  ck_assert_int_eq (remap_lookup (e, 0x100000 / U, &m), 0);
+  ck_assert_int_eq (m.state, REMAP_SLOT_FREE);
+}
+END_TEST
+
 START_TEST (test_scan_finds_failing_units)
 {
   struct remap_backend *o, *s, *f;
@@ -708,6 +777,7 @@ control_suite (void)
   tcase_add_test (tc, test_usage_errors);
   tcase_add_test (tc, test_export_roundtrip);
   tcase_add_test (tc, test_spare_full_state);
+  tcase_add_test (tc, test_import_command);
   tcase_add_test (tc, test_scan_finds_failing_units);
   tcase_add_test (tc, test_scan_reports_unrecorded_when_full);
   suite_add_tcase (s, tc);
