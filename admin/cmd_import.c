@@ -8,6 +8,10 @@
  * every range checked against the origin, the spare's room counted, and
  * only then the units changed, one at a time.
  *
+ * Between units the sink is checked, so a client that goes away or a
+ * server that stops ends the import there (-ECANCELED), each unit done
+ * committed and the rest untouched.
+ *
  * Output: a usage error (a bad list, a range past the origin) prints
  * nothing.  Otherwise one summary, in text or JSON; when the import stops
  * (no room, a failed remap half way) the JSON summary carries the error,
@@ -46,6 +50,13 @@ to_units (struct remap_engine *e, const struct remap_list *l,
       : (struct remap_unit_range) { it->first, it->last };
   }
   return 0;
+}
+
+/* Between units: stop when the sink is cancelled (remap_out_check). */
+static int
+check_out (void *opaque)
+{
+  return remap_out_check (opaque);
 }
 
 static void
@@ -102,8 +113,12 @@ cmd_import (struct remap_engine *e, const struct remap_command *c,
   }
   if ((r = to_units (e, &l, v, err)) != 0)
     goto out;
-  r = remap_import_units (e, v, l.n, NULL,
-                          a->pending ? REMAP_IMPORT_PENDING : 0, &res, err);
+  r = remap_import_units_checked (e, v, l.n, NULL,
+                                  a->pending ? REMAP_IMPORT_PENDING : 0,
+                                  check_out, out, &res, err);
+  if (r == -ECANCELED)
+    remap_error_prefix (err, r, "import cancelled (the client went away or "
+                        "the server is stopping): ");
   if (r != -EINVAL)
     summary (e, a, &res, r, err, out);
  out:

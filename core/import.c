@@ -10,7 +10,9 @@
  *              import takes, how many are free
  *   apply      unit by unit through the engine's public calls, which take
  *              the engine's own locks; this file holds no lock and no
- *              state of its own
+ *              state of its own.  A caller's check between units (the
+ *              admin library's sink: client gone, server stopping) can
+ *              stop it there; a unit is never left half done
  *
  * The room check uses the counters of the moment; a writer that takes
  * spare units between count and apply makes a later remap fail with
@@ -125,10 +127,15 @@ count (struct remap_engine *e, const struct remap_unit_range *v, size_t n,
   return 0;
 }
 
+struct stop {
+  remap_import_check_fn *check;
+  void *opaque;
+};
+
 static int
 apply (struct remap_engine *e, const struct remap_unit_range *v, size_t n,
-       const char *what, unsigned flags, struct remap_import_result *res,
-       struct remap_error *err)
+       const char *what, unsigned flags, const struct stop *stop,
+       struct remap_import_result *res, struct remap_error *err)
 {
   bool pending = flags & REMAP_IMPORT_PENDING;
   uint64_t done = 0;
@@ -136,7 +143,13 @@ apply (struct remap_engine *e, const struct remap_unit_range *v, size_t n,
   for (size_t i = 0; i < n; i++)
     for (uint64_t u = v[i].first;; u++) {
       struct remap_mapping m;
-      int r = remap_lookup (e, u, &m);
+      int r = stop->check ? stop->check (stop->opaque) : 0;
+      if (r < 0)
+        return remap_set_error (err, r, "%s%sstopped before unit %" PRIu64
+                                " (%" PRIu64 " of %" PRIu64 " units done, "
+                                "the rest untouched)", W (what), u, done,
+                                res->units);
+      r = remap_lookup (e, u, &m);
       bool skip = r == 0 && (m.state == REMAP_SLOT_MAPPED
                              || (pending && m.state == REMAP_SLOT_PENDING));
       if (r == 0 && !skip)
@@ -159,6 +172,19 @@ remap_import_units (struct remap_engine *e, struct remap_unit_range *v,
                     size_t n, const char *what, unsigned flags,
                     struct remap_import_result *res, struct remap_error *err)
 {
+  return remap_import_units_checked (e, v, n, what, flags, NULL, NULL, res,
+                                     err);
+}
+
+int
+remap_import_units_checked (struct remap_engine *e,
+                            struct remap_unit_range *v, size_t n,
+                            const char *what, unsigned flags,
+                            remap_import_check_fn *check, void *opaque,
+                            struct remap_import_result *res,
+                            struct remap_error *err)
+{
+  const struct stop stop = { check, opaque };
   struct remap_import_result dummy;
   uint64_t U = remap_unit (e), units = (remap_size (e) + U - 1) / U;
   int r;
@@ -194,7 +220,7 @@ remap_import_units (struct remap_engine *e, struct remap_unit_range *v,
                             ? "pending places" : "spare units", res->room);
   if (flags & REMAP_IMPORT_DRY_RUN)
     return 0;
-  return apply (e, v, n, what, flags, res, err);
+  return apply (e, v, n, what, flags, &stop, res, err);
 }
 
 int

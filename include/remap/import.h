@@ -59,6 +59,20 @@ int remap_import_units (struct remap_engine *e, struct remap_unit_range *v,
                         struct remap_import_result *res,
                         struct remap_error *err);
 
+/* Called before each unit is changed: 0 to go on, or -errno to stop there
+ * (a server stopping, a client gone).  Must not block for long. */
+typedef int remap_import_check_fn (void *opaque);
+
+/* remap_import_units, asking check(opaque) before each unit (check may be
+ * NULL).  A stop returns check's -errno, the message saying how many units
+ * were done (they stay done) and that the rest are untouched. */
+int remap_import_units_checked (struct remap_engine *e,
+                                struct remap_unit_range *v, size_t n,
+                                const char *what, unsigned flags,
+                                remap_import_check_fn *check, void *opaque,
+                                struct remap_import_result *res,
+                                struct remap_error *err);
+
 /* The same for byte ranges (a parsed badblocks list, ddrescue mapfile or
  * smartctl report): every unit a range touches.  A range past the origin's
  * end is -EINVAL naming the range and the origin's size. */

@@ -640,6 +640,56 @@ START_TEST (test_import_command)
 }
 END_TEST
 
+/* A sink cancelled after `after' checks (a client gone, a server
+ * stopping, as the control socket's sink reports it). */
+struct cancel_after {
+  int calls, after;
+};
+
+static int
+cancel_after_check (void *opaque)
+{
+  struct cancel_after *c = opaque;
+  return ++c->calls > c->after ? -ECANCELED : 0;
+}
+
+static int
+discard_flush (void *opaque, const char *p, size_t n)
+{
+  (void) opaque; (void) p; (void) n;
+  return 0;
+}
+
+/* import stops between units when its sink is cancelled: the units done
+ * stay done (committed), the rest untouched, the message says how far. */
+START_TEST (test_import_cancelled)
+{
+  char a0[] = "import", a1[] = "0x1000+0x5000", a2[] = "--json";
+  char *argv[] = { a0, a1, a2, NULL };
+  struct cancel_after c = { .after = 2 };
+  struct remap_error err = { 0 };
+  struct remap_mapping m;
+  struct remap_out so;
+  int r;
+
+  remap_out_stream (&so, discard_flush, cancel_after_check, &c);
+  r = remap_admin_exec (e, 3, argv, &so, &err);
+  remap_out_finish (&so);
+  ck_assert_int_eq (r, -ECANCELED);
+  ck_assert_msg (strstr (err.msg, "import cancelled") && strstr (err.msg,
+                 "stopped before unit 3 (2 of 5 units done, the rest "
+                 "untouched)"), "%s", err.msg);
+  for (uint64_t u = 1; u <= 5; u++) {
+    ck_assert_int_eq (remap_lookup (e, u, &m), 0);
+    ck_assert_msg (m.state == (u < 3 ? REMAP_SLOT_MAPPED : REMAP_SLOT_FREE),
+                   "unit %" PRIu64 ": state %d", u, m.state);
+  }
+  /* The same import again finishes the job: the two done are "already". */
+  const char *s = run_ok ("import 0x1000+0x5000");
+  ck_assert_msg (strstr (s, "3 remapped now, 2 already remapped"), "%s", s);
+}
+END_TEST
+
 START_TEST (test_scan_finds_failing_units)
 {
   struct remap_backend *o, *s, *f;
@@ -778,6 +828,7 @@ control_suite (void)
   tcase_add_test (tc, test_export_roundtrip);
   tcase_add_test (tc, test_spare_full_state);
   tcase_add_test (tc, test_import_command);
+  tcase_add_test (tc, test_import_cancelled);
   tcase_add_test (tc, test_scan_finds_failing_units);
   tcase_add_test (tc, test_scan_reports_unrecorded_when_full);
   suite_add_tcase (s, tc);
