@@ -116,6 +116,14 @@ grep -q "Nothing was imported" <<<"$ERR" || fail "online wrap: $ERR"
 expect 0 list --control "$C" --json
 [ "$(jq -c '[.entries[] | [.origin_unit, .state]]' <<<"$OUT")" = '[[125,"pending"],[15432,"pending"]]' ] ||
     fail "online list: $OUT"
+# A list that does not fit one request line: refused whole, exit 1.
+seq 0 2 598 >"$WORK/sparse.txt"           # 300 separate units
+expect 1 import "$WORK/sparse.txt" --format badblocks --block-size 4096 --control "$C"
+grep -q "too many separate ranges for one control request" <<<"$ERR" || fail "long list: $ERR"
+expect 0 list --control "$C" --json
+[ "$(jq '.entries | length' <<<"$OUT")" = 2 ] || fail "long list changed the table: $OUT"
+expect 2 import "$WORK/same.txt" --format badblocks --block-size 4096 --frob --control "$C"
 stop_server
-ok "import through the control socket: same parser, same checks"
+expect 4 import "$WORK/same.txt" --format badblocks --block-size 4096 --control "$C"
+ok "import through the control socket: same parser, same checks; a list too long for one request refused (1); usage 2; no server 4"
 E2E_RESULT=0

@@ -273,6 +273,14 @@ cp "$WORK/scan.state" "$WORK/scan.keep"
 sed -i 's/^next .*/next 12x/' "$WORK/scan.state"
 expect 1 scan -s "$WORK/sc.img" -o "$O" --resume --state "$WORK/scan.state" --no-progress
 grep -q "not a scan state file" <<<"$ERR" || fail "damaged state file: $ERR"
+# So is a damaged list of bad units (strtoull read "3,4x,5" as 3, 4, 5).
+for bad in "3,4x,5" "3,,5" "3," "-3"; do
+    cp "$WORK/scan.keep" "$WORK/scan.state"
+    sed -i "s/^bad .*/bad $bad/" "$WORK/scan.state"
+    grep -qx "bad $bad" "$WORK/scan.state" || fail "no bad line in the state file"
+    expect 1 scan -s "$WORK/sc.img" -o "$O" --resume --state "$WORK/scan.state" --no-progress
+    grep -q "not a scan state file" <<<"$ERR" || fail "damaged bad list '$bad': $ERR"
+done
 mv "$WORK/scan.keep" "$WORK/scan.state"
 expect 0 scan -s "$WORK/sc.img" -o "$O" --resume --state "$WORK/scan.state" --json --no-progress
 [ "$(jq -c '[.complete, .start_lba, .end_lba, .read_units, .bad_units]' <<<"$OUT")" = \
