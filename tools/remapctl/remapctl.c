@@ -1084,7 +1084,9 @@ do_import (void)
     argv[argc++] = (char *) "--json";
   /* Online, the list travels in one request line (at most
    * REMAP_CONTROL_MAX_LINE bytes): all or nothing, never split. */
-  size_t line = strlen ("import --pending --json \n") + strlen (list);
+  size_t line = 0;
+  for (int i = 0; i < argc; i++)
+    line += strlen (argv[i]) + 1;       /* a space or the newline */
   if (control_path && line > REMAP_CONTROL_MAX_LINE) {
     msg ("%s: the list has too many separate ranges for one control "
          "request (%zu bytes, at most %u): stop the server and import "
