@@ -2,8 +2,10 @@
  *
  * Every number, unit list, bad-block list (badlist.h), fault rule
  * (backend.h) and smartctl report goes through these functions, used alike
- * by the plugin's parameters, remapctl and the tests, so one file means the
- * same to both (nbdkit-remap-plugin(1) and remapctl(1) describe them).
+ * by the plugin's parameters, the admin library's commands and control
+ * socket (admin/), remapctl and the tests, so one file or argument means
+ * the same everywhere (nbdkit-remap-plugin(1) and remapctl(1) describe
+ * them).
  *
  * Numbers: decimal ("010" is ten: a leading zero is never octal) or 0x
  * hexadecimal; no sign, no spaces.  With REMAP_NUM_SUFFIX a decimal number
