@@ -17,6 +17,7 @@
  *   export --format badblocks --block-size N | --format ddrescue
  *   scan LBA [COUNT]               read the units that are not remapped
  *   spare-retest [FIRST [COUNT]]   re-test bad spare units
+ *   import [--pending] OFF+LEN,... remap (or mark pending) a parsed list
  *   help                           the list of commands
  *
  * Output goes to a sink (struct remap_out) that either grows in memory or
@@ -120,6 +121,7 @@ enum {
   REMAP_OPT_DISCARD = 1u << 2,      /* --discard-data */
   REMAP_OPT_FORMAT = 1u << 3,       /* -f, --format NAME */
   REMAP_OPT_BLOCK_SIZE = 1u << 4,   /* -b, --block-size N */
+  REMAP_OPT_PENDING = 1u << 5,      /* --pending */
 };
 
 struct remap_option {
@@ -136,7 +138,7 @@ extern const struct remap_option remap_options[];
 
 /* A parsed command line. */
 struct remap_args {
-  bool json, units, discard;
+  bool json, units, discard, pending;
   const char *format;           /* NULL: not given */
   uint64_t block_size;          /* 0: not given */
   int npos;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "remap/parse.h"
 
 struct reader {
   int fd;
@@ -120,20 +121,21 @@ read_reply (const char *path, struct reader *rd, struct remap_out *out,
     if (strcmp (line, "OK") == 0)
       return 0;
     if (strncmp (line, "ERR ", 4) == 0) {
-      char *end;
-      long e = strtol (line + 4, &end, 10);
-      if (e <= 0 || e > 4095 || *end != ' ')
+      const char *end = line + 4;
+      uint64_t e = 0;
+      if (remap_scan_u64 (&end, line + strlen (line), 0, &e) != 0
+          || e == 0 || e > 4095 || *end != ' ')
         return remap_set_error (err, -EPROTO, "control socket %s: bad "
                                 "status line \"%.60s\"", path, line);
       return remap_set_error (err, (int) -e, "%s", end + 1);
     }
     if (line[0] == 'D' && line[1] == ' ') {
-      char *end;
-      unsigned long n = strtoul (line + 2, &end, 10);
-      if (*end || n == 0 || n > REMAP_OUT_CHUNK)
+      uint64_t n = 0;
+      if (remap_parse_u64 (line + 2, 0, "frame", &n, NULL) != 0
+          || n == 0 || n > REMAP_OUT_CHUNK)
         return remap_set_error (err, -EPROTO, "control socket %s: bad "
                                 "frame \"%.60s\"", path, line);
-      if ((r = read_data (rd, n, out)) != 0)
+      if ((r = read_data (rd, (size_t) n, out)) != 0)
         return remap_set_error (err, r == -EPROTO ? -ECONNRESET : r,
                                 "control socket %s: the reply was cut short",
                                 path);

@@ -16,7 +16,7 @@ enum { CMD_OP_REMAP, CMD_OP_UNMAP, CMD_OP_PENDING };
 
 /* The handlers of remap_commands[] (commands.c). */
 remap_command_fn cmd_status, cmd_list, cmd_lookup, cmd_export, cmd_range,
-  cmd_scan, cmd_spare_retest, cmd_help;
+  cmd_scan, cmd_spare_retest, cmd_import, cmd_help;
 
 /* What status shows, gathered once; a new rendering of it (another
  * format) takes this and writes to a sink. */
@@ -30,8 +30,9 @@ struct cmd_status_data {
 };
 void cmd_status_gather (struct remap_engine *e, struct cmd_status_data *d);
 
-/* Decimal or 0x hexadecimal, the whole string, without overflow. */
-bool cmd_parse_u64 (const char *s, uint64_t *out);
+/* Numbers are read by the core's one parser, remap_parse_u64
+ * (include/remap/parse.h): decimal or 0x hexadecimal, no sign, no
+ * overflow; sizes (--block-size) may take a suffix. */
 
 /* Units and sectors of the origin. */
 uint64_t cmd_origin_units (struct remap_engine *e);

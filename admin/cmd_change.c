@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "remap/parse.h"
 #include "remap/remap.h"
 
 #define P(...) remap_out_printf (out, __VA_ARGS__)
@@ -338,11 +339,13 @@ retest_range (struct remap_engine *e, const struct remap_args *a,
               struct remap_error *err)
 {
   *first = 0;
-  if (a->npos > 0 && !cmd_parse_u64 (a->pos[0], first))
-    return remap_set_error (err, -EINVAL, "bad spare unit \"%.40s\": want a "
-                            "decimal or 0x hexadecimal number", a->pos[0]);
+  if (a->npos > 0
+      && remap_parse_u64 (a->pos[0], 0, "bad spare unit", first, err))
+    return -EINVAL;
   *count = *first < l->spare_units ? l->spare_units - *first : 0;
-  if (a->npos > 1 && (!cmd_parse_u64 (a->pos[1], count) || *count == 0))
+  if (a->npos > 1 && remap_parse_u64 (a->pos[1], 0, "bad count", count, err))
+    return -EINVAL;
+  if (a->npos > 1 && *count == 0)
     return remap_set_error (err, -EINVAL, "bad count \"%.40s\": want a "
                             "positive number", a->pos[1]);
   if (*first >= l->spare_units || *count > l->spare_units - *first)

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "remap/parse.h"
 #include "remap/remap.h"
 
 /* ---- shared helpers ---------------------------------------------------- */
@@ -37,10 +38,12 @@ cmd_get_range (struct remap_engine *e, const struct remap_args *a,
   uint64_t U = remap_unit (e), start, n = 1, limit;
   const char *what = a->units ? "unit" : "LBA";
 
-  if (!cmd_parse_u64 (a->pos[0], &start))
-    return remap_set_error (err, -EINVAL, "bad %s \"%.40s\": want a decimal "
-                            "or 0x hexadecimal number", what, a->pos[0]);
-  if (a->npos > 1 && (!cmd_parse_u64 (a->pos[1], &n) || n == 0))
+  if (remap_parse_u64 (a->pos[0], 0, a->units ? "bad unit" : "bad LBA",
+                       &start, err) != 0)
+    return -EINVAL;
+  if (a->npos > 1 && remap_parse_u64 (a->pos[1], 0, "bad count", &n, err))
+    return -EINVAL;
+  if (n == 0)
     return remap_set_error (err, -EINVAL, "bad count \"%.40s\": want a "
                             "positive number", a->pos[1]);
   limit = a->units ? cmd_origin_units (e) : cmd_origin_sectors (e);

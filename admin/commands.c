@@ -21,6 +21,7 @@
 
 #include "admin.h"
 #include "cmd.h"
+#include "remap/parse.h"
 #include "remap/remap.h"
 
 const struct remap_option remap_options[] = {
@@ -34,6 +35,8 @@ const struct remap_option remap_options[] = {
     "badblocks or ddrescue" },
   { REMAP_OPT_BLOCK_SIZE, "--block-size", "-b", "N",
     "block size of a badblocks list (its -b)" },
+  { REMAP_OPT_PENDING, "--pending", NULL, NULL,
+    "mark the units pending instead of remapping them" },
   { 0, NULL, NULL, NULL, NULL },
 };
 
@@ -62,6 +65,9 @@ const struct remap_command remap_commands[] = {
   { "spare-retest", "[FIRST [COUNT]]", REMAP_OPT_JSON, 0, 2,
     "re-test bad spare units (spare unit numbers); free those that pass",
     cmd_spare_retest, 0 },
+  { "import", "OFF+LEN[,...]", REMAP_OPT_JSON | REMAP_OPT_PENDING, 1, 1,
+    "remap (or mark pending) the units these byte ranges touch, all "
+    "checked first", cmd_import, 0 },
   { "help", "", 0, 0, 0, "this list", cmd_help, 0 },
   { NULL, NULL, 0, 0, 0, NULL, NULL, 0 },
 };
@@ -91,37 +97,6 @@ remap_command_usage (const struct remap_command *c, char *buf, size_t len)
               o->short_name && !o->value ? o->short_name : o->long_name,
               o->value ? " " : "", o->value ? o->value : "");
   }
-}
-
-/* Decimal or 0x hexadecimal, the whole string, no sign, no overflow. */
-bool
-cmd_parse_u64 (const char *s, uint64_t *out)
-{
-  unsigned base = 10;
-  uint64_t v = 0;
-
-  if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-    base = 16;
-    s += 2;
-  }
-  if (*s == '\0')
-    return false;
-  for (; *s; s++) {
-    unsigned d;
-    if (*s >= '0' && *s <= '9')
-      d = (unsigned) (*s - '0');
-    else if (base == 16 && *s >= 'a' && *s <= 'f')
-      d = (unsigned) (*s - 'a' + 10);
-    else if (base == 16 && *s >= 'A' && *s <= 'F')
-      d = (unsigned) (*s - 'A' + 10);
-    else
-      return false;
-    if (v > (UINT64_MAX - d) / base)
-      return false;
-    v = v * base + d;
-  }
-  *out = v;
-  return true;
 }
 
 static const struct remap_option *
@@ -170,12 +145,17 @@ remap_command_parse (const struct remap_command *c, int argc,
     case REMAP_OPT_JSON: a->json = true; break;
     case REMAP_OPT_UNITS: a->units = true; break;
     case REMAP_OPT_DISCARD: a->discard = true; break;
+    case REMAP_OPT_PENDING: a->pending = true; break;
     case REMAP_OPT_FORMAT: a->format = argv[i]; break;
     case REMAP_OPT_BLOCK_SIZE:
-      if (!cmd_parse_u64 (argv[i], &a->block_size) || a->block_size == 0)
-        return remap_set_error (err, -EINVAL, "%s: %s needs a positive "
-                                "decimal or 0x number, not \"%.40s\"; usage: "
-                                "%s", c->name, s, argv[i], usage);
+      /* A size, as remapctl import's: "4096", "4k", "0x1000". */
+      if (remap_parse_u64 (argv[i], REMAP_NUM_SUFFIX, s, &a->block_size,
+                           err) != 0)
+        return remap_error_prefix (err, -EINVAL, "%s: ", c->name);
+      if (a->block_size == 0)
+        return remap_set_error (err, -EINVAL, "%s: %s must be a positive "
+                                "size, not %.40s; usage: %s", c->name, s,
+                                argv[i], usage);
       break;
     default: break;
     }
@@ -200,7 +180,10 @@ cmd_help (struct remap_engine *e, const struct remap_command *c,
     remap_out_printf (out, "  %-48s %s\n", usage, k->summary);
   }
   remap_out_printf (out, "LBA and COUNT are 512-byte sectors, or remap units "
-                    "with -u; numbers are decimal or 0x hexadecimal.\n");
+                    "with -u; numbers are decimal or 0x hexadecimal.\n"
+                    "import takes byte ranges OFF+LEN (remapctl import sends "
+                    "a parsed badblocks,\nddrescue or smartctl list this "
+                    "way).\n");
   return out->err;
 }
 

@@ -1,7 +1,9 @@
 /* remap: the text form of fault rules (rehearsal, SPEC 4.4).
  *
  * One syntax serves the plugin's fail= parameter, its watched rule file
- * and the tests: "OPS:OFFSET[+LENGTH][,key=value]...".  Pure parsing, no
+ * and the tests: "OPS:OFFSET[+LENGTH][,key=value]...".  Numbers are
+ * remap_scan_u64's (decimal with a suffix, or 0x hex); a rule file is read
+ * with remap_lines (NUL and control bytes are errors).  Pure parsing, no
  * I/O: the caller reads the file and hands the text over.  Every error
  * names the offending text (and line, for files) and what is accepted.
  */
@@ -12,38 +14,26 @@
 #include <string.h>
 
 #include "remap/backend.h"
+#include "remap/parse.h"
 
-/* Parse a size: decimal digits and an optional suffix.  Returns the
- * position after it, or NULL. */
+/* A size at p (remap_scan_u64 with suffixes, up to the next ',', '+' or
+ * the end).  Returns the position after it, or NULL. */
 static const char *
 parse_size (const char *p, uint64_t *out)
 {
-  if (!isdigit ((unsigned char) *p))
+  const char *q = p;
+
+  if (remap_scan_u64 (&q, p + strlen (p), REMAP_NUM_SUFFIX, out) != 0)
     return NULL;
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull (p, &end, 10);
-  if (errno)
-    return NULL;
-  unsigned shift = 0;
-  switch (*end) {
-  case 's': case 'S': shift = 9; end++; break;
-  case 'k': case 'K': shift = 10; end++; break;
-  case 'm': case 'M': shift = 20; end++; break;
-  case 'g': case 'G': shift = 30; end++; break;
-  case 't': case 'T': shift = 40; end++; break;
-  case 'b': case 'B': end++; break;
-  default: break;
-  }
-  if (shift && v > (UINT64_MAX >> shift))
-    return NULL;
-  *out = (uint64_t) v << shift;
-  return end;
+  return q;
 }
 
 static int
 bad (struct remap_error *err, const char *spec, const char *why)
 {
+  char esc[160];
+
+  remap_escape (spec, strlen (spec), esc, sizeof esc);
   return remap_set_error (err, -EINVAL,
                           "fault rule '%s': %s (expected "
                           "OPS:OFFSET[+LENGTH][,after=N][,times=N]"
@@ -52,7 +42,7 @@ bad (struct remap_error *err, const char *spec, const char *why)
                           "and ERRNO a name such as EIO, ENODATA, ENOSPC, "
                           "ENOTCONN, EAGAIN or EPERM, e.g. "
                           "write:1m+4k,after=10)",
-                          spec, why);
+                          esc, why);
 }
 
 int
@@ -115,42 +105,47 @@ remap_fault_parse_rule (const char *spec, struct remap_fault_rule *out,
 }
 
 int
-remap_fault_parse_rules (const char *text,
+remap_fault_parse_rules (const char *text, size_t len, const char *src,
                          struct remap_fault_rule rules[REMAP_FAULT_MAX_RULES],
                          size_t *n, struct remap_error *err)
 {
-  size_t count = 0, line = 0;
+  struct remap_fault_rule tmp[REMAP_FAULT_MAX_RULES];
+  struct remap_lines l;
+  size_t count = 0;
+  int r;
+
   *n = 0;
-  for (const char *p = text; *p;) {
-    const char *eol = strchr (p, '\n');
-    size_t len = eol ? (size_t) (eol - p) : strlen (p);
-    char buf[256];
-    line++;
+  remap_lines_init (&l, src, text, len);
+  while ((r = remap_lines_next (&l, err)) == 1) {
     /* trim comments and blanks */
-    size_t a = 0, b = len;
-    const char *hash = memchr (p, '#', len);
+    size_t a = 0, b = l.len;
+    const char *hash = memchr (l.line, '#', l.len);
+    char buf[256];
     if (hash)
-      b = hash - p;
-    while (a < b && isspace ((unsigned char) p[a]))
+      b = (size_t) (hash - l.line);
+    while (a < b && isspace ((unsigned char) l.line[a]))
       a++;
-    while (b > a && isspace ((unsigned char) p[b - 1]))
+    while (b > a && isspace ((unsigned char) l.line[b - 1]))
       b--;
-    if (b > a) {
-      if (b - a >= sizeof buf)
-        return remap_set_error (err, -EINVAL, "fault rules, line %zu: line "
-                                "too long", line);
-      if (count == REMAP_FAULT_MAX_RULES)
-        return remap_set_error (err, -EINVAL, "fault rules, line %zu: more "
-                                "than %d rules", line, REMAP_FAULT_MAX_RULES);
-      memcpy (buf, p + a, b - a);
-      buf[b - a] = '\0';
-      int r = remap_fault_parse_rule (buf, &rules[count], err);
-      if (r)
-        return remap_error_prefix (err, r, "fault rules, line %zu: ", line);
-      count++;
-    }
-    p += len + (eol != NULL);
+    if (b == a)
+      continue;
+    if (b - a >= sizeof buf)
+      return remap_lines_error (&l, err, "line longer than %zu bytes",
+                                sizeof buf - 1);
+    if (count == REMAP_FAULT_MAX_RULES)
+      return remap_lines_error (&l, err, "more than %d rules",
+                                REMAP_FAULT_MAX_RULES);
+    memcpy (buf, l.line + a, b - a);
+    buf[b - a] = '\0';
+    r = remap_fault_parse_rule (buf, &tmp[count], err);
+    if (r)
+      return remap_error_prefix (err, r, "%s%s%lu: ", src ? src : "line ",
+                                 src ? ":" : "", l.no);
+    count++;
   }
+  if (r < 0)
+    return r;
+  memcpy (rules, tmp, count * sizeof *tmp);
   *n = count;
   return 0;
 }

@@ -138,10 +138,10 @@ load_file (struct remap_fault_rule *rules, size_t *n)
     return -1;
   }
   text[len] = '\0';
-  int r = remap_fault_parse_rules (text, frules, &nf, &err);
+  int r = remap_fault_parse_rules (text, len, file_path, frules, &nf, &err);
   free (text);
   if (r < 0) {
-    nbdkit_error ("fail-file=%s: %s", file_path, err.msg);
+    nbdkit_error ("fail-file=%s", err.msg);
     return -1;
   }
   if (ncmdline + nf > REMAP_FAULT_MAX_RULES) {

@@ -50,6 +50,7 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "remap/import.h"
 #include "remap/remap.h"
 #include "unitlist.h"
 #include "cmdline.h"
@@ -481,37 +482,9 @@ check_geometry (struct remap_engine *e)
 }
 
 static int
-remap_one (struct remap_engine *e, uint64_t u)
-{
-  struct remap_error err = { 0 };
-  struct remap_mapping m;
-  int r;
-
-  if (remap_lookup (e, u, &m) == 0 && m.state == REMAP_SLOT_MAPPED) {
-    nbdkit_debug ("remap: unit %" PRIu64 " already on spare unit %" PRIu64,
-                  u, m.spare_unit);
-    return 0;
-  }
-  r = remap_remap (e, u, 0, &err);
-  if (r < 0) {
-    nbdkit_error ("remapping unit %" PRIu64 " at start: %s", u,
-                  err.msg[0] ? err.msg : strerror (-r));
-    return -1;
-  }
-  if (remap_lookup (e, u, &m) == 0)
-    nbdkit_debug ("remap: unit %" PRIu64 " -> spare unit %" PRIu64, u,
-                  m.spare_unit);
-  return 0;
-}
-
-struct interval {
-  uint64_t first, last;         /* inclusive */
-};
-
-static int
 cmp_interval (const void *a, const void *b)
 {
-  const struct interval *x = a, *y = b;
+  const struct remap_unit_range *x = a, *y = b;
   return x->first < y->first ? -1 : x->first > y->first;
 }
 
@@ -519,10 +492,11 @@ cmp_interval (const void *a, const void *b)
  * checked against the end of the origin first.  Returns the count, or -1
  * after nbdkit_error; *out is malloc'ed. */
 static ssize_t
-start_intervals (uint32_t u, uint64_t size, struct interval **out)
+start_intervals (uint32_t u, uint64_t size, struct remap_unit_range **out)
 {
   uint64_t units = (size + u - 1) / u;
-  struct interval *v = malloc ((start_list.n ? start_list.n : 1) * sizeof *v);
+  struct remap_unit_range *v =
+    malloc ((start_list.n ? start_list.n : 1) * sizeof *v);
   size_t n = 0;
 
   if (v == NULL) {
@@ -555,34 +529,8 @@ start_intervals (uint32_t u, uint64_t size, struct interval **out)
   return (ssize_t) n;
 }
 
-struct held {
-  const struct interval *v;
-  size_t n;
-  uint64_t count;               /* units of v already mapped or pending */
-};
-
-static int
-count_held (void *opaque, const struct remap_mapping *m)
-{
-  struct held *h = opaque;
-  size_t lo = 0, hi = h->n;
-
-  if (m->state != REMAP_SLOT_MAPPED && m->state != REMAP_SLOT_PENDING)
-    return 0;
-  while (lo < hi) {             /* first interval with last >= unit */
-    size_t mid = lo + (hi - lo) / 2;
-    if (h->v[mid].last < m->origin_unit)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  if (lo < h->n && h->v[lo].first <= m->origin_unit)
-    h->count++;
-  return 0;
-}
-
 static uint64_t
-interval_units (const struct interval *v, ssize_t n)
+interval_units (const struct remap_unit_range *v, ssize_t n)
 {
   uint64_t total = 0;
 
@@ -608,7 +556,7 @@ check_room (uint64_t needed, uint64_t free_units)
 static int
 precheck_new_spare (const struct remap_layout *l, uint64_t origin_size)
 {
-  struct interval *v = NULL;
+  struct remap_unit_range *v = NULL;
   ssize_t n;
   int r;
 
@@ -622,16 +570,40 @@ precheck_new_spare (const struct remap_layout *l, uint64_t origin_size)
   return r;
 }
 
+/* Debug lines for the start list (the e2e tests read them): before the
+ * import (after == false) the units already mapped, remembered in was[];
+ * after it, where every other unit went. */
+static void
+log_units (struct remap_engine *e, const struct remap_unit_range *v,
+           ssize_t n, uint8_t *was, bool after)
+{
+  size_t k = 0;
+
+  for (ssize_t i = 0; i < n; i++)
+    for (uint64_t u = v[i].first; u <= v[i].last; u++, k++) {
+      struct remap_mapping m;
+      if (remap_lookup (e, u, &m) != 0 || m.state != REMAP_SLOT_MAPPED)
+        continue;
+      if (!after && (was[k] = 1))
+        nbdkit_debug ("remap: unit %" PRIu64 " already on spare unit %"
+                      PRIu64, u, m.spare_unit);
+      else if (after && !was[k])
+        nbdkit_debug ("remap: unit %" PRIu64 " -> spare unit %" PRIu64, u,
+                      m.spare_unit);
+    }
+}
+
 /* remap= and badblocks=: all or nothing as far as can be known in advance:
- * every item is checked, and the spare must have room for every unit not
- * yet remapped, before the first remap is made. */
+ * every item is checked against the origin here, then remap_import_units
+ * (core/import.c) checks the spare's room for every unit not yet
+ * remapped before the first remap is made. */
 static int
 apply_start_list (struct remap_engine *e)
 {
-  struct interval *v = NULL;
-  struct remap_counters c;
-  struct held h;
-  uint64_t total;
+  struct remap_import_result res;
+  struct remap_error err = { 0 };
+  struct remap_unit_range *v = NULL;
+  uint8_t *was = NULL;
   ssize_t n;
   int r = -1;
 
@@ -640,30 +612,34 @@ apply_start_list (struct remap_engine *e)
   n = start_intervals (remap_unit (e), remap_size (e), &v);
   if (n < 0)
     return -1;
-  total = interval_units (v, n);
-  h = (struct held) { .v = v, .n = (size_t) n };
-  if (remap_foreach (e, count_held, &h) < 0) {
-    nbdkit_error ("remap: out of memory listing the table");
+  if (remap_import_units (e, v, (size_t) n, "remap=/badblocks=",
+                          REMAP_IMPORT_DRY_RUN, &res, &err) < 0) {
+    nbdkit_error ("%s (spare %s)", err.msg, spare_path);
     goto out;
   }
-  remap_get_counters (e, &c);
-  if (read_only && total > h.count) {
+  if (read_only && res.needed > 0) {
     nbdkit_error ("remap=/badblocks= name %" PRIu64 " units that are not "
                   "remapped yet, but nbdkit -r forbids writing to spare %s: "
                   "start without -r to remap them, or drop remap= and "
-                  "badblocks=", total - h.count, spare_path);
+                  "badblocks=", res.needed, spare_path);
     goto out;
   }
-  if (check_room (total - h.count, c.spare_free_units) == -1)
+  if ((was = calloc (res.units ? res.units : 1, 1)) == NULL) {
+    nbdkit_error ("calloc: %m");
     goto out;
-  for (ssize_t i = 0; i < n; i++)
-    for (uint64_t x = v[i].first; x <= v[i].last; x++)
-      if (remap_one (e, x) == -1)
-        goto out;
+  }
+  log_units (e, v, n, was, false);
+  if (remap_import_units (e, v, (size_t) n, "remap=/badblocks=", 0, &res,
+                          &err) < 0) {
+    nbdkit_error ("remapping at start: %s (spare %s)", err.msg, spare_path);
+    goto out;
+  }
+  log_units (e, v, n, was, true);
   nbdkit_debug ("remap: start list: %" PRIu64 " units, %" PRIu64
-                " remapped now", total, total - h.count);
+                " remapped now", res.units, res.changed);
   r = 0;
 out:
+  free (was);
   free (v);
   return r;
 }

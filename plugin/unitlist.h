@@ -17,7 +17,7 @@ struct unit_item {
   bool bytes;             /* false: units first..last; true: bytes [first, last] */
   uint64_t first, last;   /* inclusive */
   const char *src;        /* remap= value or badblocks path (not owned) */
-  uint64_t line;          /* line in a badblocks file, 0 for remap= */
+  bool from_file;         /* from badblocks=, not remap= */
 };
 
 struct unit_list {
@@ -29,9 +29,10 @@ struct unit_list {
  * after nbdkit_error.  value must outlive the list (nbdkit's strings do). */
 int unit_list_parse_remap (struct unit_list *l, const char *value);
 
-/* Append the blocks of an e2fsprogs badblocks list (decimal block numbers,
- * one per line, in units of block_size bytes).  path must outlive the list.
- * 0, or -1 after nbdkit_error. */
+/* Append the blocks of an e2fsprogs badblocks list (block numbers, one
+ * per line, in units of block_size bytes; remap_parse_badblocks' grammar).
+ * The whole file is checked first: on error nothing is appended.  path
+ * must outlive the list.  0, or -1 after nbdkit_error. */
 int unit_list_read_badblocks (struct unit_list *l, const char *path,
                               uint64_t block_size);
 
@@ -39,7 +40,8 @@ int unit_list_read_badblocks (struct unit_list *l, const char *path,
 void unit_item_units (const struct unit_item *it, uint32_t unit,
                       uint64_t *first, uint64_t *last);
 
-/* Describe where it came from ("remap=100-200", "FILE line 7"). */
+/* Describe where it came from ("remap=100-200", "badblocks=FILE (bytes
+ * A-B)"). */
 void unit_item_describe (const struct unit_item *it, char *buf, size_t len);
 
 void unit_list_free (struct unit_list *l);

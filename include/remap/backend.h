@@ -303,8 +303,9 @@ int remap_fault_set_rules (struct remap_backend *b,
  *
  * OPS is read, write, rw (both), flush or extents (block status: the
  * engine then reports the range as data).  OFFSET and LENGTH are bytes,
- * with an optional suffix s (512-byte sectors), k, m, g or t (powers of
- * 1024); LENGTH defaults to 512.  after=N lets N matching accesses pass
+ * decimal with an optional suffix b, s (512-byte sectors), k, m, g, t, p
+ * or e (powers of 1024), or 0x hexadecimal (remap/parse.h); LENGTH
+ * defaults to 512.  after=N lets N matching accesses pass
  * first ("fail from the N+1-th access"); times=N fails N accesses and then
  * heals (default 0: forever).  ERRNO is any name remap_errno_from_name
  * knows (EIO, the default, ENODATA, ENOSPC, ENOTCONN, EAGAIN, EPERM ...):
@@ -312,9 +313,11 @@ int remap_fault_set_rules (struct remap_backend *b,
 int remap_fault_parse_rule (const char *spec, struct remap_fault_rule *out,
                             struct remap_error *err);
 
-/* Parse a rule file: one rule per line, blank lines and '#' comments
- * ignored.  Errors name the line.  *n receives the rule count. */
-int remap_fault_parse_rules (const char *text,
+/* Parse a rule file of len bytes named src (NULL: "line N"): one rule
+ * per line, blank lines and '#' comments ignored, NUL and control bytes
+ * refused.  Errors name SRC:LINE; rules and *n (the count) are written
+ * only on success. */
+int remap_fault_parse_rules (const char *text, size_t len, const char *src,
                              struct remap_fault_rule rules[REMAP_FAULT_MAX_RULES],
                              size_t *n, struct remap_error *err);
 /* Volatile mode: writes are held in memory (visible to reads) until flush;

@@ -78,9 +78,9 @@ expect_refusal "copies=9" "copies=9: must be from 2 to 8" "$A" spare="$SPARE" fo
 expect_refusal "read-retries=11" "read-retries=11: at most 10" "$A" spare="$SPARE" format=yes read-retries=11
 expect_refusal "read-retry-delay=10001" "read-retry-delay=10001: at most 10000 ms" \
     "$A" spare="$SPARE" format=yes read-retry-delay=10001
-expect_refusal "malformed remap=" "item 'x7' is not a unit" "$A" spare="$SPARE" format=yes remap=5,x7
+expect_refusal "malformed remap=" "item \"x7\": not a unit" "$A" spare="$SPARE" format=yes remap=5,x7
 printf '12\n7 8\n' >"$WORK/bad-list.txt"
-expect_refusal "malformed badblocks list" "line 2: expected one decimal block number" \
+expect_refusal "malformed badblocks list" "bad-list.txt:2: one block number per line" \
     "$A" spare="$SPARE" format=yes badblocks="$WORK/bad-list.txt"
 expect_refusal "missing badblocks list" "badblocks=.*no such file" \
     "$A" spare="$SPARE" format=yes badblocks="$WORK/none.txt"
@@ -103,10 +103,10 @@ expect_refusal "unit=512 on a 4096-unit spare" "formatted with unit=4096 but uni
 expect_refusal "strategy=linear on a geometric spare" "formatted with strategy=geometric" "$A" spare="$SPARE" strategy=linear
 expect_refusal "remap= past the end" "past the end of the origin" "$A" spare="$SPARE" remap=4096
 printf '65536\n' >"$WORK/far-list.txt"
-expect_refusal "badblocks block past the end" "line 1.*past the end" "$A" spare="$SPARE" \
+expect_refusal "badblocks block past the end" "far-list.txt.*past the end" "$A" spare="$SPARE" \
     badblocks="$WORK/far-list.txt" badblocks-block-size=1024
 
-expect_refusal "start list larger than the free units" "name 2000 units.*only 19[0-9][0-9] free units" \
+expect_refusal "start list larger than the free units" "needs 2000 free spare units, but the spare has 19[0-9][0-9]" \
     "$A" spare="$SPARE" remap=0-999,2000-2999
 
 log "spare in use: a first nbdkit holds it"

@@ -76,7 +76,7 @@ sleep 0.5
 qio "$URI" "read $((41 * U)) $U"
 echo "garbage" >"$FF"
 sleep 0.5
-grep -q "fail-file=$FF: fault rules, line 1" "$WORK/c.log" ||
+grep -q "fail-file=$FF:1: fault rule" "$WORK/c.log" ||
     fail "C: a bad rule file was not reported"
 qio "$URI" "write -P 0x44 $((40 * U)) $U" "read -P 0x44 $((40 * U)) $U"
 ok "C: rules appear, disappear and bad files are reported while serving"

@@ -186,7 +186,7 @@ diff "$WORK/l1" "$WORK/l2" || fail "badblocks export -> import round trip differ
 ok "badblocks import/export round trip"
 printf '12\n13\nabc\n' >"$WORK/bad.txt"
 expect 1 import "$WORK/bad.txt" --format badblocks --block-size 1024 -s "$WORK/bb.img" -o "$O"
-grep -q "line 3" <<<"$ERR" || fail "malformed badblocks: $ERR"
+grep -q "bad.txt:3:" <<<"$ERR" || fail "malformed badblocks: $ERR"
 printf '99999999\n' >"$WORK/far.txt"
 expect 1 import "$WORK/far.txt" --format badblocks --block-size 1024 -s "$WORK/bb.img" -o "$O"
 grep -q "Nothing was imported" <<<"$ERR" || fail "past the end: $ERR"
@@ -246,7 +246,7 @@ ok "ddrescue import (every status character) and export round trip"
 for bad in '0x0 X 1' '0 +\n0x0 0x10 Z' '0 +\n0x0 0x10' '0 +\n0x0 0x10 - x' '0 +\n0xg 0x10 -'; do
     printf "# header\n$bad\n" >"$WORK/badmap.txt"
     expect 1 import "$WORK/badmap.txt" --format ddrescue -s "$WORK/dr.img" -o "$O"
-    grep -q "line [23]:" <<<"$ERR" || fail "malformed mapfile \"$bad\": $ERR"
+    grep -q "badmap.txt:[23]:" <<<"$ERR" || fail "malformed mapfile \"$bad\": $ERR"
 done
 ok "malformed mapfile lines rejected with their line number"
 
@@ -268,6 +268,20 @@ grep -q -- "--resume" "$WORK/scan1.err" || fail "interrupted scan: $(cat "$WORK/
 grep -q "^scan: .*%.*MiB/s, ETA" "$WORK/scan1.err" || fail "no progress lines: $(cat "$WORK/scan1.err")"
 next=$(sed -n 's/^next //p' "$WORK/scan.state")
 [ -n "$next" ] && [ "$next" -gt 0 ] && [ "$next" -lt 8192 ] || fail "scan state: next=$next"
+# A damaged number in the state file is refused, never read as a prefix.
+cp "$WORK/scan.state" "$WORK/scan.keep"
+sed -i 's/^next .*/next 12x/' "$WORK/scan.state"
+expect 1 scan -s "$WORK/sc.img" -o "$O" --resume --state "$WORK/scan.state" --no-progress
+grep -q "not a scan state file" <<<"$ERR" || fail "damaged state file: $ERR"
+# So is a damaged list of bad units (strtoull read "3,4x,5" as 3, 4, 5).
+for bad in "3,4x,5" "3,,5" "3," "-3"; do
+    cp "$WORK/scan.keep" "$WORK/scan.state"
+    sed -i "s/^bad .*/bad $bad/" "$WORK/scan.state"
+    grep -qx "bad $bad" "$WORK/scan.state" || fail "no bad line in the state file"
+    expect 1 scan -s "$WORK/sc.img" -o "$O" --resume --state "$WORK/scan.state" --no-progress
+    grep -q "not a scan state file" <<<"$ERR" || fail "damaged bad list '$bad': $ERR"
+done
+mv "$WORK/scan.keep" "$WORK/scan.state"
 expect 0 scan -s "$WORK/sc.img" -o "$O" --resume --state "$WORK/scan.state" --json --no-progress
 [ "$(jq -c '[.complete, .start_lba, .end_lba, .read_units, .bad_units]' <<<"$OUT")" = \
   '[true,0,8192,1024,[]]' ] || fail "resumed scan: $OUT"

@@ -255,21 +255,21 @@ START_TEST (test_parsers_reject_overflow)
   const char *t;
 
   t = "18446744073709551616\n";                 /* 2^64 */
-  ck_assert_int_eq (remap_parse_badblocks (t, strlen (t), 1, &x, &err),
+  ck_assert_int_eq (remap_parse_badblocks (t, strlen (t), NULL, 1, &x, &err),
                     -EINVAL);
   t = "18446744073709551615\n";                 /* 2^64 - 1, x 1: no room */
-  ck_assert_int_eq (remap_parse_badblocks (t, strlen (t), 1, &x, &err),
+  ck_assert_int_eq (remap_parse_badblocks (t, strlen (t), NULL, 1, &x, &err),
                     -EINVAL);
   t = "4503599627370496\n";                     /* 2^52 x 4096 = 2^64 */
-  ck_assert_int_eq (remap_parse_badblocks (t, strlen (t), 4096, &x, &err),
+  ck_assert_int_eq (remap_parse_badblocks (t, strlen (t), NULL, 4096, &x, &err),
                     -EINVAL);
   t = "8\n18446744073709551614\n";             /* the last byte: fits */
-  ck_assert_int_eq (remap_parse_badblocks (t, strlen (t), 1, &x, &err), 0);
+  ck_assert_int_eq (remap_parse_badblocks (t, strlen (t), NULL, 1, &x, &err), 0);
   t = "0x0 +\n0xFFFFFFFFFFFFFFF0 0x20 -\n";
-  ck_assert_int_eq (remap_parse_ddrescue (t, strlen (t), false, &x, &err),
+  ck_assert_int_eq (remap_parse_ddrescue (t, strlen (t), NULL, false, &x, &err),
                     -EINVAL);
   t = "0x0 +\n0x10000000000000000 0x200 -\n";
-  ck_assert_int_eq (remap_parse_ddrescue (t, strlen (t), false, &x, &err),
+  ck_assert_int_eq (remap_parse_ddrescue (t, strlen (t), NULL, false, &x, &err),
                     -EINVAL);
   remap_extents_free (&x);
 

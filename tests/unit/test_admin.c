@@ -80,6 +80,13 @@ START_TEST (test_parse_valid)
   ck_assert_int_eq (parse ("export -f badblocks -b 0x1000", &a, &err), 0);
   ck_assert_str_eq (a.format, "badblocks");
   ck_assert_uint_eq (a.block_size, 4096);
+  ck_assert_int_eq (parse ("export -b 4k", &a, &err), 0);
+  ck_assert_uint_eq (a.block_size, 4096);
+  ck_assert_int_eq (parse ("import --pending 0x1000+0x1000 --json", &a, &err),
+                    0);
+  ck_assert (a.pending && a.json);
+  ck_assert_int_eq (a.npos, 1);
+  ck_assert_str_eq (a.pos[0], "0x1000+0x1000");
   ck_assert_int_eq (parse ("export --format ddrescue", &a, &err), 0);
   ck_assert_uint_eq (a.block_size, 0);
   ck_assert_int_eq (parse ("spare-retest", &a, &err), 0);
@@ -96,8 +103,12 @@ START_TEST (test_parse_bogus)
     { "status --frob", "unknown option --frob" },
     { "export --format", "--format needs a value (FORMAT)" },
     { "export --block-size 0", "positive" },
-    { "export --block-size 18446744073709551616", "positive" },
-    { "export --block-size -1", "positive" },
+    { "export --block-size 18446744073709551616", "larger than 2^64 - 1" },
+    { "export --block-size -1", "not a number" },
+    { "export --block-size 4q", "not a number" },
+    { "import", "missing argument; usage: import OFF+LEN[,...]" },
+    { "import 0+4096 8192+4096", "too many arguments" },
+    { "import 0+4096 -u", "does not apply" },
     { "lookup", "missing argument" },
     { "help now", "too many arguments" },
   };

@@ -427,14 +427,14 @@ START_TEST (test_export_roundtrip)
   s = run_ok ("export --format badblocks --block-size 4096");
   ck_assert_str_eq (s, "3\n4\n9\n1023\n");
   s = run_ok ("export --format badblocks --block-size 1024");
-  ck_assert_int_eq (remap_parse_badblocks (s, strlen (s), 1024, &x, &err), 0);
+  ck_assert_int_eq (remap_parse_badblocks (s, strlen (s), NULL, 1024, &x, &err), 0);
   ck_assert_uint_eq (x.n, 3);
   ck_assert_uint_eq (x.v[0].off, 3 * U);
   ck_assert_uint_eq (x.v[0].len, 2 * U);
   remap_extents_free (&x);
 
   s = run_ok ("export --format ddrescue");
-  ck_assert_int_eq (remap_parse_ddrescue (s, strlen (s), false, &x, &err), 0);
+  ck_assert_int_eq (remap_parse_ddrescue (s, strlen (s), NULL, false, &x, &err), 0);
   ck_assert_uint_eq (x.n, 3);
   ck_assert_uint_eq (x.v[0].off, 3 * U);
   ck_assert_uint_eq (x.v[0].len, 2 * U);
@@ -454,7 +454,7 @@ START_TEST (test_parsers)
   struct remap_error err = { 0 };
   const char *bb = "10\n11\n\n  12  \n40\n";
 
-  ck_assert_int_eq (remap_parse_badblocks (bb, strlen (bb), 1024, &x, &err),
+  ck_assert_int_eq (remap_parse_badblocks (bb, strlen (bb), NULL, 1024, &x, &err),
                     0);
   ck_assert_uint_eq (x.n, 2);
   ck_assert_uint_eq (x.v[0].off, 10240);
@@ -463,13 +463,13 @@ START_TEST (test_parsers)
   remap_extents_free (&x);
 
   const char *bad = "10\n11\nxyz\n";
-  ck_assert_int_eq (remap_parse_badblocks (bad, strlen (bad), 1024, &x, &err),
+  ck_assert_int_eq (remap_parse_badblocks (bad, strlen (bad), NULL, 1024, &x, &err),
                     -EINVAL);
   ck_assert_msg (strncmp (err.msg, "line 3:", 7) == 0, "%s", err.msg);
   remap_extents_free (&x);
   remap_error_clear (&err);
   bad = "10 11\n";
-  ck_assert_int_eq (remap_parse_badblocks (bad, strlen (bad), 1024, &x, &err),
+  ck_assert_int_eq (remap_parse_badblocks (bad, strlen (bad), NULL, 1024, &x, &err),
                     -EINVAL);
   ck_assert_msg (strncmp (err.msg, "line 1:", 7) == 0, "%s", err.msg);
   remap_extents_free (&x);
@@ -486,14 +486,14 @@ START_TEST (test_parsers)
     "0x00010000  0x00001000  ?\n"
     "65536000    512         -\n";
   remap_error_clear (&err);
-  ck_assert_int_eq (remap_parse_ddrescue (map, strlen (map), false, &x, &err),
+  ck_assert_int_eq (remap_parse_ddrescue (map, strlen (map), NULL, false, &x, &err),
                     0);
   ck_assert_uint_eq (x.n, 2);
   ck_assert_uint_eq (x.v[0].off, 0x1000);
   ck_assert_uint_eq (x.v[0].len, 0x800);
   ck_assert_uint_eq (x.v[1].off, 65536000);
   remap_extents_free (&x);
-  ck_assert_int_eq (remap_parse_ddrescue (map, strlen (map), true, &x, &err),
+  ck_assert_int_eq (remap_parse_ddrescue (map, strlen (map), NULL, true, &x, &err),
                     0);
   ck_assert_uint_eq (x.n, 3);
   ck_assert_uint_eq (x.v[1].off, 0x10000);
@@ -510,8 +510,8 @@ START_TEST (test_parsers)
   for (size_t i = 0; i < sizeof bads / sizeof *bads; i++) {
     remap_error_clear (&err);
     ck_assert_int_eq (remap_parse_ddrescue (bads[i].text,
-                                            strlen (bads[i].text), false, &x,
-                                            &err), -EINVAL);
+                                            strlen (bads[i].text), NULL,
+                                            false, &x, &err), -EINVAL);
     ck_assert_msg (strncmp (err.msg, bads[i].line, strlen (bads[i].line)) == 0,
                    "case %zu: %s", i, err.msg);
     remap_extents_free (&x);
@@ -568,6 +568,125 @@ START_TEST (test_spare_full_state)
   assert_json (out.data);
   ck_assert (strstr (out.data, "\"error\":"));
   ck_assert_msg (strstr (err.msg, "0 of 1 units done"), "%s", err.msg);
+}
+END_TEST
+
+/* import OFF+LEN[,...] (admin/cmd_import.c): byte ranges to units, all
+ * checked before any is changed; a refusal prints nothing and changes
+ * nothing; a list too large for the spare is -ENOSPC with the numbers. */
+START_TEST (test_import_command)
+{
+  struct remap_error err = { 0 };
+  struct remap_counters c;
+  struct remap_mapping m;
+  char cmd[128];
+  const char *s;
+
+  /* Units 2 (bytes 8192..8193) and 10..11 (0xa000+0x2000), overlapping
+   * items merged; unit 3 as a unit item. */
+  s = run_ok ("import 8192+2,0xa000+0x2000,0xa800+1,3 --json");
+  assert_json (s);
+  ck_assert_uint_eq (jnum (s, "units"), 4);
+  ck_assert_uint_eq (jnum (s, "changed"), 4);
+  ck_assert_uint_eq (jnum (s, "ranges"), 2);
+  ck_assert_msg (strstr (s, "\"mode\":\"remap\""), "%s", s);
+  ck_assert_msg (strstr (s, "\"error\"") == NULL, "%s", s);
+  ck_assert_int_eq (remap_lookup (e, 11, &m), 0);
+  ck_assert_int_eq (m.state, REMAP_SLOT_MAPPED);
+  /* Again, pending: all already remapped. */
+  s = run_ok ("import --pending 8192+2,0xa000+0x2000");
+  ck_assert_msg (strstr (s, "0 marked pending now, 3 already remapped or "
+                         "pending"), "%s", s);
+  s = run_ok ("import --pending 0x64000+4096");      /* unit 100 */
+  ck_assert_msg (strstr (s, "1 marked pending now"), "%s", s);
+  ck_assert_int_eq (remap_unit_pending (e, 100), 1);
+
+  /* Refusals: nothing printed, nothing changed. */
+  remap_get_counters (e, &c);
+  static const struct { const char *line, *msg; } bad[] = {
+    { "import 0+4096,0x3ff000+0x1001 --json", "past the end of the origin" },
+    { "import 0+4096,1024 --json", "past the end of the origin" },
+    { "import 0+0", "import" },
+    { "import 0+4096,,8192+1", "import" },
+    { "import 18446744073709551615+2", "import" },
+    { "import x --json", "import" },
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    struct remap_counters c2;
+    ck_assert_int_eq (run_err (bad[i].line, &err), -EINVAL);
+    ck_assert_msg (strstr (err.msg, bad[i].msg), "%s: %s", bad[i].line,
+                   err.msg);
+    ck_assert_msg (out.len == 0, "%s printed %s", bad[i].line, out.data);
+    remap_get_counters (e, &c2);
+    ck_assert_uint_eq (c2.reallocated_units, c.reallocated_units);
+    ck_assert_uint_eq (c2.pending_units, c.pending_units);
+  }
+  ck_assert_int_eq (remap_lookup (e, 0, &m), 0);
+  ck_assert_int_eq (m.state, REMAP_SLOT_FREE);
+
+  /* More units than the spare has free: -ENOSPC, the numbers in the
+   * message and in the JSON, nothing changed. */
+  snprintf (cmd, sizeof cmd, "import 0x100000+%" PRIu64 " --json",
+            (c.spare_free_units + 1) * U);
+  ck_assert_int_eq (run_err (cmd, &err), -ENOSPC);
+  ck_assert_msg (strstr (err.msg, "but the spare has"), "%s", err.msg);
+  assert_json (out.data);
+  ck_assert_uint_eq (jnum (out.data, "needed"), c.spare_free_units + 1);
+  ck_assert_uint_eq (jnum (out.data, "free"), c.spare_free_units);
+  ck_assert_uint_eq (jnum (out.data, "changed"), 0);
+  ck_assert (strstr (out.data, "\"error\":"));
+  ck_assert_int_eq (remap_lookup (e, 0x100000 / U, &m), 0);
+  ck_assert_int_eq (m.state, REMAP_SLOT_FREE);
+}
+END_TEST
+
+/* A sink cancelled after `after' checks (a client gone, a server
+ * stopping, as the control socket's sink reports it). */
+struct cancel_after {
+  int calls, after;
+};
+
+static int
+cancel_after_check (void *opaque)
+{
+  struct cancel_after *c = opaque;
+  return ++c->calls > c->after ? -ECANCELED : 0;
+}
+
+static int
+discard_flush (void *opaque, const char *p, size_t n)
+{
+  (void) opaque; (void) p; (void) n;
+  return 0;
+}
+
+/* import stops between units when its sink is cancelled: the units done
+ * stay done (committed), the rest untouched, the message says how far. */
+START_TEST (test_import_cancelled)
+{
+  char a0[] = "import", a1[] = "0x1000+0x5000", a2[] = "--json";
+  char *argv[] = { a0, a1, a2, NULL };
+  struct cancel_after c = { .after = 2 };
+  struct remap_error err = { 0 };
+  struct remap_mapping m;
+  struct remap_out so;
+  int r;
+
+  remap_out_stream (&so, discard_flush, cancel_after_check, &c);
+  r = remap_admin_exec (e, 3, argv, &so, &err);
+  remap_out_finish (&so);
+  ck_assert_int_eq (r, -ECANCELED);
+  ck_assert_msg (strstr (err.msg, "import cancelled") && strstr (err.msg,
+                 "stopped before unit 3 (2 of 5 units done, the rest "
+                 "untouched)"), "%s", err.msg);
+  for (uint64_t u = 1; u <= 5; u++) {
+    ck_assert_int_eq (remap_lookup (e, u, &m), 0);
+    ck_assert_msg (m.state == (u < 3 ? REMAP_SLOT_MAPPED : REMAP_SLOT_FREE),
+                   "unit %" PRIu64 ": state %d", u, m.state);
+  }
+  /* The same import again finishes the job: the two done are "already". */
+  const char *s = run_ok ("import 0x1000+0x5000");
+  ck_assert_msg (strstr (s, "3 remapped now, 2 already remapped"), "%s", s);
 }
 END_TEST
 
@@ -708,6 +827,8 @@ control_suite (void)
   tcase_add_test (tc, test_usage_errors);
   tcase_add_test (tc, test_export_roundtrip);
   tcase_add_test (tc, test_spare_full_state);
+  tcase_add_test (tc, test_import_command);
+  tcase_add_test (tc, test_import_cancelled);
   tcase_add_test (tc, test_scan_finds_failing_units);
   tcase_add_test (tc, test_scan_reports_unrecorded_when_full);
   suite_add_tcase (s, tc);

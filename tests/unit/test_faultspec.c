@@ -89,14 +89,15 @@ START_TEST (test_file)
   struct remap_error err = { 0 };
   size_t n;
 
-  ck_assert_int_eq (remap_fault_parse_rules ("# rehearsal\n\nread:0\n"
-                                             "  write:4096+4096 # unit 1\n",
-                                             rules, &n, &err), 0);
+  const char *t = "# rehearsal\n\nread:0\n  write:4096+4096 # unit 1\n";
+  ck_assert_int_eq (remap_fault_parse_rules (t, strlen (t), NULL, rules, &n,
+                                             &err), 0);
   ck_assert_uint_eq (n, 2);
   ck_assert_uint_eq (rules[1].ops, REMAP_FAULT_WRITE);
   ck_assert_uint_eq (rules[1].off, 4096);
 
-  ck_assert_int_eq (remap_fault_parse_rules ("read:0\n\nbogus\n", rules, &n,
+  t = "read:0\n\nbogus\n";
+  ck_assert_int_eq (remap_fault_parse_rules (t, strlen (t), NULL, rules, &n,
                                              &err), -EINVAL);
   ck_assert_msg (strstr (err.msg, "line 3") != NULL, "%s", err.msg);
 }

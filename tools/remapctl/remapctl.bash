@@ -31,7 +31,8 @@ _remapctl_options ()
     map) echo "--svg --columns --rows --color --no-color" ;;
     lookup|remap|pending) echo "-u --unit-numbers --json" ;;
     unmap) echo "-u --unit-numbers --discard-data --json" ;;
-    import) echo "--format --block-size --include-nontried --pending --json" ;;
+    import) echo "--format --block-size --include-nontried --pending --remap
+                  --json" ;;
     export) echo "--format --block-size" ;;
     scan) echo "-u --unit-numbers --rate --chunk --state --resume --json
                 --progress --no-progress" ;;
@@ -64,7 +65,11 @@ _remapctl ()
       COMPREPLY=($(compgen -W "auto minimal linear geometric" -- "$cur"))
       return 0 ;;
     --format|-f)
-      COMPREPLY=($(compgen -W "badblocks ddrescue" -- "$cur"))
+      if [ "$cmd" = import ]; then
+        COMPREPLY=($(compgen -W "badblocks ddrescue smartctl" -- "$cur"))
+      else
+        COMPREPLY=($(compgen -W "badblocks ddrescue" -- "$cur"))
+      fi
       return 0 ;;
     --unit)
       if [ "$cmd" = format ]; then

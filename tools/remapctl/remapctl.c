@@ -10,8 +10,10 @@
  * check, repair, rebind, import, scan).  An engine command runs offline on
  * an engine remapctl opens itself, or online in the plugin through the
  * control socket: the same code renders both, and the output streams to
- * stdout as it is produced.  import parses its file here and sends
- * "remap" (or "pending") commands either way.  status --prometheus and
+ * stdout as it is produced.  import parses and checks its whole file
+ * here (core/parse.c, core/smartctl.c) and sends the ranges as one engine
+ * command "import" either way (admin/cmd_import.c: the room check, then
+ * the units).  status --prometheus and
  * map (view.c) ask "status --json" and "list --json" the same way and
  * render them with admin/prom.c and admin/map.c.
  *
@@ -33,6 +35,7 @@
 #include <json-c/json.h>
 
 #include "remap/badlist.h"
+#include "remap/parse.h"
 #include "remap/remap.h"
 #include "remapctl.h"
 #include "view.h"
@@ -84,6 +87,7 @@ struct tool_command {
   bool online;                  /* also with --control SOCK */
 };
 static const struct tool_command tool_commands[];
+static const struct tool_command *tool_find (const char *name);
 
 static void
 usage (FILE *f)
@@ -101,8 +105,8 @@ usage (FILE *f)
       fprintf (f, "  %s %s\n      %s\n", t->name, t->usage, t->summary);
   fprintf (f, "Offline (-s SPARE -o ORIGIN) or online (-c SOCK):\n");
   for (const struct remap_command *c = remap_commands; c->name; c++) {
-    if (strcmp (c->name, "help") == 0 || strcmp (c->name, "scan") == 0)
-      continue;
+    if (strcmp (c->name, "help") == 0 || tool_find (c->name))
+      continue;             /* scan, import: remapctl's own, below */
     remap_command_usage (c, u, sizeof u);
     fprintf (f, "  %s\n      %s\n", u, c->summary);
     if (strcmp (c->name, "status") == 0)
@@ -141,20 +145,12 @@ remapctl_exit_code (int r)
 
 #define exit_code remapctl_exit_code
 
+/* A number as every remap parser reads it (remap_parse_u64: decimal with
+ * an optional size suffix such as 4k, or 0x hexadecimal). */
 static bool
 parse_u64 (const char *s, uint64_t *out)
 {
-  char *end;
-  if (!*s || *s == '-')
-    return false;
-  errno = 0;
-  unsigned long long v = strtoull (s, &end, s[0] == '0' && (s[1] == 'x'
-                                                          || s[1] == 'X')
-                                   ? 16 : 10);
-  if (errno || *end)
-    return false;
-  *out = v;
-  return true;
+  return remap_parse_u64 (s, REMAP_NUM_SUFFIX, "number", out, NULL) == 0;
 }
 
 /* ---- opening the files ----------------------------------------------- */
@@ -379,13 +375,32 @@ stdout_flush (void *opaque, const char *p, size_t n)
   return fwrite (p, 1, n, stdout) == n ? 0 : -EIO;
 }
 
+/* Run argv on the engine (offline) or through the socket (online), the
+ * output streamed to stdout as it is produced.  0 or -errno with err. */
+static int
+exec_stream (struct remap_engine *e, int argc, char **argv,
+             struct remap_error *err)
+{
+  struct remap_out so;
+  int r, w;
+
+  remap_out_stream (&so, stdout_flush, NULL, NULL);
+  if (e)
+    r = remap_admin_exec (e, argc, argv, &so, err);
+  else
+    r = remap_ctl_request (control_path, argc, argv, &so, err);
+  w = remap_out_finish (&so);
+  if (r == 0 && w)
+    r = remap_set_error (err, w, "writing the output: %s", strerror (-w));
+  return r;
+}
+
 static int
 do_exec (void)
 {
   struct remap_engine *e = NULL;
   struct remap_buf out = { 0 };
   struct remap_error err = { 0 };
-  struct remap_out so;
   char **argv;
   int r;
 
@@ -404,14 +419,7 @@ do_exec (void)
   }
   argv[0] = (char *) cmd;
   memcpy (argv + 1, rest, nrest * sizeof *argv);
-  remap_out_stream (&so, stdout_flush, NULL, NULL);
-  if (e)
-    r = remap_admin_exec (e, nrest + 1, argv, &so, &err);
-  else
-    r = remap_ctl_request (control_path, nrest + 1, argv, &so, &err);
-  int w = remap_out_finish (&so);
-  if (r == 0 && w)
-    r = remap_set_error (&err, w, "writing the output: %s", strerror (-w));
+  r = exec_stream (e, nrest + 1, argv, &err);
   free (argv);
   return close_and_finish (e, r, &out, &err);
 }
@@ -917,37 +925,76 @@ read_all (const char *path, char **data, size_t *len)
   return 0;
 }
 
-/* Origin size in 512-byte sectors, from status --json. */
-static int
-origin_sectors (struct remap_engine *e, uint64_t *sectors,
-                struct remap_error *err)
+/* The parsed list as the argument of the engine command "import"
+ * (admin/cmd_import.c): "0xOFF+0xLEN,..." (malloc'ed), or NULL when out
+ * of memory. */
+static char *
+extents_arg (const struct remap_extents *x)
 {
-  char *argv[] = { (char *) "status", (char *) "--json", NULL };
-  struct remap_buf out = { 0 };
-  int r = run (e, 2, argv, &out, err);
+  struct remap_buf b = { 0 };
 
-  if (r == 0) {
-    struct json_object *o = remap_json_parse (out.data, out.len);
-    if (!o || !remap_json_u64 (o, "origin.sectors", sectors))
-      r = remap_set_error (err, -EPROTO, "status --json has no "
-                           "origin.sectors (a server of another version?)");
+  for (size_t i = 0; i < x->n; i++)
+    remap_buf_printf (&b, "%s0x%" PRIx64 "+0x%" PRIx64, i ? "," : "",
+                      x->v[i].off, x->v[i].len);
+  if (b.failed || !b.data) {
+    remap_buf_free (&b);
+    return NULL;
+  }
+  return b.data;
+}
+
+static int
+parse_list (const char *format, const char *file, const char *text,
+            size_t len, uint64_t bs, bool nontried, struct remap_extents *x,
+            struct remap_error *err)
+{
+  uint64_t used = 0;
+  int r;
+
+  if (strcmp (format, "badblocks") == 0)
+    return remap_parse_badblocks (text, len, file, bs, x, err);
+  if (strcmp (format, "ddrescue") == 0)
+    return remap_parse_ddrescue (text, len, file, nontried, x, err);
+  r = remap_parse_smartctl (text, len, file, bs, x, &used, err);
+  if (r == 0)
+    fprintf (stderr, "%s: %s: %s: %zu bad LBA range(s), in sectors of %"
+             PRIu64 " bytes%s\n", progname, cmd, file, x->n, used,
+             bs ? " (--block-size)" : "");
+  return r;
+}
+
+/* A file that names no bad range: nothing to send. */
+static int
+import_nothing (const char *file, bool pending, bool json)
+{
+  if (json) {
+    struct json_object *o = json_object_new_object ();
+    json_object_object_add (o, "command", json_object_new_string ("import"));
+    json_object_object_add (o, "mode", json_object_new_string
+                            (pending ? "pending" : "remap"));
+    json_object_object_add (o, "ranges", json_object_new_uint64 (0));
+    json_object_object_add (o, "units", json_object_new_uint64 (0));
+    json_object_object_add (o, "changed", json_object_new_uint64 (0));
+    printf ("%s\n", json_object_to_json_string_ext (o,
+                                                    JSON_C_TO_STRING_PLAIN));
     json_object_put (o);
   }
-  remap_buf_free (&out);
-  return r;
+  else
+    printf ("imported 0 bad range(s) from %s: nothing to do\n", file);
+  return fflush (stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 static int
 do_import (void)
 {
   const char *file = NULL, *format = NULL;
-  uint64_t bs = 0, sectors = 0;
-  bool nontried = false, pending = false, json = false;
+  uint64_t bs = 0;
+  bool nontried = false, pending = false, remap = false, json = false;
   struct remap_extents x = { 0 };
   struct remap_engine *e = NULL;
   struct remap_buf out = { 0 };
   struct remap_error err = { 0 };
-  char *text = NULL;
+  char *text = NULL, *list;
   size_t len = 0;
   int r;
 
@@ -959,13 +1006,19 @@ do_import (void)
       format = rest[i];
     }
     else if (strcmp (a, "--block-size") == 0 || strcmp (a, "-b") == 0) {
-      if (++i == nrest || !parse_u64 (rest[i], &bs) || bs == 0)
-        return usage_error ("%s needs a positive number", a);
+      if (++i == nrest)
+        return usage_error ("%s needs a value", a);
+      if (remap_parse_u64 (rest[i], REMAP_NUM_SUFFIX, a, &bs, &err)
+          || bs == 0)
+        return usage_error ("%s", err.msg[0] ? err.msg
+                            : "--block-size must be above 0");
     }
     else if (strcmp (a, "--include-nontried") == 0)
       nontried = true;
     else if (strcmp (a, "--pending") == 0)
       pending = true;
+    else if (strcmp (a, "--remap") == 0)
+      remap = true;
     else if (strcmp (a, "--json") == 0)
       json = true;
     else if (a[0] == '-' && a[1])
@@ -978,89 +1031,82 @@ do_import (void)
   if (!file || !format)
     return usage_error ("%s", "usage: import FILE --format badblocks "
                         "--block-size N | --format ddrescue "
-                        "[--include-nontried]");
+                        "[--include-nontried] | --format smartctl "
+                        "[--block-size N] [--pending | --remap]");
+  if (pending && remap)
+    return usage_error ("%s", "give --pending or --remap, not both");
   if (strcmp (format, "badblocks") == 0) {
     if (!bs)
       return usage_error ("%s", "--format badblocks needs --block-size N "
                           "(the -b of badblocks, or the filesystem block "
                           "size)");
-    if (nontried)
-      return usage_error ("%s", "--include-nontried applies to ddrescue "
-                          "mapfiles only");
   }
   else if (strcmp (format, "ddrescue") == 0) {
     if (bs)
       return usage_error ("%s", "--block-size applies to --format badblocks "
-                          "only");
+                          "and smartctl only");
   }
+  else if (strcmp (format, "smartctl") == 0)
+    pending = !remap;           /* a report is a suspicion: pending first */
   else
-    return usage_error ("unknown format \"%s\" (badblocks or ddrescue)",
-                        format);
+    return usage_error ("unknown format \"%s\" (badblocks, ddrescue or "
+                        "smartctl)", format);
+  if (nontried && strcmp (format, "ddrescue") != 0)
+    return usage_error ("%s", "--include-nontried applies to ddrescue "
+                        "mapfiles only");
   if ((r = read_all (file, &text, &len)) != 0) {
     msg ("%s: %s", file, strerror (-r));
     return EXIT_FAIL;
   }
-  if (format[0] == 'b')
-    r = remap_parse_badblocks (text, len, bs, &x, &err);
-  else
-    r = remap_parse_ddrescue (text, len, nontried, &x, &err);
+  /* The whole file is checked before anything is opened or changed. */
+  r = parse_list (format, file, text, len, bs, nontried, &x, &err);
   free (text);
   if (r) {
-    msg ("%s: %s", file, err.msg);
+    msg ("%s", err.msg);
     remap_extents_free (&x);
     return r == -EINVAL ? EXIT_FAIL : exit_code (r);
   }
-
-  if (!control_path && (r = open_engine (true, true, &e)) != EXIT_OK) {
+  if (x.n == 0) {
     remap_extents_free (&x);
+    return import_nothing (file, pending, json);
+  }
+  list = extents_arg (&x);
+  remap_extents_free (&x);
+  if (!list) {
+    msg ("out of memory");
+    return EXIT_FAIL;
+  }
+  char *argv[] = { (char *) "import", list, NULL, NULL, NULL };
+  int argc = 2;
+  if (pending)
+    argv[argc++] = (char *) "--pending";
+  if (json)
+    argv[argc++] = (char *) "--json";
+  /* Online, the list travels in one request line (at most
+   * REMAP_CONTROL_MAX_LINE bytes): all or nothing, never split. */
+  size_t line = 0;
+  for (int i = 0; i < argc; i++)
+    line += strlen (argv[i]) + 1;       /* a space or the newline */
+  if (control_path && line > REMAP_CONTROL_MAX_LINE) {
+    msg ("%s: the list has too many separate ranges for one control "
+         "request (%zu bytes, at most %u): stop the server and import "
+         "offline (-s SPARE -o ORIGIN), or split the file", file, line,
+         REMAP_CONTROL_MAX_LINE);
+    free (list);
+    return EXIT_FAIL;
+  }
+  if (!control_path && (r = open_engine (true, true, &e)) != EXIT_OK) {
+    free (list);
     return r;
   }
-  r = origin_sectors (e, &sectors, &err);
-  for (size_t i = 0; r == 0 && i < x.n; i++)
-    if ((x.v[i].off + x.v[i].len + 511) / 512 > sectors)
-      r = remap_set_error (&err, -ERANGE, "%s: bad range at byte %" PRIu64
-                           " (length %" PRIu64 ") is past the end of the "
-                           "origin (%" PRIu64 " sectors of 512 bytes); wrong "
-                           "block size?  Nothing was imported", file,
-                           x.v[i].off, x.v[i].len, sectors);
-  struct json_object *results = json ? json_object_new_array () : NULL;
-  for (size_t i = 0; r == 0 && i < x.n; i++) {
-    char lba[32], cnt[32];
-    uint64_t s0 = x.v[i].off / 512;
-    uint64_t s1 = (x.v[i].off + x.v[i].len + 511) / 512;
-    char *argv[] = { (char *) (pending ? "pending" : "remap"), lba, cnt,
-                     (char *) "--json", NULL };
-    struct remap_buf one = { 0 };
-
-    snprintf (lba, sizeof lba, "%" PRIu64, s0);
-    snprintf (cnt, sizeof cnt, "%" PRIu64, s1 - s0);
-    r = run (e, json ? 4 : 3, argv, &one, &err);
-    if (json) {
-      struct json_object *o = remap_json_parse (one.data, one.len);
-      if (o)
-        json_object_array_add (results, o);
-    }
-    else {
-      remap_buf_printf (&out, "# LBA %s count %s (bytes %" PRIu64 "+%" PRIu64
-                        ")\n", lba, cnt, x.v[i].off, x.v[i].len);
-      remap_buf_append (&out, one.data ? one.data : "", one.len);
-    }
-    remap_buf_free (&one);
-  }
-  if (json) {
-    struct json_object *o = json_object_new_object ();
-    json_object_object_add (o, "command", json_object_new_string ("import"));
-    json_object_object_add (o, "format", json_object_new_string (format));
-    json_object_object_add (o, "ranges", json_object_new_uint64 (x.n));
-    json_object_object_add (o, "results", results);
-    const char *t = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
-    remap_buf_printf (&out, "%s\n", t ? t : "{}");
-    json_object_put (o);
-  }
-  else if (r == 0)
-    remap_buf_printf (&out, "imported %zu bad range(s) from %s\n", x.n, file);
-  remap_extents_free (&x);
-  return close_and_finish (e, r, &out, &err);
+  r = exec_stream (e, argc, argv, &err);
+  free (list);
+  if (r && !json)
+    remap_error_prefix (&err, r, "%s: ", file);
+  r = close_and_finish (e, r, &out, &err);
+  /* The file was checked whole before: a list that does not fit the
+   * origin or the spare is a failed import (1), not a usage error. */
+  return r == EXIT_USAGE ? EXIT_FAIL : r;
 }
 
 /* ---- scan ------------------------------------------------------------ */
@@ -1101,9 +1147,10 @@ static const struct tool_command tool_commands[] = {
     do_repair, false },
   { "rebind", "-s SPARE -o ORIGIN", "record ORIGIN's identity in the spare "
     "(the same data on another medium)", do_rebind, false },
-  { "import", "FILE --format badblocks --block-size N | --format ddrescue "
-    "[--include-nontried] [--pending] [--json]", "remap (or mark pending) "
-    "the ranges of a bad-block list or ddrescue mapfile", do_import, true },
+  { "import", "FILE --format badblocks|ddrescue|smartctl [--block-size N] "
+    "[--include-nontried] [--pending|--remap] [--json]", "remap (or mark "
+    "pending) what a list names, checked whole first (a smartctl -j report: "
+    "pending unless --remap)", do_import, true },
   { "scan", "[LBA [COUNT]] [-u] [--rate R] [--chunk N] [--state FILE "
     "[--resume]] [--json] [--progress|--no-progress]", "paced surface scan "
     "of the origin; failing units become pending", do_scan, true },
@@ -1112,6 +1159,15 @@ static const struct tool_command tool_commands[] = {
     "lost units", do_map, true },
   { NULL, NULL, NULL, NULL, false },
 };
+
+static const struct tool_command *
+tool_find (const char *name)
+{
+  for (const struct tool_command *t = tool_commands; t->name; t++)
+    if (strcmp (name, t->name) == 0)
+      return t;
+  return NULL;
+}
 
 /* ---- main ------------------------------------------------------------ */
 
@@ -1187,9 +1243,9 @@ main (int argc, char **argv)
 
   if (strcmp (cmd, "status") == 0 && has_arg ("--prometheus"))
     return do_prometheus ();    /* a view of status (view.c) */
-  for (const struct tool_command *t = tool_commands; t->name; t++)
-    if (strcmp (cmd, t->name) == 0)
-      return t->fn ();
+  const struct tool_command *t = tool_find (cmd);
+  if (t)
+    return t->fn ();
   if (remap_command_find (cmd) && strcmp (cmd, "help") != 0)
     return do_exec ();
   return usage_error ("unknown command \"%s\"", cmd);

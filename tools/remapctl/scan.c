@@ -25,6 +25,7 @@
 
 #include <json-c/json.h>
 
+#include "remap/parse.h"
 #include "remap/remap.h"
 #include "remapctl.h"
 
@@ -46,33 +47,12 @@ run1 (struct remap_engine *e, const char *ctl, int argc, char **argv,
   return ctl_request (ctl, argc, argv, out, err);
 }
 
-
-/* Size with an optional K/M/G suffix (powers of 1024). */
+/* A number with an optional size suffix (remap_parse_u64's grammar:
+ * k, m, g ... powers of 1024, "KiB" and "KB" alike, or 0x hex). */
 static bool
 parse_size (const char *s, uint64_t *out)
 {
-  char *end;
-  uint64_t v;
-
-  errno = 0;
-  v = strtoull (s, &end, 10);
-  if (errno || end == s || *s == '-')
-    return false;
-  switch (*end) {
-  case '\0': break;
-  case 'k': case 'K': v <<= 10; end++; break;
-  case 'm': case 'M': v <<= 20; end++; break;
-  case 'g': case 'G': v <<= 30; end++; break;
-  default: return false;
-  }
-  if (*end == 'i' && end[1] == 'B')
-    end += 2;
-  else if (*end == 'B')
-    end++;
-  if (*end)
-    return false;
-  *out = v;
-  return true;
+  return remap_parse_u64 (s, REMAP_NUM_SUFFIX, "number", out, NULL) == 0;
 }
 
 static double
@@ -125,29 +105,38 @@ add_units (struct json_object *answer, const char *key,
   return true;
 }
 
-/* "u,u,u" as a JSON array of numbers. */
+/* Read the list "u,u,u" (numbers by remap_scan_u64, no suffix), adding
+ * each to a when a is not NULL.  The number of items, or -1 when the list
+ * is damaged (a state file edited by hand or cut short). */
+static int64_t
+unit_list (const char *s, struct json_object *a)
+{
+  const char *p = s, *end = s + strlen (s);
+  int64_t n = 0;
+  uint64_t v;
+
+  while (p < end) {
+    if (remap_scan_u64 (&p, end, 0, &v) != 0)
+      return -1;
+    if (a)
+      json_object_array_add (a, json_object_new_uint64 (v));
+    n++;
+    if (p < end && (*p != ',' || ++p == end))
+      return -1;
+  }
+  return n;
+}
+
+/* "u,u,u" (already checked by load_state, or written by this file) as a
+ * JSON array of numbers. */
 static struct json_object *
 unit_array (const char *list)
 {
   struct json_object *a = json_object_new_array ();
 
-  while (list && *list) {
-    char *end;
-    uint64_t v = strtoull (list, &end, 10);
-    json_object_array_add (a, json_object_new_uint64 (v));
-    list = *end == ',' ? end + 1 : end + strlen (end);
-  }
+  if (list)
+    unit_list (list, a);
   return a;
-}
-
-/* Count the items of "u,u,u". */
-static uint64_t
-count_units (const char *s)
-{
-  uint64_t n = *s != '\0';
-  for (; *s; s++)
-    n += *s == ',';
-  return n;
 }
 
 static int
@@ -174,38 +163,61 @@ save_state (const char *path, const struct state *st)
   return rename (tmp, path) == 0 ? 0 : -errno;
 }
 
+/* "KEY NUMBER": 1 and *v set when line starts with key, 0 when it does
+ * not, -1 when the number is damaged. */
+static int
+state_num (const char *line, const char *key, uint64_t *v)
+{
+  size_t n = strlen (key);
+
+  if (strncmp (line, key, n) != 0 || line[n] != ' ')
+    return 0;
+  return remap_parse_u64 (line + n + 1, 0, key, v, NULL) == 0 ? 1 : -1;
+}
+
 static int
 load_state (const char *path, struct state *st)
 {
+  const struct { const char *key; uint64_t *v; } nums[] = {
+    { "start", &st->start }, { "end", &st->end }, { "next", &st->next },
+    { "read", &st->read }, { "skipped", &st->skipped },
+  };
   char line[1 << 16];
   FILE *f = fopen (path, "r");
-  bool magic = false;
+  bool magic = false, damaged = false;
 
   if (!f)
     return -errno;
-  while (fgets (line, sizeof line, f)) {
+  while (!damaged && fgets (line, sizeof line, f)) {
+    int found = 0;
     line[strcspn (line, "\n")] = '\0';
-    if (strcmp (line, "remap-scan 1") == 0)
+    for (size_t i = 0; i < sizeof nums / sizeof *nums && !found; i++)
+      found = state_num (line, nums[i].key, nums[i].v);
+    if (found < 0) {
+      fclose (f);
+      return -EINVAL;           /* a damaged number: not our state file */
+    }
+    if (found)
+      ;
+    else if (strcmp (line, "remap-scan 1") == 0)
       magic = true;
     else if (strncmp (line, "uuid ", 5) == 0)
       snprintf (st->uuid, sizeof st->uuid, "%.36s", line + 5);
-    else if (sscanf (line, "start %" SCNu64, &st->start) == 1
-             || sscanf (line, "end %" SCNu64, &st->end) == 1
-             || sscanf (line, "next %" SCNu64, &st->next) == 1
-             || sscanf (line, "read %" SCNu64, &st->read) == 1
-             || sscanf (line, "skipped %" SCNu64, &st->skipped) == 1)
-      ;
     else if (strncmp (line, "bad ", 4) == 0 && line[4]) {
+      int64_t n = unit_list (line + 4, NULL);
+      damaged = n < 0;          /* a damaged list: refused below */
       remap_buf_printf (&st->bad, "%s", line + 4);
-      st->nbad = count_units (line + 4);
+      st->nbad = (uint64_t) n;
     }
     else if (strncmp (line, "unrecorded ", 11) == 0 && line[11]) {
+      int64_t n = unit_list (line + 11, NULL);
+      damaged = n < 0;
       remap_buf_printf (&st->unrec, "%s", line + 11);
-      st->nunrec = count_units (line + 11);
+      st->nunrec = (uint64_t) n;
     }
   }
   fclose (f);
-  return magic ? 0 : -EINVAL;
+  return magic && !damaged ? 0 : -EINVAL;
 }
 
 int

@@ -19,8 +19,8 @@
 
 #include "map.h"
 #include "prom.h"
+#include "remap/parse.h"
 #include "view.h"
-
 /* ---- reading replies --------------------------------------------------- */
 
 static int
@@ -194,6 +194,7 @@ view_terminal_size (uint32_t *columns, uint32_t *lines)
 {
   struct winsize ws;
   const char *c = getenv ("COLUMNS"), *l = getenv ("LINES");
+  uint64_t v;
 
   *columns = 80;
   *lines = 24;
@@ -203,22 +204,21 @@ view_terminal_size (uint32_t *columns, uint32_t *lines)
     *lines = ws.ws_row;
     return;
   }
-  if (c && atoi (c) > 0)
-    *columns = (uint32_t) atoi (c);
-  if (l && atoi (l) > 0)
-    *lines = (uint32_t) atoi (l);
+  if (c && remap_parse_u64 (c, 0, "COLUMNS", &v, NULL) == 0 && v > 0
+      && v <= 10000)
+    *columns = (uint32_t) v;
+  if (l && remap_parse_u64 (l, 0, "LINES", &v, NULL) == 0 && v > 0
+      && v <= 10000)
+    *lines = (uint32_t) v;
 }
 
 static int
 parse_dim (const char *opt, const char *s, uint32_t *v,
            struct remap_error *err)
 {
-  char *end;
-  unsigned long n;
+  uint64_t n;
 
-  errno = 0;
-  n = strtoul (s, &end, 10);
-  if (errno || *s < '0' || *s > '9' || *end || n == 0 || n > 10000)
+  if (remap_parse_u64 (s, 0, opt, &n, NULL) != 0 || n == 0 || n > 10000)
     return remap_set_error (err, -EINVAL, "%s \"%s\": want a number of "
                             "cells from 1 to 10000", opt, s);
   *v = (uint32_t) n;
