@@ -179,7 +179,8 @@ remap_ctl_server_listen (const char *path, struct remap_ctl_server **sp,
   }
   if (chmod (path, 0600) == -1 || listen (s->listen_fd, 64) == -1
       || pipe2 (s->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
-    r = remap_set_error (err, -errno, "%s: %s", path, strerror (errno));
+    r = remap_set_error (err, -errno, "%s: %s", sun.sun_path,
+                         strerror (errno));
     unlink (path);
     goto fail;
   }
