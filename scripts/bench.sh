@@ -376,6 +376,16 @@ start_server() {
   echo "server_pid=$SERVER_PID" >> "$W/meta$sfx.env"
   "$PY" "$LIB" sample "$SERVER_PID" "$W/cpu.samples$sfx" --interval 0.05 --root $$ &
   SAMPLER_PID=$!
+  # no workload before the sampler's first sample: a short row (the sparse
+  # rows of a small origin take a fraction of a second) would otherwise end
+  # before python3 has started, and its windows would have no samples
+  local i
+  for ((i = 0; i < 200; i++)); do
+    [[ -s $W/cpu.samples$sfx ]] && break
+    kill -0 "$SAMPLER_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  [[ -s $W/cpu.samples$sfx ]] || log "$name: WARNING: no CPU sample after 10 s (host load columns of this run are empty)"
   log "$name: nbdkit pid $SERVER_PID ready"
 }
 
