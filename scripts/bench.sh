@@ -391,8 +391,9 @@ start_server() {
 
 # sparse_rows SERVER VARIANT W NAME: the sparse_* rows, on a server of their
 # own over the half-sparse origin (cached: read into the page cache before;
-# direct: its pages and the spare's dropped before every row); appends
-# their CPU samples to W/cpu.samples.
+# direct: its pages and the spare's dropped before every row).  Its CPU
+# samples stay in a file of their own (the sampler's counters start again
+# at zero), named in workloads.txt's third column for run-report.
 sparse_rows() {
   local server=$1 v=$2 W=$3 name=$4 w wname kind how rc t0 t1 k0 k1
   # With no other rows, this server is the run's only one: its files are
@@ -426,7 +427,7 @@ sparse_rows() {
     printf 'rc=%s\nt0=%s\nt1=%s\nticks0=%s\nticks1=%s\nbytes=%s\n' \
       "$rc" "$t0" "$t1" "$k0" "$k1" "$SIZE_BYTES" > "$W/$wname.copy"
     [[ $rc == 0 ]] || log "$name $wname: copy failed (rc $rc, $W/$wname.log)"
-    echo "$wname copy" >> "$W/workloads.txt"
+    echo "$wname copy cpu.samples$sfx" >> "$W/workloads.txt"
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       log "$name: sparse server died during $wname"
       echo "server_died_in=$wname" >> "$W/meta.env"
@@ -435,7 +436,6 @@ sparse_rows() {
   done
   kill -0 "$SERVER_PID" 2>/dev/null && echo "server_alive_at_end_sparse=1" >> "$W/meta.env"
   cleanup
-  [[ -z $sfx ]] || cat "$W/cpu.samples-sparse" >> "$W/cpu.samples" 2>/dev/null
 }
 
 # run_server SERVER(remap|file) VARIANT PAIR
