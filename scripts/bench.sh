@@ -189,7 +189,7 @@ make_sparse() {
   sync "$f" && touch "$f.ok"
 }
 if want_sparse; then
-  (( SIZE_BYTES % (2 * SPARSE_CHUNK) == 0 )) || die "--size must be a multiple of 8M for the sparse rows"
+  (( SIZE_BYTES % (2 * SPARSE_CHUNK) == 0 )) || die "--size $SIZE is not a multiple of 8M, the period of the sparse rows' origin (4 MiB data, 4 MiB hole): give a multiple of 8M or leave sparse_nbdcopy,sparse_qemu out of --workloads"
   if want sparse_qemu && ! command -v qemu-img > /dev/null; then
     [[ $WORKLOADS == all ]] || die "qemu-img not found (sparse_qemu): install it or leave sparse_qemu out of --workloads"
     log "qemu-img not found: the sparse_qemu row is left out"
