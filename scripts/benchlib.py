@@ -248,7 +248,15 @@ def copy_row(name, path, samples):
 
 def cmd_run_report(a):
     meta = read_env(os.path.join(a.dir, "meta.env"))
-    samples = load_samples(os.path.join(a.dir, "cpu.samples"))
+    # workloads.txt: NAME KIND [SAMPLES_FILE]; the sparse rows run on a
+    # server of their own whose sampler wrote a file of its own (its
+    # cumulative counters start at zero: never mix two samplers' lines)
+    cache = {}
+
+    def samples_of(fname):
+        if fname not in cache:
+            cache[fname] = load_samples(os.path.join(a.dir, fname))
+        return cache[fname]
     rows = []
     with open(os.path.join(a.dir, "workloads.txt")) as f:
         for line in f:
@@ -256,6 +264,7 @@ def cmd_run_report(a):
             if not p:
                 continue
             name, kind = p[0], p[1]
+            samples = samples_of(p[2] if len(p) > 2 else "cpu.samples")
             try:
                 if kind == "fio":
                     rows.append(fio_row(name, os.path.join(a.dir, name + ".fio.json"),
