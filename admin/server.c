@@ -313,6 +313,30 @@ refuse (struct remap_ctl_server *s, int fd, int r, const char *msg)
 
 /* ---- workers -------------------------------------------------------------- */
 
+/* The request as the log shows it: up to its end of line, at most 120
+ * bytes, control bytes and bytes >= 0x7f as \xNN (a request is the
+ * client's text: it must not write raw escape sequences into the log). */
+static const char *
+escaped (const char *line, char *buf, size_t len)
+{
+  size_t h = 0, i;
+
+  for (i = 0; line[i] && line[i] != '\n' && line[i] != '\r' && i < 120
+       && h + 5 < len; i++) {
+    unsigned char c = (unsigned char) line[i];
+    if (c < 0x20 || c >= 0x7f)
+      h += (size_t) snprintf (buf + h, len - h, "\\x%02x", c);
+    else
+      buf[h++] = (char) c;
+  }
+  if (line[i] && line[i] != '\n' && line[i] != '\r' && h + 4 < len) {
+    memcpy (buf + h, "...", 3);
+    h += 3;
+  }
+  buf[h] = '\0';
+  return buf;
+}
+
 static void *
 worker_main (void *arg)
 {
@@ -323,10 +347,11 @@ worker_main (void *arg)
   char *argv[REMAP_CONTROL_MAX_ARGS];
   char status[REMAP_ERROR_MSG_MAX + 32];
   struct remap_out out;
+  char shown[4 * 120 + 8];
   int argc, r, sent;
 
-  logf_ (s, REMAP_LOG_DEBUG, "remap: control: request: %.*s",
-         (int) strcspn (w->line, "\r\n"), w->line);
+  logf_ (s, REMAP_LOG_DEBUG, "remap: control: request: %s",
+         escaped (w->line, shown, sizeof shown));
   argc = remap_control_split (w->line, argv, REMAP_CONTROL_MAX_ARGS);
   remap_out_stream (&out, conn_flush, conn_cancelled, &c);
   if (argc < 0)
@@ -394,6 +419,15 @@ dispatch (struct remap_ctl_server *s, struct waiting *q)
   struct worker *w = NULL;
   char msg[160];
 
+  /* The request is a C string from here on: a NUL byte would end it
+   * early and the rest would be dropped without a word (the command run
+   * would not be the one sent). */
+  if (memchr (q->buf, '\0', q->len)) {
+    refuse (s, q->fd, -EINVAL, "malformed request: it holds a NUL byte; "
+            "send one line of text ending with a newline");
+    q->fd = -1;
+    return;
+  }
   reap (s, false);
   for (unsigned i = 0; i < s->cfg.max_workers && !w; i++)
     if (atomic_load (&s->workers[i].state) == SLOT_FREE)

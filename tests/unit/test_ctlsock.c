@@ -494,6 +494,66 @@ START_TEST (test_concurrent_clients)
 }
 END_TEST
 
+/* A request with a NUL byte in it is refused whole, and changes nothing:
+ * the text after the NUL is not silently dropped (it ran as "remap -u 7"
+ * before).  Numbers that wrap 2^64 (LBA + COUNT, units * 8 sectors) are
+ * refused as past the end, and change nothing either. */
+START_TEST (test_request_bad_bytes)
+{
+  static const char nul[] = "remap -u 7\0 junk\n";
+  static const char *const wrap[] = {
+    "remap -u 18446744073709551615 2", "remap -u 4095 18446744073709551615",
+    "pending 18446744073709551615", "pending 8 18446744073709551608",
+    "unmap -u 0xffffffffffffffff 0x2", "remap -u 18446744073709551616",
+    "scan -u 4000 18446744073709551615", "spare-retest 1 18446744073709551615",
+  };
+  struct remap_buf out = { 0 };
+  struct remap_error err = { 0 };
+  struct remap_mapping m;
+  struct remap_counters cn;
+  char buf[512];
+
+  start (2, 16, 2000, 2000);
+  int c = connect_raw ();
+  ck_assert_int_eq (send (c, nul, sizeof nul - 1, MSG_NOSIGNAL),
+                    (ssize_t) (sizeof nul - 1));
+  shutdown (c, SHUT_WR);
+  ssize_t n = read_all (c, buf, sizeof buf, 3.0);
+  close (c);
+  ck_assert_msg (n > 0 && strncmp (buf, "ERR 22 ", 7) == 0
+                 && strstr (buf, "NUL") != NULL, "reply: %s",
+                 n > 0 ? buf : "(none)");
+  ck_assert_int_eq (remap_lookup (e, 7, &m), 0);
+  ck_assert_int_eq (m.state, REMAP_SLOT_FREE);
+  /* An escape sequence: refused, and the log shows it escaped. */
+  c = connect_raw ();
+  send_line (c, "remap -u 9 \x1b[2J\n");
+  shutdown (c, SHUT_WR);
+  n = read_all (c, buf, sizeof buf, 3.0);
+  close (c);
+  ck_assert_msg (n > 0 && strncmp (buf, "ERR 22 ", 7) == 0, "reply: %s",
+                 n > 0 ? buf : "(none)");
+  ck_assert_msg (log_has ("\\x1b[2J"), "log:\n%s", log_text);
+  pthread_mutex_lock (&log_lock);
+  bool raw = strchr (log_text, 0x1b) != NULL;
+  pthread_mutex_unlock (&log_lock);
+  ck_assert_msg (!raw, "raw ESC in the log");
+  ck_assert_int_eq (remap_lookup (e, 9, &m), 0);
+  ck_assert_int_eq (m.state, REMAP_SLOT_FREE);
+  for (size_t i = 0; i < sizeof wrap / sizeof wrap[0]; i++) {
+    int r = request (wrap[i], &out, &err);
+    ck_assert_msg (r == -EINVAL, "%s: %d %s", wrap[i], r, err.msg);
+    ck_assert_msg (out.len == 0, "%s printed: %s", wrap[i], out.data);
+  }
+  remap_get_counters (e, &cn);
+  ck_assert_uint_eq (cn.reallocated_units, 0);
+  ck_assert_uint_eq (cn.pending_units, 0);
+  remap_buf_free (&out);
+  assert_status_fast (1.0);
+  stop ();
+}
+END_TEST
+
 static Suite *
 ctlsock_suite (void)
 {
@@ -507,6 +567,7 @@ ctlsock_suite (void)
   tcase_add_test (tc, test_close_with_stuck_clients);
   tcase_add_test (tc, test_scan_cancelled_by_client);
   tcase_add_test (tc, test_concurrent_clients);
+  tcase_add_test (tc, test_request_bad_bytes);
   suite_add_tcase (s, tc);
   return s;
 }
