@@ -83,7 +83,15 @@ struct remap_ctl_server {
   atomic_bool stopping;
   struct worker *workers;       /* cfg.max_workers */
   struct waiting *waiting;      /* cfg.max_waiting */
+  int64_t accept_pause;         /* ms, monotonic: accept() failed for lack
+                                   of fds or memory; the listening socket
+                                   is not polled until then (it stays
+                                   readable: polling it would spin) */
+  bool starved;                 /* that was logged; cleared by an accept */
 };
+
+/* How long accepting pauses after it failed for lack of resources. */
+#define ACCEPT_PAUSE_MS 100
 
 static int64_t
 now_ms (void)
@@ -509,8 +517,27 @@ accept_new (struct remap_ctl_server *s)
   for (;;) {
     int fd = accept4 (s->listen_fd, NULL, NULL,
                       SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd == -1 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS
+                     || errno == ENOMEM)) {
+      /* The client stays in the backlog: it is served when fds are
+       * free again, or its own timeout ends its wait. */
+      if (!s->starved)
+        logf_ (s, REMAP_LOG_WARN, "remap: control: cannot accept a control "
+               "connection: %s (%s); retrying every %d ms (raise the limit "
+               "of open files, ulimit -n, or close connections)",
+               errno == ENOBUFS || errno == ENOMEM ? "out of memory"
+               : "out of file descriptors", strerror (errno),
+               ACCEPT_PAUSE_MS);
+      s->starved = true;
+      s->accept_pause = now_ms () + ACCEPT_PAUSE_MS;
+      return;
+    }
     if (fd == -1)
       return;                   /* EAGAIN, or a client gone already */
+    if (s->starved)
+      logf_ (s, REMAP_LOG_WARN, "remap: control: accepting connections "
+             "again");
+    s->starved = false;
     struct waiting *q = NULL;
     for (unsigned i = 0; i < s->cfg.max_waiting && !q; i++)
       if (s->waiting[i].fd == -1)
@@ -549,6 +576,10 @@ acceptor_main (void *arg)
 
     pf[0] = (struct pollfd) { .fd = s->wake[0], .events = POLLIN };
     pf[1] = (struct pollfd) { .fd = s->listen_fd, .events = POLLIN };
+    if (s->accept_pause > now) {
+      pf[1].fd = -1;            /* ignored by poll */
+      next = s->accept_pause - now;
+    }
     for (unsigned i = 0; i < nw; i++) {
       struct waiting *q = &s->waiting[i];
       if (q->fd != -1 && q->ready) {

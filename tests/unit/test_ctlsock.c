@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -554,6 +555,51 @@ START_TEST (test_request_bad_bytes)
 }
 END_TEST
 
+/* Out of file descriptors: accept() fails (EMFILE) while the client
+ * waits in the backlog.  The acceptor must not spin on the listening
+ * socket (it stayed readable: 100 % of a core for as long as the fds are
+ * short); once fds are free again the waiting client is served. */
+START_TEST (test_accept_emfile)
+{
+  struct rlimit rl;
+  struct timespec c0, c1;
+  int fds[4096], nfds = 0;
+
+  start (2, 16, 5000, 2000);
+  ck_assert_int_eq (getrlimit (RLIMIT_NOFILE, &rl), 0);
+  /* Fill every fd but one (the client's socket) under a limit of 256. */
+  struct rlimit low = { 256, rl.rlim_max };
+  ck_assert_int_eq (setrlimit (RLIMIT_NOFILE, &low), 0);
+  for (;;) {
+    int fd = dup (0);
+    if (fd == -1)
+      break;
+    fds[nfds++] = fd;
+  }
+  ck_assert_int_gt (nfds, 0);
+  close (fds[--nfds]);
+  int c = connect_raw ();       /* the last fd: the server cannot accept */
+  send_line (c, "status\n");
+  usleep (100000);
+  clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &c0);
+  usleep (500000);
+  clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &c1);
+  double cpu = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
+  while (nfds)
+    close (fds[--nfds]);
+  ck_assert_int_eq (setrlimit (RLIMIT_NOFILE, &rl), 0);
+  ck_assert_msg (cpu < 0.05, "the server used %.2f s of CPU in 0.5 s while "
+                 "it could not accept", cpu);
+  char buf[4096];
+  ssize_t n = read_all (c, buf, sizeof buf, 3.0);
+  close (c);
+  ck_assert_msg (n > 0 && strstr (buf, "\nOK\n") != NULL, "reply: %s",
+                 n > 0 ? buf : "(none)");
+  ck_assert_msg (log_has ("file descriptors"), "log:\n%s", log_text);
+  stop ();
+}
+END_TEST
+
 static Suite *
 ctlsock_suite (void)
 {
@@ -568,6 +614,7 @@ ctlsock_suite (void)
   tcase_add_test (tc, test_scan_cancelled_by_client);
   tcase_add_test (tc, test_concurrent_clients);
   tcase_add_test (tc, test_request_bad_bytes);
+  tcase_add_test (tc, test_accept_emfile);
   suite_add_tcase (s, tc);
   return s;
 }
