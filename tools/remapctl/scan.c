@@ -47,31 +47,38 @@ run1 (struct remap_engine *e, const char *ctl, int argc, char **argv,
 }
 
 
-/* Size with an optional K/M/G suffix (powers of 1024). */
+/* Size with an optional K/M/G suffix (powers of 1024), optionally followed
+ * by B or iB: decimal digits only (no blank, no sign: strtoull took " -1"
+ * for 2^64-1), and false for a value that does not fit in 64 bits, also
+ * once multiplied by its suffix (17179869184G was 0). */
 static bool
 parse_size (const char *s, uint64_t *out)
 {
-  char *end;
-  uint64_t v;
+  uint64_t v = 0;
+  unsigned shift = 0;
 
-  errno = 0;
-  v = strtoull (s, &end, 10);
-  if (errno || end == s || *s == '-')
+  if (*s < '0' || *s > '9')
     return false;
-  switch (*end) {
+  for (; *s >= '0' && *s <= '9'; s++) {
+    unsigned d = (unsigned) (*s - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      return false;
+    v = v * 10 + d;
+  }
+  switch (*s) {
   case '\0': break;
-  case 'k': case 'K': v <<= 10; end++; break;
-  case 'm': case 'M': v <<= 20; end++; break;
-  case 'g': case 'G': v <<= 30; end++; break;
+  case 'k': case 'K': shift = 10; s++; break;
+  case 'm': case 'M': shift = 20; s++; break;
+  case 'g': case 'G': shift = 30; s++; break;
   default: return false;
   }
-  if (*end == 'i' && end[1] == 'B')
-    end += 2;
-  else if (*end == 'B')
-    end++;
-  if (*end)
+  if (*s == 'i' && s[1] == 'B')
+    s += 2;
+  else if (*s == 'B')
+    s++;
+  if (*s || (shift && v > UINT64_MAX >> shift))
     return false;
-  *out = v;
+  *out = v << shift;
   return true;
 }
 
@@ -298,6 +305,14 @@ scan_main (struct remap_engine *e, const char *ctl, int argc, char **argv)
     return EXIT_USAGE;
   }
   if (units) {
+    /* Units to sectors, without wrapping 2^64 (2^61 units of 4 KiB were
+     * LBA 0). */
+    if (start > UINT64_MAX / spu || (npos == 2 && count > UINT64_MAX / spu)) {
+      fprintf (stderr, "remapctl: scan: unit %s%s%s is past the end of the "
+               "origin (%" PRIu64 " units)\n", pos[0], npos == 2 ? " count "
+               : "", npos == 2 ? pos[1] : "", sectors / spu);
+      return EXIT_USAGE;
+    }
     start *= spu;
     count = npos == 2 ? count * spu : sectors;
   }
