@@ -8,8 +8,11 @@
  *              request_timeout_ms).  A silent client costs a slot of that
  *              table and nothing else; it is dropped at its deadline.
  *              A complete request goes to a free worker; with none free,
- *              or the waiting table full, the client gets "ERR 16 ..." at
- *              once (never a hang).
+ *              or the waiting table full, the client gets "ERR 87 ..." at
+ *              once (never a hang).  87 is EUSERS, used for nothing
+ *              else: a script tells "not run, the server is busy: try
+ *              again" from a command that failed with EBUSY (a unit that
+ *              holds lost data).
  *   workers    at most max_workers threads, one per running command.  A
  *              worker owns its connection: it runs the command with a
  *              streaming sink whose chunks leave through send() with a
@@ -462,7 +465,7 @@ dispatch (struct remap_ctl_server *s, struct waiting *q)
     snprintf (msg, sizeof msg, "the control socket runs at most %u commands "
               "at once and all are busy; try again when one has finished",
               s->cfg.max_workers);
-    refuse (s, q->fd, -EBUSY, msg);
+    refuse (s, q->fd, -EUSERS, msg);
     q->fd = -1;
     return;
   }
@@ -558,7 +561,7 @@ accept_new (struct remap_ctl_server *s)
       snprintf (msg, sizeof msg, "too many control connections (%u are "
                 "still sending their request); try again in a few seconds",
                 s->cfg.max_waiting);
-      refuse (s, fd, -EBUSY, msg);
+      refuse (s, fd, -EUSERS, msg);
       continue;
     }
     q->fd = fd;
