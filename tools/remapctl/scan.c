@@ -397,8 +397,9 @@ scan_main (struct remap_engine *e, const char *ctl, int argc, char **argv)
     if (r) {
       fprintf (stderr, "%sremapctl: scan: at LBA %" PRIu64 ": %s\n",
                tty ? "\n" : "", st.next, err.msg);
-      rc = r == -ECONNREFUSED || r == -ECONNRESET || r == -EPROTO
-        ? EXIT_CONTROL : EXIT_FAIL;
+      /* The control socket's statuses as for any command (a refused
+       * request, ERR 87, is 4 too); anything else is a failed scan. */
+      rc = remapctl_exit_code (r) == EXIT_CONTROL ? EXIT_CONTROL : EXIT_FAIL;
       break;
     }
     struct json_object *ans = remap_json_parse (out.data, out.len);
