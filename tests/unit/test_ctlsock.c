@@ -601,6 +601,57 @@ START_TEST (test_accept_emfile)
 }
 END_TEST
 
+/* The server stops in the middle of a scan whose client is still there:
+ * the client gets what the scan found so far (its JSON, with the bad
+ * units, all pending on the spare now, and the error), then ERR 125.
+ * Before, the cancel dropped the output: only the ERR line came. */
+START_TEST (test_stop_delivers_partial_reply)
+{
+  struct remap_fault_rule rule = { .off = 0, .len = ORIGIN_SIZE,
+                                   .ops = REMAP_FAULT_READ, .err = -EIO };
+  static char buf[1 << 16];
+
+  start (2, 16, 2000, 2000);
+  ck_assert_int_eq (remap_fault_add_rule (ofault, &rule), 0);
+  int c = connect_raw ();
+  send_line (c, "scan -u 0 4096 --json\n");
+  shutdown (c, SHUT_WR);
+  double t0 = now_s ();
+  while (remap_unit_pending (e, 2) <= 0 && now_s () - t0 < 5)
+    usleep (10000);
+  ck_assert_int_gt (remap_unit_pending (e, 2), 0);
+  remap_ctl_server_close (srv, true);
+  srv = NULL;
+  ssize_t n = read_all (c, buf, sizeof buf, 3.0);
+  close (c);
+  ck_assert_msg (n > 0, "no reply");
+  /* "D <len>\n<json>" then "ERR 125 ...". */
+  ck_assert_msg (strncmp (buf, "D ", 2) == 0, "reply: %s", buf);
+  char *json = strchr (buf, '\n') + 1, *end;
+  size_t len = strtoul (buf + 2, &end, 10);
+  ck_assert_msg (json + len < buf + n, "reply: %s", buf);
+  ck_assert_msg (strncmp (json + len, "ERR 125 ", 8) == 0, "status: %s",
+                 json + len);
+  struct json_object *o = remap_json_parse (json, len), *bad;
+  ck_assert_msg (o != NULL, "not JSON: %.*s", (int) len, json);
+  ck_assert (json_object_object_get_ex (o, "bad_units", &bad));
+  ck_assert_int_ge (json_object_array_length (bad), 3);
+  for (size_t i = 0; i < json_object_array_length (bad); i++) {
+    uint64_t u = json_object_get_uint64 (json_object_array_get_idx (bad, i));
+    ck_assert_msg (remap_unit_pending (e, u) > 0, "unit %" PRIu64 " reported "
+                   "bad, not pending", u);
+  }
+  ck_assert_msg (remap_json_str (o, "error") != NULL, "%.*s", (int) len, json);
+  json_object_put (o);
+  remap_fault_clear_rules (ofault);
+  rmdir (dir);
+  remap_close (e);
+  e = NULL;
+  remap_backend_close (origin_mem);
+  remap_backend_close (spare_mem);
+}
+END_TEST
+
 static Suite *
 ctlsock_suite (void)
 {
@@ -616,6 +667,7 @@ ctlsock_suite (void)
   tcase_add_test (tc, test_concurrent_clients);
   tcase_add_test (tc, test_request_bad_bytes);
   tcase_add_test (tc, test_accept_emfile);
+  tcase_add_test (tc, test_stop_delivers_partial_reply);
   suite_add_tcase (s, tc);
   return s;
 }
