@@ -499,8 +499,14 @@ read_request (struct remap_ctl_server *s, struct waiting *q)
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return false;
     if (n <= 0) {               /* closed (or an error) */
+      /* A line without its newline is a request cut short (a client that
+       * died mid-send, or a Ctrl-C in nc -U): "unmap --discard-data -u
+       * 12" may be the start of "... -u 123".  Never run it. */
       if (q->len > 0 && n == 0) {
-        dispatch (s, q);        /* a last line without its newline */
+        refuse (s, q->fd, -EINVAL, "request cut short: the connection "
+                "ended before its newline; nothing was run (end the "
+                "request with a newline)");
+        q->fd = -1;
         return true;
       }
       close (q->fd);

@@ -652,6 +652,35 @@ START_TEST (test_stop_delivers_partial_reply)
 }
 END_TEST
 
+/* A request whose connection ends before its newline is cut short: it is
+ * not run ("unmap --discard-data -u 12" may be the start of "-u 123"),
+ * whether the client only shut down its sending side (it reads the
+ * refusal) or went away. */
+START_TEST (test_request_cut_short)
+{
+  struct remap_mapping m;
+  char buf[512];
+
+  start (2, 16, 2000, 2000);
+  int c = connect_raw ();
+  ck_assert_int_eq (send (c, "remap -u 12", 11, MSG_NOSIGNAL), 11);
+  shutdown (c, SHUT_WR);
+  ssize_t n = read_all (c, buf, sizeof buf, 3.0);
+  close (c);
+  ck_assert_msg (n > 0 && strncmp (buf, "ERR 22 request cut short", 24) == 0,
+                 "reply: %s", n > 0 ? buf : "(none)");
+  c = connect_raw ();
+  ck_assert_int_eq (send (c, "pending -u 13", 13, MSG_NOSIGNAL), 13);
+  close (c);
+  usleep (300000);
+  assert_status_fast (1.0);     /* the server is still serving */
+  ck_assert_int_eq (remap_lookup (e, 12, &m), 0);
+  ck_assert_int_eq (m.state, REMAP_SLOT_FREE);
+  ck_assert_int_eq (remap_unit_pending (e, 13), 0);
+  stop ();
+}
+END_TEST
+
 static Suite *
 ctlsock_suite (void)
 {
@@ -668,6 +697,7 @@ ctlsock_suite (void)
   tcase_add_test (tc, test_request_bad_bytes);
   tcase_add_test (tc, test_accept_emfile);
   tcase_add_test (tc, test_stop_delivers_partial_reply);
+  tcase_add_test (tc, test_request_cut_short);
   suite_add_tcase (s, tc);
   return s;
 }
