@@ -89,7 +89,12 @@ struct remap_out {
   int (*flush) (void *opaque, const char *p, size_t n);
   int (*cancelled) (void *opaque);
   void *opaque;
-  int err;
+  int err;                      /* the first failure: later output dropped */
+  int stop;                     /* cancelled (remap_out_check): the command
+                                   stops, but what it wrote still goes out,
+                                   so that a client still there (the server
+                                   is stopping) learns which steps were
+                                   done */
 };
 
 /* Everything appended to *mem (not freed by remap_out_finish). */

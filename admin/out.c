@@ -224,14 +224,11 @@ remap_out_json (struct remap_out *o, struct json_object *obj)
 int
 remap_out_check (struct remap_out *o)
 {
-  if (o->err)
-    return o->err;
-  if (o->cancelled) {
-    int r = o->cancelled (o->opaque);
-    if (r)
-      o->err = r;
-  }
-  return o->err;
+  if (o->err || o->stop)
+    return o->err ? o->err : o->stop;
+  if (o->cancelled)
+    o->stop = o->cancelled (o->opaque);
+  return o->stop;
 }
 
 int

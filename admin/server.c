@@ -8,8 +8,11 @@
  *              request_timeout_ms).  A silent client costs a slot of that
  *              table and nothing else; it is dropped at its deadline.
  *              A complete request goes to a free worker; with none free,
- *              or the waiting table full, the client gets "ERR 16 ..." at
- *              once (never a hang).
+ *              or the waiting table full, the client gets "ERR 87 ..." at
+ *              once (never a hang).  87 is EUSERS, used for nothing
+ *              else: a script tells "not run, the server is busy: try
+ *              again" from a command that failed with EBUSY (a unit that
+ *              holds lost data).
  *   workers    at most max_workers threads, one per running command.  A
  *              worker owns its connection: it runs the command with a
  *              streaming sink whose chunks leave through send() with a
@@ -83,7 +86,15 @@ struct remap_ctl_server {
   atomic_bool stopping;
   struct worker *workers;       /* cfg.max_workers */
   struct waiting *waiting;      /* cfg.max_waiting */
+  int64_t accept_pause;         /* ms, monotonic: accept() failed for lack
+                                   of fds or memory; the listening socket
+                                   is not polled until then (it stays
+                                   readable: polling it would spin) */
+  bool starved;                 /* that was logged; cleared by an accept */
 };
+
+/* How long accepting pauses after it failed for lack of resources. */
+#define ACCEPT_PAUSE_MS 100
 
 static int64_t
 now_ms (void)
@@ -177,10 +188,20 @@ remap_ctl_server_listen (const char *path, struct remap_ctl_server **sp,
     r = remap_set_error (err, -errno, "bind %s: %s", path, strerror (errno));
     goto fail;
   }
-  if (chmod (path, 0600) == -1 || listen (s->listen_fd, 64) == -1
-      || pipe2 (s->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
-    r = remap_set_error (err, -errno, "%s: %s", sun.sun_path,
-                         strerror (errno));
+  /* Each step named; the path printed from sun (the same bytes): with
+   * "path" GCC's ASan build (-O1) warns that the argument may be null
+   * (-Werror=format-overflow), and that build is part of the tests. */
+  const char *step = NULL;
+  if (chmod (path, 0600) == -1)
+    step = "set the mode of";
+  else if (listen (s->listen_fd, 64) == -1)
+    step = "listen on";
+  else if (pipe2 (s->wake, O_CLOEXEC | O_NONBLOCK) == -1)
+    step = "create the wake pipe of";
+  if (step) {
+    int e = errno;
+    r = remap_set_error (err, -e, "cannot %s the control socket %s: %s",
+                         step, sun.sun_path, strerror (e));
     unlink (path);
     goto fail;
   }
@@ -314,6 +335,30 @@ refuse (struct remap_ctl_server *s, int fd, int r, const char *msg)
 
 /* ---- workers -------------------------------------------------------------- */
 
+/* The request as the log shows it: up to its end of line, at most 120
+ * bytes, control bytes and bytes >= 0x7f as \xNN (a request is the
+ * client's text: it must not write raw escape sequences into the log). */
+static const char *
+escaped (const char *line, char *buf, size_t len)
+{
+  size_t h = 0, i;
+
+  for (i = 0; line[i] && line[i] != '\n' && line[i] != '\r' && i < 120
+       && h + 5 < len; i++) {
+    unsigned char c = (unsigned char) line[i];
+    if (c < 0x20 || c >= 0x7f)
+      h += (size_t) snprintf (buf + h, len - h, "\\x%02x", c);
+    else
+      buf[h++] = (char) c;
+  }
+  if (line[i] && line[i] != '\n' && line[i] != '\r' && h + 4 < len) {
+    memcpy (buf + h, "...", 3);
+    h += 3;
+  }
+  buf[h] = '\0';
+  return buf;
+}
+
 static void *
 worker_main (void *arg)
 {
@@ -324,10 +369,11 @@ worker_main (void *arg)
   char *argv[REMAP_CONTROL_MAX_ARGS];
   char status[REMAP_ERROR_MSG_MAX + 32];
   struct remap_out out;
+  char shown[4 * 120 + 8];
   int argc, r, sent;
 
-  logf_ (s, REMAP_LOG_DEBUG, "remap: control: request: %.*s",
-         (int) strcspn (w->line, "\r\n"), w->line);
+  logf_ (s, REMAP_LOG_DEBUG, "remap: control: request: %s",
+         escaped (w->line, shown, sizeof shown));
   argc = remap_control_split (w->line, argv, REMAP_CONTROL_MAX_ARGS);
   remap_out_stream (&out, conn_flush, conn_cancelled, &c);
   if (argc < 0)
@@ -395,6 +441,15 @@ dispatch (struct remap_ctl_server *s, struct waiting *q)
   struct worker *w = NULL;
   char msg[160];
 
+  /* The request is a C string from here on: a NUL byte would end it
+   * early and the rest would be dropped without a word (the command run
+   * would not be the one sent). */
+  if (memchr (q->buf, '\0', q->len)) {
+    refuse (s, q->fd, -EINVAL, "malformed request: it holds a NUL byte; "
+            "send one line of text ending with a newline");
+    q->fd = -1;
+    return;
+  }
   reap (s, false);
   for (unsigned i = 0; i < s->cfg.max_workers && !w; i++)
     if (atomic_load (&s->workers[i].state) == SLOT_FREE)
@@ -410,7 +465,7 @@ dispatch (struct remap_ctl_server *s, struct waiting *q)
     snprintf (msg, sizeof msg, "the control socket runs at most %u commands "
               "at once and all are busy; try again when one has finished",
               s->cfg.max_workers);
-    refuse (s, q->fd, -EBUSY, msg);
+    refuse (s, q->fd, -EUSERS, msg);
     q->fd = -1;
     return;
   }
@@ -444,8 +499,14 @@ read_request (struct remap_ctl_server *s, struct waiting *q)
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return false;
     if (n <= 0) {               /* closed (or an error) */
+      /* A line without its newline is a request cut short (a client that
+       * died mid-send, or a Ctrl-C in nc -U): "unmap --discard-data -u
+       * 12" may be the start of "... -u 123".  Never run it. */
       if (q->len > 0 && n == 0) {
-        dispatch (s, q);        /* a last line without its newline */
+        refuse (s, q->fd, -EINVAL, "request cut short: the connection "
+                "ended before its newline; nothing was run (end the "
+                "request with a newline)");
+        q->fd = -1;
         return true;
       }
       close (q->fd);
@@ -476,8 +537,27 @@ accept_new (struct remap_ctl_server *s)
   for (;;) {
     int fd = accept4 (s->listen_fd, NULL, NULL,
                       SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd == -1 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS
+                     || errno == ENOMEM)) {
+      /* The client stays in the backlog: it is served when fds are
+       * free again, or its own timeout ends its wait. */
+      if (!s->starved)
+        logf_ (s, REMAP_LOG_WARN, "remap: control: cannot accept a control "
+               "connection: %s (%s); retrying every %d ms (raise the limit "
+               "of open files, ulimit -n, or close connections)",
+               errno == ENOBUFS || errno == ENOMEM ? "out of memory"
+               : "out of file descriptors", strerror (errno),
+               ACCEPT_PAUSE_MS);
+      s->starved = true;
+      s->accept_pause = now_ms () + ACCEPT_PAUSE_MS;
+      return;
+    }
     if (fd == -1)
       return;                   /* EAGAIN, or a client gone already */
+    if (s->starved)
+      logf_ (s, REMAP_LOG_WARN, "remap: control: accepting connections "
+             "again");
+    s->starved = false;
     struct waiting *q = NULL;
     for (unsigned i = 0; i < s->cfg.max_waiting && !q; i++)
       if (s->waiting[i].fd == -1)
@@ -487,7 +567,7 @@ accept_new (struct remap_ctl_server *s)
       snprintf (msg, sizeof msg, "too many control connections (%u are "
                 "still sending their request); try again in a few seconds",
                 s->cfg.max_waiting);
-      refuse (s, fd, -EBUSY, msg);
+      refuse (s, fd, -EUSERS, msg);
       continue;
     }
     q->fd = fd;
@@ -516,6 +596,10 @@ acceptor_main (void *arg)
 
     pf[0] = (struct pollfd) { .fd = s->wake[0], .events = POLLIN };
     pf[1] = (struct pollfd) { .fd = s->listen_fd, .events = POLLIN };
+    if (s->accept_pause > now) {
+      pf[1].fd = -1;            /* ignored by poll */
+      next = s->accept_pause - now;
+    }
     for (unsigned i = 0; i < nw; i++) {
       struct waiting *q = &s->waiting[i];
       if (q->fd != -1 && q->ready) {

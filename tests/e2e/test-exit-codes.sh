@@ -49,6 +49,44 @@ C=$WORK/ctl.sock
 start_server srv "$O" spare="$S" control="$C"
 expect 3 status -s "$S" -o "$O"
 expect 0 status -c "$C" --json
+# 4 too when the server refuses a client (64 connections sending their
+# request already): the command was not run.  It was 1, "failed", the
+# same as a command that ran and failed with EBUSY.
+silent_clients() {             # 64 connections that send nothing
+  python3 - "$C" >"$WORK/silent.out" 2>&1 <<'PY' &
+import socket, sys, time
+silent = []
+for _ in range(64):
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); silent.append(s)
+print("ready", flush=True)
+time.sleep(20)
+PY
+  SILENT=$!
+  on_exit "kill $SILENT 2>/dev/null"
+  for _ in $(seq 50); do grep -q ready "$WORK/silent.out" && break; sleep 0.1; done
+  sleep 0.3
+}
+if command -v python3 >/dev/null; then
+  silent_clients
+  expect 4 status -c "$C"
+  grep -q "too many control connections" <<<"$ERR" || fail "busy message: $ERR"
+  kill $SILENT; wait $SILENT 2>/dev/null
+  sleep 0.3
+  expect 0 status -c "$C" --json
+  # The same refusal in the middle of a scan (a chunk's request): 4.
+  "$RC" scan -c "$C" --rate 256K --no-progress >"$WORK/scan.out" \
+    2>"$WORK/scan.err" &
+  SCAN=$!
+  sleep 0.6
+  silent_clients
+  wait $SCAN
+  RCODE=$?
+  kill $SILENT; wait $SILENT 2>/dev/null
+  [ "$RCODE" = 4 ] || fail "scan refused mid-way exited $RCODE, want 4: $(cat "$WORK/scan.err")"
+  grep -q "too many control connections" "$WORK/scan.err" ||
+    fail "scan busy message: $(cat "$WORK/scan.err")"
+  sleep 0.3
+fi
 stop_server
 expect 4 status -c "$WORK/nobody.sock"
 grep -q "cannot connect" <<<"$ERR" || fail "socket message: $ERR"

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -316,11 +317,12 @@ START_TEST (test_refused_past_bounds)
   fds[4] = connect_raw ();
   ssize_t n = read_all (fds[4], buf, sizeof buf, 2);
   ck_assert_msg (n > 0 && now_s () - t0 < 1.0, "no refusal: %zd", n);
-  ck_assert_msg (strncmp (buf, "ERR 16 too many control connections", 35)
+  ck_assert_msg (strncmp (buf, "ERR 87 too many control connections", 35)
                  == 0, "%s", buf);
   close (fds[4]);
-  /* Through the client: -EBUSY and the message. */
-  ck_assert_int_eq (request ("status", &out, &err), -EBUSY);
+  /* Through the client: -EUSERS (not -EBUSY, which a command that ran
+   * may return) and the message. */
+  ck_assert_int_eq (request ("status", &out, &err), -EUSERS);
   ck_assert_msg (strstr (err.msg, "try again"), "%s", err.msg);
   for (int i = 0; i < 4; i++)
     close (fds[i]);
@@ -335,9 +337,9 @@ START_TEST (test_refused_past_bounds)
   usleep (100000);
   double t1 = now_s ();
   int r = request ("status", &out, &err);
-  if (r != -EBUSY)
+  if (r != -EUSERS)
     fprintf (stderr, "log:\n%s", log_text);
-  ck_assert_msg (r == -EBUSY, "status: %d %s", r, err.msg);
+  ck_assert_msg (r == -EUSERS, "status: %d %s", r, err.msg);
   /* after the grace of a second for a worker to end */
   ck_assert_msg (now_s () - t1 > 0.9 && now_s () - t1 < 2.5, "refused "
                  "after %.2f s", now_s () - t1);
@@ -450,9 +452,9 @@ client_thread (void *arg)
     int r;
     do {
       r = request (line, &out, &err);
-      if (r == -EBUSY)
+      if (r == -EUSERS)
         atomic_fetch_add (&busy_refusals, 1);
-    } while (r == -EBUSY);
+    } while (r == -EUSERS);
     ck_assert_msg (r == 0, "%s: %d %s", line, r, err.msg);
     if (w[0] == 's' || w[0] == 'l') {
       struct json_object *o = remap_json_parse (out.data, out.len);
@@ -494,6 +496,191 @@ START_TEST (test_concurrent_clients)
 }
 END_TEST
 
+/* A request with a NUL byte in it is refused whole, and changes nothing:
+ * the text after the NUL is not silently dropped (it ran as "remap -u 7"
+ * before).  Numbers that wrap 2^64 (LBA + COUNT, units * 8 sectors) are
+ * refused as past the end, and change nothing either. */
+START_TEST (test_request_bad_bytes)
+{
+  static const char nul[] = "remap -u 7\0 junk\n";
+  static const char *const wrap[] = {
+    "remap -u 18446744073709551615 2", "remap -u 4095 18446744073709551615",
+    "pending 18446744073709551615", "pending 8 18446744073709551608",
+    "unmap -u 0xffffffffffffffff 0x2", "remap -u 18446744073709551616",
+    "scan -u 4000 18446744073709551615", "spare-retest 1 18446744073709551615",
+  };
+  struct remap_buf out = { 0 };
+  struct remap_error err = { 0 };
+  struct remap_mapping m;
+  struct remap_counters cn;
+  char buf[512];
+
+  start (2, 16, 2000, 2000);
+  int c = connect_raw ();
+  ck_assert_int_eq (send (c, nul, sizeof nul - 1, MSG_NOSIGNAL),
+                    (ssize_t) (sizeof nul - 1));
+  shutdown (c, SHUT_WR);
+  ssize_t n = read_all (c, buf, sizeof buf, 3.0);
+  close (c);
+  ck_assert_msg (n > 0 && strncmp (buf, "ERR 22 ", 7) == 0
+                 && strstr (buf, "NUL") != NULL, "reply: %s",
+                 n > 0 ? buf : "(none)");
+  ck_assert_int_eq (remap_lookup (e, 7, &m), 0);
+  ck_assert_int_eq (m.state, REMAP_SLOT_FREE);
+  /* An escape sequence: refused, and the log shows it escaped. */
+  c = connect_raw ();
+  send_line (c, "remap -u 9 \x1b[2J\n");
+  shutdown (c, SHUT_WR);
+  n = read_all (c, buf, sizeof buf, 3.0);
+  close (c);
+  ck_assert_msg (n > 0 && strncmp (buf, "ERR 22 ", 7) == 0, "reply: %s",
+                 n > 0 ? buf : "(none)");
+  ck_assert_msg (log_has ("\\x1b[2J"), "log:\n%s", log_text);
+  pthread_mutex_lock (&log_lock);
+  bool raw = strchr (log_text, 0x1b) != NULL;
+  pthread_mutex_unlock (&log_lock);
+  ck_assert_msg (!raw, "raw ESC in the log");
+  ck_assert_int_eq (remap_lookup (e, 9, &m), 0);
+  ck_assert_int_eq (m.state, REMAP_SLOT_FREE);
+  for (size_t i = 0; i < sizeof wrap / sizeof wrap[0]; i++) {
+    int r = request (wrap[i], &out, &err);
+    ck_assert_msg (r == -EINVAL, "%s: %d %s", wrap[i], r, err.msg);
+    ck_assert_msg (out.len == 0, "%s printed: %s", wrap[i], out.data);
+  }
+  remap_get_counters (e, &cn);
+  ck_assert_uint_eq (cn.reallocated_units, 0);
+  ck_assert_uint_eq (cn.pending_units, 0);
+  remap_buf_free (&out);
+  assert_status_fast (1.0);
+  stop ();
+}
+END_TEST
+
+/* Out of file descriptors: accept() fails (EMFILE) while the client
+ * waits in the backlog.  The acceptor must not spin on the listening
+ * socket (it stayed readable: 100 % of a core for as long as the fds are
+ * short); once fds are free again the waiting client is served. */
+START_TEST (test_accept_emfile)
+{
+  struct rlimit rl;
+  struct timespec c0, c1;
+  int fds[4096], nfds = 0;
+
+  start (2, 16, 5000, 2000);
+  ck_assert_int_eq (getrlimit (RLIMIT_NOFILE, &rl), 0);
+  /* Fill every fd but one (the client's socket) under a limit of 256. */
+  struct rlimit low = { 256, rl.rlim_max };
+  ck_assert_int_eq (setrlimit (RLIMIT_NOFILE, &low), 0);
+  for (;;) {
+    int fd = dup (0);
+    if (fd == -1)
+      break;
+    fds[nfds++] = fd;
+  }
+  ck_assert_int_gt (nfds, 0);
+  close (fds[--nfds]);
+  int c = connect_raw ();       /* the last fd: the server cannot accept */
+  send_line (c, "status\n");
+  usleep (100000);
+  clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &c0);
+  usleep (500000);
+  clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &c1);
+  double cpu = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
+  while (nfds)
+    close (fds[--nfds]);
+  ck_assert_int_eq (setrlimit (RLIMIT_NOFILE, &rl), 0);
+  ck_assert_msg (cpu < 0.05, "the server used %.2f s of CPU in 0.5 s while "
+                 "it could not accept", cpu);
+  char buf[4096];
+  ssize_t n = read_all (c, buf, sizeof buf, 3.0);
+  close (c);
+  ck_assert_msg (n > 0 && strstr (buf, "\nOK\n") != NULL, "reply: %s",
+                 n > 0 ? buf : "(none)");
+  ck_assert_msg (log_has ("file descriptors"), "log:\n%s", log_text);
+  stop ();
+}
+END_TEST
+
+/* The server stops in the middle of a scan whose client is still there:
+ * the client gets what the scan found so far (its JSON, with the bad
+ * units, all pending on the spare now, and the error), then ERR 125.
+ * Before, the cancel dropped the output: only the ERR line came. */
+START_TEST (test_stop_delivers_partial_reply)
+{
+  struct remap_fault_rule rule = { .off = 0, .len = ORIGIN_SIZE,
+                                   .ops = REMAP_FAULT_READ, .err = -EIO };
+  static char buf[1 << 16];
+
+  start (2, 16, 2000, 2000);
+  ck_assert_int_eq (remap_fault_add_rule (ofault, &rule), 0);
+  int c = connect_raw ();
+  send_line (c, "scan -u 0 4096 --json\n");
+  shutdown (c, SHUT_WR);
+  double t0 = now_s ();
+  while (remap_unit_pending (e, 2) <= 0 && now_s () - t0 < 5)
+    usleep (10000);
+  ck_assert_int_gt (remap_unit_pending (e, 2), 0);
+  remap_ctl_server_close (srv, true);
+  srv = NULL;
+  ssize_t n = read_all (c, buf, sizeof buf, 3.0);
+  close (c);
+  ck_assert_msg (n > 0, "no reply");
+  /* "D <len>\n<json>" then "ERR 125 ...". */
+  ck_assert_msg (strncmp (buf, "D ", 2) == 0, "reply: %s", buf);
+  char *json = strchr (buf, '\n') + 1, *end;
+  size_t len = strtoul (buf + 2, &end, 10);
+  ck_assert_msg (json + len < buf + n, "reply: %s", buf);
+  ck_assert_msg (strncmp (json + len, "ERR 125 ", 8) == 0, "status: %s",
+                 json + len);
+  struct json_object *o = remap_json_parse (json, len), *bad;
+  ck_assert_msg (o != NULL, "not JSON: %.*s", (int) len, json);
+  ck_assert (json_object_object_get_ex (o, "bad_units", &bad));
+  ck_assert_int_ge (json_object_array_length (bad), 3);
+  for (size_t i = 0; i < json_object_array_length (bad); i++) {
+    uint64_t u = json_object_get_uint64 (json_object_array_get_idx (bad, i));
+    ck_assert_msg (remap_unit_pending (e, u) > 0, "unit %" PRIu64 " reported "
+                   "bad, not pending", u);
+  }
+  ck_assert_msg (remap_json_str (o, "error") != NULL, "%.*s", (int) len, json);
+  json_object_put (o);
+  remap_fault_clear_rules (ofault);
+  rmdir (dir);
+  remap_close (e);
+  e = NULL;
+  remap_backend_close (origin_mem);
+  remap_backend_close (spare_mem);
+}
+END_TEST
+
+/* A request whose connection ends before its newline is cut short: it is
+ * not run ("unmap --discard-data -u 12" may be the start of "-u 123"),
+ * whether the client only shut down its sending side (it reads the
+ * refusal) or went away. */
+START_TEST (test_request_cut_short)
+{
+  struct remap_mapping m;
+  char buf[512];
+
+  start (2, 16, 2000, 2000);
+  int c = connect_raw ();
+  ck_assert_int_eq (send (c, "remap -u 12", 11, MSG_NOSIGNAL), 11);
+  shutdown (c, SHUT_WR);
+  ssize_t n = read_all (c, buf, sizeof buf, 3.0);
+  close (c);
+  ck_assert_msg (n > 0 && strncmp (buf, "ERR 22 request cut short", 24) == 0,
+                 "reply: %s", n > 0 ? buf : "(none)");
+  c = connect_raw ();
+  ck_assert_int_eq (send (c, "pending -u 13", 13, MSG_NOSIGNAL), 13);
+  close (c);
+  usleep (300000);
+  assert_status_fast (1.0);     /* the server is still serving */
+  ck_assert_int_eq (remap_lookup (e, 12, &m), 0);
+  ck_assert_int_eq (m.state, REMAP_SLOT_FREE);
+  ck_assert_int_eq (remap_unit_pending (e, 13), 0);
+  stop ();
+}
+END_TEST
+
 static Suite *
 ctlsock_suite (void)
 {
@@ -507,6 +694,10 @@ ctlsock_suite (void)
   tcase_add_test (tc, test_close_with_stuck_clients);
   tcase_add_test (tc, test_scan_cancelled_by_client);
   tcase_add_test (tc, test_concurrent_clients);
+  tcase_add_test (tc, test_request_bad_bytes);
+  tcase_add_test (tc, test_accept_emfile);
+  tcase_add_test (tc, test_stop_delivers_partial_reply);
+  tcase_add_test (tc, test_request_cut_short);
   suite_add_tcase (s, tc);
   return s;
 }

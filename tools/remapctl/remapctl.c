@@ -136,6 +136,7 @@ remapctl_exit_code (int r)
   case EINVAL: return EXIT_USAGE;
   case EWOULDBLOCK: return EXIT_BUSY;
   case ECONNREFUSED: case ECONNRESET: case EPROTO: case E2BIG:
+  case EUSERS:                  /* the server refused: busy, not run */
     return EXIT_CONTROL;
   case EUCLEAN: case EOPNOTSUPP:
     return EXIT_UNUSABLE;

@@ -310,6 +310,14 @@ scan_main (struct remap_engine *e, const char *ctl, int argc, char **argv)
     return EXIT_USAGE;
   }
   if (units) {
+    /* Units to sectors, without wrapping 2^64 (2^61 units of 4 KiB were
+     * LBA 0). */
+    if (start > UINT64_MAX / spu || (npos == 2 && count > UINT64_MAX / spu)) {
+      fprintf (stderr, "remapctl: scan: unit %s%s%s is past the end of the "
+               "origin (%" PRIu64 " units)\n", pos[0], npos == 2 ? " count "
+               : "", npos == 2 ? pos[1] : "", sectors / spu);
+      return EXIT_USAGE;
+    }
     start *= spu;
     count = npos == 2 ? count * spu : sectors;
   }
@@ -394,8 +402,9 @@ scan_main (struct remap_engine *e, const char *ctl, int argc, char **argv)
     if (r) {
       fprintf (stderr, "%sremapctl: scan: at LBA %" PRIu64 ": %s\n",
                tty ? "\n" : "", st.next, err.msg);
-      rc = r == -ECONNREFUSED || r == -ECONNRESET || r == -EPROTO
-        ? EXIT_CONTROL : EXIT_FAIL;
+      /* The control socket's statuses as for any command (a refused
+       * request, ERR 87, is 4 too); anything else is a failed scan. */
+      rc = remapctl_exit_code (r) == EXIT_CONTROL ? EXIT_CONTROL : EXIT_FAIL;
       break;
     }
     struct json_object *ans = remap_json_parse (out.data, out.len);
