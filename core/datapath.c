@@ -8,6 +8,14 @@
  * When the table is empty (nindexed == 0) the whole request goes to the
  * origin with no lookup at all.
  *
+ * Writes batch a window's pieces as reads do (remap_backend_submit, which
+ * uses io_uring where the backends allow), and mapped units that sit on
+ * consecutive spare units are one piece, for reads and writes alike.  Zero
+ * and trim send one origin call per run of origin units in each chunk
+ * (CHUNK_UNITS, the most one request holds locked at a time), and one
+ * call in all when nothing is remapped (the lock-free fast path): a
+ * 256 MiB trim is one call, not 65,536.
+ *
  *   request   |----|=========|=========|=========|--|
  *   units       u0     u1        u2        u3     u4
  *   mapping   origin origin    SPARE     origin  origin
