@@ -20,11 +20,11 @@
 #include "../../core/io/testhooks.h"
 
 #define UNIT 4096u
-#define ORIGIN (64u << 20)      /* 16384 units: 16 chunks */
+#define ORIGIN (64u << 20)      /* 16384 units: 32 chunks */
 #define SPARE (8u << 20)
 /* core/datapath.c CHUNK_UNITS: a request is served in chunks of this many
  * units, each under its own stripes; a run never spans two. */
-#define CHUNK 1024u
+#define CHUNK 512u
 
 enum { OP_PREAD, OP_PWRITE, OP_ZERO, OP_TRIM, OP_FLUSH, NOPS };
 
