@@ -41,6 +41,12 @@ struct cnt {
   uint64_t calls[NOPS];
   struct rule rules[8];
   unsigned nrules;
+  /* Gate: the first call of gate_op touching byte gate_off waits, once it
+   * has arrived, until the test releases it. */
+  pthread_cond_t cond;
+  bool armed, arrived, released;
+  unsigned gate_op;
+  uint64_t gate_off;
 };
 
 static int
@@ -50,6 +56,14 @@ cnt_enter (struct remap_backend *b, unsigned op, uint64_t len, uint64_t off)
   int r = 0;
   pthread_mutex_lock (&c->lock);
   c->calls[op]++;
+  if (c->armed && c->gate_op == op && off <= c->gate_off
+      && c->gate_off < off + len) {
+    c->armed = false;
+    c->arrived = true;
+    pthread_cond_broadcast (&c->cond);
+    while (!c->released)
+      pthread_cond_wait (&c->cond, &c->lock);
+  }
   for (unsigned i = 0; i < c->nrules && !r; i++)
     if (c->rules[i].op == op && off < c->rules[i].b
         && c->rules[i].a < off + len)
@@ -105,6 +119,7 @@ cnt_close (struct remap_backend *b)
   struct cnt *c = (struct cnt *) b;
   remap_backend_close (c->inner);
   pthread_mutex_destroy (&c->lock);
+  pthread_cond_destroy (&c->cond);
   free (c);
 }
 
@@ -125,6 +140,7 @@ cnt_new (struct remap_backend *inner, const char *name)
   strcpy (c->base.name, name);
   c->inner = inner;
   pthread_mutex_init (&c->lock, NULL);
+  pthread_cond_init (&c->cond, NULL);
   return c;
 }
 
@@ -500,6 +516,57 @@ START_TEST (test_zero_not_media)
 }
 END_TEST
 
+struct zeroer {
+  struct remap_engine *e;
+  uint64_t len, off;
+  int r;
+};
+
+static void *
+zero_thread (void *p)
+{
+  struct zeroer *z = p;
+  z->r = remap_zero (z->e, z->len, z->off, 0, NULL);
+  return NULL;
+}
+
+/* A zero of the whole disk on the lock-free path (nothing remapped) is in
+ * flight when unit 77 is remapped, which copies the origin's old bytes to
+ * the spare: the zero must be done again under the stripes, so that unit
+ * 77 reads as zeroes, as the acknowledged zero says. */
+START_TEST (test_zero_races_remap)
+{
+  struct fx f;
+  fx_open (&f);
+  uint64_t u = 77;
+  pthread_mutex_lock (&f.o->lock);
+  f.o->gate_op = OP_ZERO;
+  f.o->gate_off = u * UNIT;
+  f.o->armed = true;
+  pthread_mutex_unlock (&f.o->lock);
+  struct zeroer z = { f.e, ORIGIN, 0, 1 };
+  pthread_t t;
+  pthread_create (&t, NULL, zero_thread, &z);
+  pthread_mutex_lock (&f.o->lock);
+  while (!f.o->arrived)
+    pthread_cond_wait (&f.o->cond, &f.o->lock);
+  pthread_mutex_unlock (&f.o->lock);
+
+  ck_assert_int_eq (remap_remap (f.e, u, 0, NULL), 0);
+
+  pthread_mutex_lock (&f.o->lock);
+  f.o->released = true;
+  pthread_cond_broadcast (&f.o->cond);
+  pthread_mutex_unlock (&f.o->lock);
+  pthread_join (t, NULL);
+  ck_assert_int_eq (z.r, 0);
+  ck_assert_int_eq (tl_lookup (f.e, u).state, REMAP_SLOT_MAPPED);
+  memset (f.truth, 0, ORIGIN);
+  fx_check_all (&f);
+  fx_close (&f);
+}
+END_TEST
+
 /* ---- writes and reads of runs of mapped units ------------------------ */
 
 /* Units 100..107 remapped in order (consecutive spare units) and 200. */
@@ -731,6 +798,7 @@ main (void)
   tcase_add_test (tc, test_zero_media_middle);
   tcase_add_test (tc, test_zero_media_no_verdict);
   tcase_add_test (tc, test_zero_not_media);
+  tcase_add_test (tc, test_zero_races_remap);
   suite_add_tcase (s, tc);
   tc = tcase_create ("write-read");
   tcase_set_timeout (tc, 120);
