@@ -14,7 +14,8 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 plugin=$(readlink -f "${1:-$here/build/remap.so}")
 mib=${2:-256}
 for t in nbdkit qemu-io strace; do
-    command -v $t >/dev/null || { echo "trim-calls: $t is missing" >&2; exit 77; }
+    command -v $t >/dev/null ||
+        { echo "trim-calls: $t is missing" >&2; exit 77; }
 done
 W=$(mktemp -d /var/tmp/trim-calls.XXXXXX)
 pids=()
@@ -65,7 +66,8 @@ one() {
             truncate -s 0 "$W/origin.img"
             truncate -s $((mib + 16))M "$W/origin.img"
             origin=$W/origin.img
-            [ $pass = count ] && trace=(strace -f -qq -y -e trace=fallocate -o "$W/strace")
+            [ $pass = count ] &&
+                trace=(strace -f -qq -y -e trace=fallocate -o "$W/strace")
         fi
         local args=(origin="$origin" spare="$W/spare.img" format=yes)
         [ "$rm" = some ] && args+=(remap="$remaps")
@@ -85,7 +87,8 @@ one() {
             if [ "$kind" = nbd ]; then
                 calls=$(sed -n "s/^$k: \([0-9]*\) ops.*/\1/p" "$W/ostats")
             else
-                calls=$(grep -c 'fallocate([0-9]*<[^>]*origin.img>' "$W/strace" || true)
+                calls=$(grep -c 'fallocate([0-9]*<[^>]*origin.img>' \
+                    "$W/strace" || true)
             fi
         else
             printf "%-5s %-5s %-13s %3s requests %8s origin calls %8.3f s\n" \
@@ -95,7 +98,8 @@ one() {
     done
 }
 
-echo "# $plugin, ${mib} MiB, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $plugin, ${mib} MiB, $(nproc) cores," \
+     "load $(cut -d' ' -f1-3 /proc/loadavg)"
 for op in trim zero; do
     for kind in nbd file; do
         for rm in none some; do one $kind $rm $op; done

@@ -441,8 +441,8 @@ zero_media_middle (bool remapped)
   int r = remap_zero (f.e, end - off, off, 0, &err);
   ck_assert_msg (r == 0, "zero: %d %s", r, err.msg);
   for (uint64_t u = 0; u < ORIGIN / UNIT; u++) {
-    enum remap_slot_state want = u == bad || (remapped && u == 9000) ? REMAP_SLOT_MAPPED
-      : REMAP_SLOT_FREE;
+    enum remap_slot_state want = u == bad || (remapped && u == 9000)
+      ? REMAP_SLOT_MAPPED : REMAP_SLOT_FREE;
     REQ (tl_lookup (f.e, u).state == want, "unit %llu: state %d, expected "
          "%d: a failed zero of many units is a verdict on none of them",
          (unsigned long long) u, (int) tl_lookup (f.e, u).state, (int) want);
