@@ -8,6 +8,14 @@
  * When the table is empty (nindexed == 0) the whole request goes to the
  * origin with no lookup at all.
  *
+ * Writes batch a window's pieces as reads do (remap_backend_submit, which
+ * uses io_uring where the backends allow), and mapped units that sit on
+ * consecutive spare units are one piece, for reads and writes alike.  Zero
+ * and trim send one origin call per run of origin units in each chunk
+ * (CHUNK_UNITS, the most one request holds locked at a time), and one
+ * call in all when nothing is remapped (the lock-free fast path): a
+ * 256 MiB trim is one call, not 65,536.
+ *
  *   request   |----|=========|=========|=========|--|
  *   units       u0     u1        u2        u3     u4
  *   mapping   origin origin    SPARE     origin  origin
@@ -601,18 +609,15 @@ written (struct remap_engine *e, uint64_t off, uint64_t len)
   pthread_mutex_unlock (&e->meta_lock);
 }
 
-/* Write [off, off+len) of the origin (units locked exclusive); a unit that
- * fails with a media error moves to the spare with the caller's bytes.  A
- * unit that fails otherwise fails the request with that error, unmoved. */
+/* The unit-by-unit part of write_origin, after a write of the whole of
+ * [off, off+len) failed: each unit's piece is written again on its own, a
+ * unit that fails with a media error moves to the spare with the caller's
+ * bytes, and a unit that fails otherwise fails the request with that
+ * error, unmoved.  Units locked exclusive. */
 static int
-write_origin (struct remap_engine *e, const uint8_t *buf, size_t len,
-              uint64_t off, struct remap_error *err)
+write_origin_units (struct remap_engine *e, const uint8_t *buf, size_t len,
+                    uint64_t off, struct remap_error *err)
 {
-  if (remap_backend_pwrite (e->origin, buf, len, off) == 0) {
-    written (e, off, len);
-    return 0;
-  }
-
   uint64_t end = off + len;
   for (uint64_t pos = off; pos < end;) {
     uint64_t u = pos / e->unit;
@@ -636,19 +641,79 @@ write_origin (struct remap_engine *e, const uint8_t *buf, size_t len,
       if ((r = relocate (e, &rl, err)) != 0)
         return r;
     }
+    else
+      written (e, pos, pend - pos);
     pos = pend;
   }
   return 0;
 }
 
-/* Write a piece of a mapped unit to its spare unit. */
+/* Write [off, off+len) of the origin (units locked exclusive) in one call;
+ * if it fails, find the failing units (write_origin_units). */
 static int
-write_mapped (struct remap_engine *e, uint64_t u, const struct tmap *m,
-              const uint8_t *data, uint64_t doff, uint64_t dlen,
-              struct remap_error *err)
+write_origin (struct remap_engine *e, const uint8_t *buf, size_t len,
+              uint64_t off, struct remap_error *err)
 {
-  int r = remap_backend_pwrite (e->spare, data, dlen,
-                                m->slot * e->unit + doff);
+  if (remap_backend_pwrite (e->origin, buf, len, off) == 0) {
+    written (e, off, len);
+    return 0;
+  }
+  return write_origin_units (e, buf, len, off, err);
+}
+
+/* Zero [off, off+len) of the origin (units locked exclusive) in one call.
+ * If that fails, for whatever reason, the failure is a verdict on no
+ * unit: zeroes are written unit by unit through write_origin, so that
+ * only a unit whose own write fails with a media error moves to the
+ * spare, and any other error fails the request with its errno. */
+static int
+zero_origin (struct remap_engine *e, uint64_t len, uint64_t off,
+             bool may_trim, struct remap_error *err)
+{
+  int r = remap_backend_zero (e->origin, len, off, may_trim);
+  if (r == 0) {
+    written (e, off, len);
+    return 0;
+  }
+  for (uint64_t p = off; p < off + len;) {
+    uint64_t q = p + e->unit - p % e->unit;
+    q = q < off + len ? q : off + len;
+    if ((r = write_origin (e, zeros, q - p, p, err)) != 0)
+      return r;
+    p = q;
+  }
+  return 0;
+}
+
+/* First unit of [u, last] that is not FREE, or last + 1: the end of the
+ * run of origin units that starts at u.  Looked up a window at a time;
+ * the caller holds the stripes of [u, last]. */
+static uint64_t
+free_run_end (struct remap_engine *e, uint64_t u, uint64_t last)
+{
+  struct tmap m[WINDOW];
+  if (table_nindexed (e->t) == 0)
+    return last + 1;
+  while (u <= last) {
+    unsigned n = last - u + 1 < WINDOW ? (unsigned) (last - u + 1) : WINDOW;
+    lookup_window (e, u, n, m);
+    for (unsigned i = 0; i < n; i++)
+      if (word_state (m[i].word) != REMAP_SLOT_FREE)
+        return u + i;
+    u += n;
+  }
+  return u;
+}
+
+/* The write of a piece of mapped unit u to its spare unit returned r: a
+ * media error moves the unit to another spare unit with the piece's bytes;
+ * any other error fails the request, nothing moved; success clears the
+ * lost granules the piece covered, once the bytes are durable. */
+static int
+mapped_written (struct remap_engine *e, uint64_t u, const struct tmap *m,
+                const uint8_t *data, uint64_t doff, uint64_t dlen, int r,
+                struct remap_error *err)
+{
   if (r && !media (r)) {
     atomic_fetch_add (&e->c_spare_errors, 1);
     return not_media (e, e->spare, "write of", u, r, err);
@@ -674,6 +739,17 @@ write_mapped (struct remap_engine *e, uint64_t u, const struct tmap *m,
     pthread_mutex_unlock (&e->meta_lock);
   }
   return r;
+}
+
+/* Write a piece of a mapped unit to its spare unit. */
+static int
+write_mapped (struct remap_engine *e, uint64_t u, const struct tmap *m,
+              const uint8_t *data, uint64_t doff, uint64_t dlen,
+              struct remap_error *err)
+{
+  int r = remap_backend_pwrite (e->spare, data, dlen,
+                                m->slot * e->unit + doff);
+  return mapped_written (e, u, m, data, doff, dlen, r, err);
 }
 
 /* A pending unit recorded in a pending-only place (version 2) is rewritten
@@ -712,76 +788,169 @@ src_at (const uint8_t *buf, uint64_t rel)
   return buf ? buf + rel : zeros;
 }
 
+/* One piece of a write window (write_range). */
+enum wkind {
+  W_ORIGIN,                     /* a run of origin units: one pwrite */
+  W_ZERO,                       /* a run of origin units: one zero */
+  W_SPARE,                      /* mapped units on consecutive spare units */
+  W_RELOC,                      /* a pending unit: relocated */
+};
+
+struct wpiece {
+  enum wkind kind;
+  unsigned i;                   /* window index of its first unit */
+  unsigned units;               /* W_SPARE: how many units */
+  uint64_t pos, len;            /* its bytes of the request */
+  size_t io;                    /* W_ORIGIN, W_SPARE: its transfer */
+};
+
+/* The transfer of a W_SPARE piece of mapped units came back (io).  On
+ * success, or a non-media error, every unit is dealt with by
+ * mapped_written; a media error on a piece of several units is no verdict
+ * on any of them: each is written again alone, and only a unit whose own
+ * write fails with a media error moves (mapped_written). */
+static int
+spare_piece_done (struct remap_engine *e, const uint8_t *buf, uint64_t off,
+                  const struct tmap *m, uint64_t u0, const struct wpiece *pc,
+                  const struct remap_io *io, struct remap_error *err)
+{
+  int res = io->result;
+  if (res && pc->units > 1 && media (res)) {
+    atomic_fetch_add (&e->c_spare_errors, 1);
+    atomic_fetch_add (&e->c_retries, 1);
+  }
+  for (uint64_t pos = pc->pos; pos < pc->pos + pc->len;) {
+    uint64_t u = pos / e->unit, i = u - u0;
+    uint64_t uend = (u + 1) * e->unit < pc->pos + pc->len
+      ? (u + 1) * e->unit : pc->pos + pc->len;
+    uint64_t doff = pos - u * e->unit;
+    const uint8_t *data = src_at (buf, pos - off);
+    int r = res && pc->units > 1 && media (res)
+      ? write_mapped (e, u, &m[i], data, doff, uend - pos, err)
+      : mapped_written (e, u, &m[i], data, doff, uend - pos, res, err);
+    if (r)
+      return r;
+    pos = uend;
+  }
+  return 0;
+}
+
 /* Write the pieces of one locked range; buf NULL means zeroes (then
- * origin runs are zeroed with the backend's zero, may_trim as given). */
+ * origin runs are zeroed with the backend's zero, may_trim as given).
+ *
+ * The range is walked a window of WINDOW units at a time.  A window's
+ * writes (runs of origin units, and runs of mapped units whose spare units
+ * are consecutive) go out as one batch (remap_backend_submit: io_uring
+ * where the backends allow it); then each piece's result is acted on in
+ * order, exactly as if it had been written alone: a failed origin run is
+ * written again unit by unit (write_origin_units), a failed spare run too
+ * if the error was a media error, and the first error that is not handled
+ * by a remap fails the request.  Zeroing a run of origin units is one
+ * zero call however many windows it spans; pending units are relocated
+ * one at a time. */
 static int
 write_range (struct remap_engine *e, const uint8_t *buf, uint64_t len,
              uint64_t off, bool may_trim, bool *touched_spare,
              struct remap_error *err)
 {
   uint64_t end = off + len;
+  uint64_t ulast = (end - 1) / e->unit;
   struct tmap m[WINDOW];
+  struct remap_io io[WINDOW];
+  struct wpiece pc[WINDOW];
 
   /* Nothing remapped: the whole range is one origin call, as the file
    * plugin would make it. */
-  if (buf && table_nindexed (e->t) == 0)
-    return write_origin (e, buf, len, off, err);
+  if (table_nindexed (e->t) == 0)
+    return buf ? write_origin (e, buf, len, off, err)
+      : zero_origin (e, len, off, may_trim, err);
 
   for (uint64_t pos = off; pos < end;) {
     uint64_t u0 = pos / e->unit;
-    uint64_t ulast = (end - 1) / e->unit;
     unsigned n = ulast - u0 + 1 < WINDOW ? (unsigned) (ulast - u0 + 1)
       : WINDOW;
-    if (table_nindexed (e->t) == 0)
-      memset (m, 0, n * sizeof m[0]);
-    else
-      lookup_window (e, u0, n, m);
+    size_t n_io = 0, n_pc = 0;
+    lookup_window (e, u0, n, m);
     for (unsigned i = 0; i < n && pos < end;) {
       uint64_t u = u0 + i;
       uint64_t uend = (u + 1) * e->unit < end ? (u + 1) * e->unit : end;
       enum remap_slot_state st = word_state (m[i].word);
-      int r;
+      struct wpiece *p = &pc[n_pc];
       if (st == REMAP_SLOT_FREE) {
         unsigned j = i + 1;     /* merge a run of origin units */
         while (j < n && word_state (m[j].word) == REMAP_SLOT_FREE)
           j++;
-        uint64_t rend = (u0 + j) * e->unit < end ? (u0 + j) * e->unit : end;
+        uint64_t rend_u = u0 + j;
+        if (!buf && j == n)     /* a zero run goes on past the window */
+          rend_u = free_run_end (e, u0 + n, ulast);
+        uint64_t rend = rend_u * e->unit < end ? rend_u * e->unit : end;
+        *p = (struct wpiece) { buf ? W_ORIGIN : W_ZERO, i, 0, pos,
+                               rend - pos, n_io };
         if (buf)
-          r = write_origin (e, buf + (pos - off), rend - pos, pos, err);
-        else {
-          r = remap_backend_zero (e->origin, rend - pos, pos, may_trim);
-          if (r == 0)
-            written (e, pos, rend - pos);
-          if (r) {              /* zero failed: write zeroes, remapping */
-            r = 0;
-            for (uint64_t p = pos; p < rend && !r;) {
-              uint64_t q = p + e->unit - p % e->unit;
-              q = q < rend ? q : rend;
-              r = write_origin (e, zeros, q - p, p, err);
-              p = q;
-            }
-          }
-        }
+          io[n_io++] = (struct remap_io) { e->origin,
+                                           (void *) (buf + (pos - off)),
+                                           rend - pos, pos, true, 0 };
+        n_pc++;
         pos = rend;
         i = j;
       }
-      else {
-        uint64_t doff = pos - u * e->unit, dlen = uend - pos;
-        if (st == REMAP_SLOT_MAPPED)
-          r = write_mapped (e, u, &m[i], src_at (buf, pos - off), doff, dlen,
-                            err);
+      else if (st == REMAP_SLOT_MAPPED) {
+        uint64_t soff = m[i].slot * e->unit + (pos - u * e->unit);
+        struct wpiece *q = n_pc ? &pc[n_pc - 1] : NULL;
+        if (buf && q && q->kind == W_SPARE
+            && io[q->io].off + io[q->io].len == soff) {
+          io[q->io].len += uend - pos;  /* the next spare unit: merge */
+          q->len += uend - pos;
+          q->units++;
+        }
         else {
-          struct reloc rl = { .u = u, .src = SRC_ORIGIN, .old = m[i],
-                              .data = src_at (buf, pos - off), .doff = doff,
-                              .dlen = dlen };
-          r = relocate (e, &rl, err);
-          if (r == enospc (e, -ENOSPC) && m[i].slot >= e->L->spare_units)
-            r = pending_to_origin (e, u, &m[i], src_at (buf, pos - off),
-                                   doff, dlen, err);
+          *p = (struct wpiece) { W_SPARE, i, 1, pos, uend - pos, n_io };
+          io[n_io++] = (struct remap_io) { e->spare,
+                                           (void *) src_at (buf, pos - off),
+                                           uend - pos, soff, true, 0 };
+          n_pc++;
         }
         *touched_spare = true;
         pos = uend;
         i++;
+      }
+      else {
+        *p = (struct wpiece) { W_RELOC, i, 1, pos, uend - pos, 0 };
+        n_pc++;
+        *touched_spare = true;
+        pos = uend;
+        i++;
+      }
+    }
+
+    remap_backend_submit (io, n_io);
+    for (size_t k = 0; k < n_pc; k++) {
+      struct wpiece *p = &pc[k];
+      uint64_t u = u0 + p->i;
+      const uint8_t *data = src_at (buf, p->pos - off);
+      int r = 0;
+      switch (p->kind) {
+      case W_ORIGIN:
+        if (io[p->io].result == 0)
+          written (e, p->pos, p->len);
+        else
+          r = write_origin_units (e, data, p->len, p->pos, err);
+        break;
+      case W_ZERO:
+        r = zero_origin (e, p->len, p->pos, may_trim, err);
+        break;
+      case W_SPARE:
+        r = spare_piece_done (e, buf, off, m, u0, p, &io[p->io], err);
+        break;
+      case W_RELOC: {
+        uint64_t doff = p->pos - u * e->unit;
+        struct reloc rl = { .u = u, .src = SRC_ORIGIN, .old = m[p->i],
+                            .data = data, .doff = doff, .dlen = p->len };
+        r = relocate (e, &rl, err);
+        if (r == enospc (e, -ENOSPC) && m[p->i].slot >= e->L->spare_units)
+          r = pending_to_origin (e, u, &m[p->i], data, doff, p->len, err);
+        break;
+      }
       }
       if (r)
         return r;
@@ -859,10 +1028,18 @@ fast_still_ok (struct remap_engine *e, uint64_t sample)
 
 /* Requests are served in pieces of at most CHUNK_UNITS units, aligned to
  * stripe groups, each under its own stripe locks: a request never holds
- * more than 65 stripes (ThreadSanitizer's deadlock detector tracks at most
- * 64 locks per thread), and NBD promises no atomicity across a request,
- * only per unit, which the stripes still give. */
-#define CHUNK_UNITS ((uint64_t) 64 << STRIPE_SHIFT)
+ * more than 32 stripes, and NBD promises no atomicity across a request,
+ * only per unit, which the stripes still give.  ThreadSanitizer's deadlock
+ * detector aborts a thread that holds more than 64 locks, and a chunk's
+ * stripes are not all a thread holds: the table's lock (every lookup), the
+ * meta lock, the backends' own locks come on top.  With 64 stripes a
+ * request of 4 MiB or more over remapped units took the 65th lock in
+ * lookup_window and aborted the test under TSan. */
+#define CHUNK_GROUPS 32u
+#define CHUNK_UNITS ((uint64_t) CHUNK_GROUPS << STRIPE_SHIFT)
+_Static_assert (CHUNK_GROUPS <= 32 && NSTRIPES % CHUNK_GROUPS == 0,
+                "a chunk leaves ThreadSanitizer room for the locks taken "
+                "while it is held, and never wraps the stripe array");
 
 static uint64_t
 chunk_end (struct remap_engine *e, uint64_t pos, uint64_t end)
@@ -917,7 +1094,41 @@ remap_zero (struct remap_engine *e, uint64_t len, uint64_t off,
             unsigned flags, struct remap_error *err)
 {
   int r = check_range (e, len, off, err);
+  uint64_t sample;
+  /* As remap_pwrite: with nothing remapped the whole range is one zero
+   * of the origin; anything that moved meanwhile is zeroed again under
+   * the stripes (zeroing twice is zeroing). */
+  if (r == 0 && len && fast_ok (e, &sample)
+      && remap_backend_zero (e->origin, len, off,
+                             (flags & REMAP_MAY_TRIM) != 0) == 0
+      && fast_still_ok (e, sample))
+    len = 0;                    /* done; only FUA is left */
   return r ? r : write_chunks (e, NULL, len, off, flags, err);
+}
+
+/* Trim [off, off+len) of the origin where its units live on the origin,
+ * chunk by chunk under the stripes: each run of FREE units of a chunk is
+ * one trim call.  Trim is advisory: the data of a remapped unit stays
+ * where it is, a pending unit is left alone, and errors are ignored. */
+static void
+trim_chunks (struct remap_engine *e, uint64_t len, uint64_t off)
+{
+  for (uint64_t pos = off; pos < off + len;) {
+    uint64_t cend = chunk_end (e, pos, off + len);
+    uint64_t first = pos / e->unit, last = (cend - 1) / e->unit;
+    lock_units (e, first, last, true);
+    while (pos < cend) {
+      uint64_t u = pos / e->unit;
+      uint64_t rend_u = free_run_end (e, u, last);
+      uint64_t rend = rend_u * e->unit < cend ? rend_u * e->unit : cend;
+      if (rend_u > u)
+        remap_backend_trim (e->origin, rend - pos, pos);
+      else                      /* remapped or pending: skip the unit */
+        rend = (u + 1) * e->unit < cend ? (u + 1) * e->unit : cend;
+      pos = rend;
+    }
+    unlock_units (e, first, last);
+  }
 }
 
 int
@@ -925,28 +1136,21 @@ remap_trim (struct remap_engine *e, uint64_t len, uint64_t off,
             unsigned flags, struct remap_error *err)
 {
   int r = check_range (e, len, off, err);
-  struct tmap m[WINDOW];
-  for (uint64_t pos = off; r == 0 && pos < off + len;) {
-    uint64_t end = off + len;
-    uint64_t u0 = pos / e->unit, ulast = (end - 1) / e->unit;
-    unsigned n = ulast - u0 + 1 < WINDOW ? (unsigned) (ulast - u0 + 1)
-      : WINDOW;
-    uint64_t wend = (u0 + n) * e->unit < end ? (u0 + n) * e->unit : end;
-    lock_units (e, u0, u0 + n - 1, true);
-    lookup_window (e, u0, n, m);
-    /* Trim is advisory: only origin units are discarded; the data of a
-     * remapped unit stays where it is.  Errors are ignored. */
-    for (unsigned i = 0; i < n; i++) {
-      uint64_t a = (u0 + i) * e->unit > pos ? (u0 + i) * e->unit : pos;
-      uint64_t b = (u0 + i + 1) * e->unit < wend ? (u0 + i + 1) * e->unit
-        : wend;
-      if (a < b && word_state (m[i].word) == REMAP_SLOT_FREE)
-        remap_backend_trim (e->origin, b - a, a);
-    }
-    unlock_units (e, u0, u0 + n - 1);
-    pos = wend;
+  uint64_t sample;
+  if (r)
+    return r;
+  /* Nothing remapped: one trim of the origin.  If a unit moved while it
+   * ran, trim again under the stripes (a trim is advisory: trimming an
+   * origin unit twice, or one that just moved to the spare, loses nothing
+   * the client did not ask to discard). */
+  if (len && fast_ok (e, &sample)) {
+    remap_backend_trim (e->origin, len, off);
+    if (fast_still_ok (e, sample))
+      len = 0;
   }
-  if (r == 0 && (flags & REMAP_FUA))
+  if (len)
+    trim_chunks (e, len, off);
+  if (flags & REMAP_FUA)
     r = fua (e, false, err);
   return r;
 }
@@ -970,7 +1174,8 @@ lost_error (struct remap_engine *e, uint64_t u, uint64_t doff,
                           (unsigned long long) (u * e->unit + doff));
 }
 
-/* One piece of a read window: where it goes and which unit it starts at. */
+/* One piece of a read window: where it goes and which unit it starts at;
+ * a spare piece covers `units' mapped units on consecutive spare units. */
 struct rpiece {
   uint64_t u;
   bool spare;

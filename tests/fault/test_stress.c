@@ -10,6 +10,12 @@
  * finds the wrong slot or sees half of a move returns other bytes (or, under
  * ASan/TSan, is reported as it happens).
  *
+ * A bulk thread meanwhile sends large requests that keep the content too:
+ * zeroes and trims of ranges spanning several chunks inside the last
+ * quarter of the disk (which holds zeroes; mem trims keep the data), and
+ * writes of up to 2 MiB of the same bytes anywhere (batches of origin runs
+ * and runs of mapped units).
+ *
  * Duration: REMAP_STRESS_SECONDS (default 5; CI runs the sanitizer builds
  * with 60).  Seed: REMAP_SEED.  The test also requires that the writers
  * reached REMAP_STRESS_MIN_REMAPS (default 5000) mapped units at least
@@ -27,6 +33,7 @@
 #define UNIT 4096u
 #define ORIGIN_UNITS 12288u     /* 48 MiB */
 #define READERS 4
+#define ZERO_FROM 9216u         /* units from here on hold zeroes */
 
 static uint8_t *truth;          /* the origin's bytes, never changed */
 static atomic_bool stop;
@@ -156,6 +163,45 @@ churner (void *arg)
   return NULL;
 }
 
+/* Zeroes, trims and large writes that keep the content (see the top). */
+static void *
+bulk (void *arg)
+{
+  struct ctx *c = arg;
+  uint64_t st = c->seed;
+  uint8_t *buf = malloc (2 * MiB);
+  while (!atomic_load (&stop)) {
+    struct remap_error err = { 0 };
+    uint64_t zbase = (uint64_t) ZERO_FROM * UNIT;
+    uint64_t zsize = (uint64_t) (ORIGIN_UNITS - ZERO_FROM) * UNIT;
+    uint64_t len = 1 + tl_below (&st, 10 * MiB), off;
+    unsigned what = (unsigned) tl_below (&st, 3);
+    unsigned flags = tl_below (&st, 4) ? 0 : REMAP_FUA;
+    int r;
+    if (what < 2) {
+      len = len < zsize ? len : zsize;
+      off = zbase + tl_below (&st, zsize - len + 1);
+      r = what ? remap_trim (c->e, len, off, flags, &err)
+        : remap_zero (c->e, len, off,
+                      flags | (tl_below (&st, 2) ? REMAP_MAY_TRIM : 0), &err);
+    }
+    else {
+      len = 1 + tl_below (&st, 2 * MiB);
+      off = tl_below (&st, (uint64_t) ORIGIN_UNITS * UNIT - len + 1);
+      memcpy (buf, truth + off, len);
+      r = remap_pwrite (c->e, buf, len, off, flags, &err);
+    }
+    if (r != 0 && r != -ENOSPC)
+      report_bad ("%s of %llu bytes at %llu failed: %d (%s)",
+                  what == 0 ? "zero" : what == 1 ? "trim" : "write",
+                  (unsigned long long) len, (unsigned long long) off, r,
+                  err.msg);
+    atomic_fetch_add (&ops_done, 1);
+  }
+  free (buf);
+  return NULL;
+}
+
 START_TEST (test_readers_vs_table_changes)
 {
   bool seeded;
@@ -170,18 +216,21 @@ START_TEST (test_readers_vs_table_changes)
   struct remap_backend *om = tl_mem (osize), *sm = tl_mem (64 * MiB);
   truth = malloc (osize);
   for (uint64_t u = 0; u < ORIGIN_UNITS; u++)
-    tl_pattern (truth + u * UNIT, UNIT, u + 1);
+    if (u < ZERO_FROM)
+      tl_pattern (truth + u * UNIT, UNIT, u + 1);
+    else
+      memset (truth + u * UNIT, 0, UNIT);
   memcpy (remap_mem_data (om), truth, osize);
   tl_format_ok (om, sm, UNIT, REMAP_STRATEGY_GEOMETRIC, 4);
   struct remap_engine *e = tl_open_ok (om, sm, NULL);
 
   atomic_store (&stop, false);
-  struct ctx ctx[READERS + 2];
-  pthread_t th[READERS + 2];
-  for (int i = 0; i < READERS + 2; i++) {
+  struct ctx ctx[READERS + 3];
+  pthread_t th[READERS + 3];
+  for (int i = 0; i < READERS + 3; i++) {
     ctx[i] = (struct ctx) { e, seed * 31 + (uint64_t) i };
     void *(*fn) (void *) = i < READERS ? reader
-      : i == READERS ? remapper : churner;
+      : i == READERS ? remapper : i == READERS + 1 ? churner : bulk;
     ck_assert_int_eq (pthread_create (&th[i], NULL, fn, &ctx[i]), 0);
   }
   /* Run for the time given, and at least until the growth points were
@@ -195,7 +244,7 @@ START_TEST (test_readers_vs_table_changes)
         || el >= 10 * seconds + 60)
       atomic_store (&stop, true);
   }
-  for (int i = 0; i < READERS + 2; i++)
+  for (int i = 0; i < READERS + 3; i++)
     pthread_join (th[i], NULL);
 
   fprintf (stderr, "stress: %llu reads, %llu table changes, peak %llu "
