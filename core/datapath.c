@@ -537,7 +537,8 @@ static int relocate_inner (struct remap_engine *e, struct reloc *rl,
 /* Every change of where data lives is bracketed by begun/finished, so that
  * the lock-free fast path can tell it overlapped one (see fast_ok). */
 static int
-relocate (struct remap_engine *e, struct reloc *rl, struct remap_error *err)
+relocate_raw (struct remap_engine *e, struct reloc *rl,
+              struct remap_error *err)
 {
   if (past_recorded_origin (e, rl->u))
     return remap_set_error (err, -EIO, "origin %s: unit %llu failed, but it "
@@ -551,6 +552,15 @@ relocate (struct remap_engine *e, struct reloc *rl, struct remap_error *err)
   int r = relocate_inner (e, rl, err);
   atomic_fetch_add (&e->finished, 1);
   return r;
+}
+
+/* relocate_raw gives the errno as met (-ENOSPC for an exhausted spare
+ * whatever enospc= says), so that a caller can tell exhaustion from an
+ * -EIO; relocate reports it as configured. */
+static int
+relocate (struct remap_engine *e, struct reloc *rl, struct remap_error *err)
+{
+  return enospc (e, relocate_raw (e, rl, err));
 }
 
 static int
@@ -575,7 +585,7 @@ relocate_inner (struct remap_engine *e, struct reloc *rl,
     r = fill_from (e, rl->src, rl->u, base, ubuf, b, valid, &lost, err);
   if (r) {
     free (ubuf);
-    return enospc (e, r);
+    return r;
   }
   memset (ubuf + valid, 0, e->unit - valid);
   if (rl->data)
@@ -589,7 +599,7 @@ relocate_inner (struct remap_engine *e, struct reloc *rl,
   r = place_locked (e, rl, ubuf, lost, err);
   pthread_mutex_unlock (&e->meta_lock);
   free (ubuf);
-  return enospc (e, r);
+  return r;
 }
 
 /* ---- writes ---------------------------------------------------------- */
@@ -755,14 +765,21 @@ write_mapped (struct remap_engine *e, uint64_t u, const struct tmap *m,
 /* A pending unit recorded in a pending-only place (version 2) is rewritten
  * while no spare unit is free: the write goes to the origin instead, and
  * if the origin takes it and it covered the whole unit, the unit is no
- * longer pending (its place is given back).  A unit that fails that write too keeps its place and the
- * caller gets ENOSPC: the spare is full (SPEC 3.6).  Stripe held. */
+ * longer pending (its place is given back).  A unit whose origin write
+ * fails with a media error too keeps its place and the caller gets
+ * ENOSPC: the spare is full (SPEC 3.6).  Any other origin error (a lost
+ * connection, no space under the origin, a transient error) is reported
+ * as it is and changes nothing (SPEC 3.10).  Stripe held. */
 static int
 pending_to_origin (struct remap_engine *e, uint64_t u, const struct tmap *m,
                    const uint8_t *data, uint64_t doff, uint64_t dlen,
                    struct remap_error *err)
 {
   int r = remap_backend_pwrite (e->origin, data, dlen, u * e->unit + doff);
+  if (r && !media (r)) {        /* SPEC 3.10: reported as it is */
+    atomic_fetch_add (&e->c_write_errors, 1);
+    return not_media (e, e->origin, "write of", u, r, err);
+  }
   if (r)
     return enospc (e, -ENOSPC);
   uint64_t valid = unit_valid (e, u);
@@ -946,9 +963,12 @@ write_range (struct remap_engine *e, const uint8_t *buf, uint64_t len,
         uint64_t doff = p->pos - u * e->unit;
         struct reloc rl = { .u = u, .src = SRC_ORIGIN, .old = m[p->i],
                             .data = data, .doff = doff, .dlen = p->len };
-        r = relocate (e, &rl, err);
-        if (r == enospc (e, -ENOSPC) && m[p->i].slot >= e->L->spare_units)
+        /* Only exhaustion sends it to the origin: with enospc=eio an
+         * -EIO from relocate (a failed flush or commit) is not that. */
+        r = relocate_raw (e, &rl, err);
+        if (r == -ENOSPC && m[p->i].slot >= e->L->spare_units)
           r = pending_to_origin (e, u, &m[p->i], data, doff, p->len, err);
+        r = enospc (e, r);
         break;
       }
       }
