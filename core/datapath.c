@@ -963,10 +963,16 @@ write_range (struct remap_engine *e, const uint8_t *buf, uint64_t len,
         uint64_t doff = p->pos - u * e->unit;
         struct reloc rl = { .u = u, .src = SRC_ORIGIN, .old = m[p->i],
                             .data = data, .doff = doff, .dlen = p->len };
-        /* Only exhaustion sends it to the origin: with enospc=eio an
-         * -EIO from relocate (a failed flush or commit) is not that. */
+        /* Only a spare that had no room sends it to the origin: with
+         * enospc=eio an -EIO from relocate (a failed flush or commit) is
+         * not that, and neither is a commit that failed with -ENOSPC (the
+         * file system under the spare full): that unit is in doubt, and
+         * its homes must keep their bytes until the next open. */
+        uint64_t du;
         r = relocate_raw (e, &rl, err);
-        if (r == -ENOSPC && m[p->i].slot >= e->L->spare_units)
+        if (r == -ENOSPC && m[p->i].slot >= e->L->spare_units
+            && !(table_ndoubt (e->t) > 0
+                 && table_doubt_find (e->t, u, u, &du)))
           r = pending_to_origin (e, u, &m[p->i], data, doff, p->len, err);
         r = enospc (e, r);
         break;

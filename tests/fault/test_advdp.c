@@ -154,6 +154,38 @@ START_TEST (test_pending_rewrite_flush_failure_same_with_enospc_eio)
 }
 END_TEST
 
+/* Unit 9 pending, the spare has room; its relocation writes the new copy,
+ * then every metadata write fails with -ENOSPC (the file system under the
+ * spare filled up), so the commit fails and its outcome is unknown: the
+ * unit is in doubt, and a unit in doubt refuses writes, its old and new
+ * homes both kept (SPEC 3.10).  That -ENOSPC is not an exhausted spare:
+ * the rewrite must not be sent to the origin and committed again. */
+START_TEST (test_pending_rewrite_failed_commit_not_redone)
+{
+  struct env v;
+  env_open (&v, false);
+  make_pending (&v, 9);
+
+  uint8_t x[UNIT], before[UNIT];
+  tl_pattern (x, UNIT, 0x55);
+  memcpy (before, remap_mem_data (v.omem) + 9 * UNIT, UNIT);
+  struct remap_fault_rule rule = { .off = 0, .len = 1 * MiB,
+                                   .ops = REMAP_FAULT_WRITE, .err = -ENOSPC,
+                                   .after = 1, .times = 0 };
+  ck_assert_int_eq (remap_fault_add_rule (v.sfault, &rule), 0);
+  struct remap_error err = { 0 };
+  int r = remap_pwrite (v.e, x, UNIT, 9 * UNIT, 0, &err);
+  ck_assert_msg (r != 0, "a rewrite whose commit failed was acknowledged");
+  ck_assert_msg (memcmp (remap_mem_data (v.omem) + 9 * UNIT, before, UNIT)
+                 == 0, "the origin of a unit in doubt was written (%d: %s)",
+                 r, err.msg);
+  remap_fault_clear_rules (v.sfault);
+  /* In doubt until reopen: the next write is refused too. */
+  ck_assert_int_eq (remap_pwrite (v.e, x, UNIT, 9 * UNIT, 0, NULL), -EIO);
+  env_close (&v);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -163,6 +195,7 @@ main (void)
   tcase_add_test (tc, test_pending_rewrite_origin_error_kept);
   tcase_add_loop_test (tc, test_pending_rewrite_flush_failure_same_with_enospc_eio,
                        0, 2);
+  tcase_add_test (tc, test_pending_rewrite_failed_commit_not_redone);
   suite_add_tcase (s, tc);
   return tl_run (s);
 }
