@@ -672,10 +672,13 @@ write_origin (struct remap_engine *e, const uint8_t *buf, size_t len,
 }
 
 /* Zero [off, off+len) of the origin (units locked exclusive) in one call.
- * If that fails, for whatever reason, the failure is a verdict on no
- * unit: zeroes are written unit by unit through write_origin, so that
- * only a unit whose own write fails with a media error moves to the
- * spare, and any other error fails the request with its errno. */
+ * A failure is a verdict on no unit.  A non-media error (a lost
+ * connection, no space, a transient error) fails the request with its
+ * errno at once: writing the zeroes unit by unit instead would turn one
+ * call into len / unit writes (16 million for 64 GiB: past the kernel
+ * client's timeout) and allocate a sparse origin in full.  After a media
+ * error zeroes are written unit by unit through write_origin, so that only
+ * a unit whose own write fails with a media error moves to the spare. */
 static int
 zero_origin (struct remap_engine *e, uint64_t len, uint64_t off,
              bool may_trim, struct remap_error *err)
@@ -685,6 +688,8 @@ zero_origin (struct remap_engine *e, uint64_t len, uint64_t off,
     written (e, off, len);
     return 0;
   }
+  if (!media (r))
+    return not_media (e, e->origin, "zero of", off / e->unit, r, err);
   for (uint64_t p = off; p < off + len;) {
     uint64_t q = p + e->unit - p % e->unit;
     q = q < off + len ? q : off + len;

@@ -516,6 +516,41 @@ START_TEST (test_zero_not_media)
 }
 END_TEST
 
+/* The big zero fails as a whole with an error that is not a media error
+ * (the connection to an NBD origin is gone, the origin's file system is
+ * full) while writes would work: the request fails with that error at
+ * once, and no zeroes are written unit by unit (for 64 GiB that fallback
+ * was 16 million writes, past the kernel client's timeout, and it
+ * allocated a sparse origin in full). */
+START_TEST (test_zero_not_media_no_fallback)
+{
+  static const int errs[] = { ENOTCONN, ENOSPC, EAGAIN };
+  for (unsigned k = 0; k < sizeof errs / sizeof errs[0]; k++)
+    for (int remapped = 0; remapped < 2; remapped++) {
+      struct fx f;
+      fx_open (&f);
+      if (remapped)
+        ck_assert_int_eq (remap_remap (f.e, 9000, 0, NULL), 0);
+      struct snap before;
+      snap_take (&f, &before);
+      cnt_reset (f.o);
+      cnt_fail (f.o, OP_ZERO, 0, ORIGIN, errs[k]);
+      struct remap_error err = { 0 };
+      int r = remap_zero (f.e, 2048 * UNIT, 0, 0, &err);
+      ck_assert_msg (r == -errs[k], "zero failing with %s: %d (%s)",
+                     strerror (errs[k]), r, err.msg);
+      ck_assert_msg (cnt_calls (f.o, OP_PWRITE) == 0, "zero failing with "
+                     "%s: %llu origin writes of zeroes instead of failing",
+                     strerror (errs[k]),
+                     (unsigned long long) cnt_calls (f.o, OP_PWRITE));
+      snap_same (&f, &before, "a zero that failed with a non-media error");
+      cnt_clear (f.o);
+      fx_check_all (&f);
+      fx_close (&f);
+    }
+}
+END_TEST
+
 struct zeroer {
   struct remap_engine *e;
   uint64_t len, off;
@@ -798,6 +833,7 @@ main (void)
   tcase_add_test (tc, test_zero_media_middle);
   tcase_add_test (tc, test_zero_media_no_verdict);
   tcase_add_test (tc, test_zero_not_media);
+  tcase_add_test (tc, test_zero_not_media_no_fallback);
   tcase_add_test (tc, test_zero_races_remap);
   suite_add_tcase (s, tc);
   tc = tcase_create ("write-read");
