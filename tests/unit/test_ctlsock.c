@@ -566,6 +566,15 @@ START_TEST (test_accept_emfile)
   struct timespec c0, c1;
   int fds[4096], nfds = 0;
 
+  /* valgrind keeps descriptors of its own and emulates RLIMIT_NOFILE:
+   * under it the limit does not bound the client's socket as it does
+   * natively, and the test would measure valgrind.  It runs natively, under
+   * ASan and under TSan. */
+  const char *pre = getenv ("LD_PRELOAD");
+  if (pre && strstr (pre, "vgpreload")) {
+    fprintf (stderr, "test_accept_emfile: skipped under valgrind\n");
+    return;
+  }
   start (2, 16, 5000, 2000);
   ck_assert_int_eq (getrlimit (RLIMIT_NOFILE, &rl), 0);
   /* Fill every fd but one (the client's socket) under a limit of 256. */
