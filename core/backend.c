@@ -65,7 +65,20 @@ remap_backend_pwrite (struct remap_backend *b, const void *buf, size_t len,
     return -EINVAL;
   if (len == 0)
     return 0;
+  remap_backend_count_write (b);
   return b->ops->pwrite (b, buf, len, off);
+}
+
+uint64_t
+remap_backend_writes (const struct remap_backend *b)
+{
+  return __atomic_load_n (&b->writes, __ATOMIC_SEQ_CST);
+}
+
+void
+remap_backend_count_write (struct remap_backend *b)
+{
+  __atomic_fetch_add (&b->writes, 1, __ATOMIC_SEQ_CST);
 }
 
 int
@@ -101,6 +114,7 @@ remap_backend_zero (struct remap_backend *b, uint64_t len, uint64_t off,
     return -EINVAL;
   if (len == 0)
     return 0;
+  remap_backend_count_write (b);
   if (b->ops->zero != NULL) {
     int r = b->ops->zero (b, len, off, may_trim);
 
@@ -117,6 +131,7 @@ remap_backend_trim (struct remap_backend *b, uint64_t len, uint64_t off)
     return -EINVAL;
   if (len == 0 || b->ops->trim == NULL)
     return 0;
+  remap_backend_count_write (b);
   return b->ops->trim (b, len, off);
 }
 

@@ -9,7 +9,9 @@
  * origin with no lookup at all.
  *
  * Writes batch a window's pieces as reads do (remap_backend_submit, which
- * uses io_uring where the backends allow), and mapped units that sit on
+ * uses io_uring where the backends allow: O_DIRECT files; buffered writes
+ * run one pwrite after another, because io_uring would hand each to a
+ * worker thread, see core/io/file.c), and mapped units that sit on
  * consecutive spare units are one piece, for reads and writes alike.  Zero
  * and trim send one origin call per run of origin units in each chunk
  * (CHUNK_UNITS, the most one request holds locked at a time), and one

@@ -1271,7 +1271,9 @@ engine_free (struct remap_engine *e)
     for (unsigned i = 0; i < NSTRIPES; i++)
       pthread_rwlock_destroy (&e->stripe[i]);
     pthread_mutex_destroy (&e->meta_lock);
+    pthread_mutex_destroy (&e->zc_lock);
   }
+  free (e->zc_bits);
   table_destroy (e->t);
   for (uint32_t i = 0; i < REMAP_MAX_COPIES; i++)
     free (e->written[i]);
@@ -1360,6 +1362,7 @@ engine_init (struct remap_engine *e)
     pthread_rwlock_init (&e->stripe[i], &a);
   pthread_rwlockattr_destroy (&a);
   pthread_mutex_init (&e->meta_lock, NULL);
+  pthread_mutex_init (&e->zc_lock, NULL);
   e->locks_ready = true;
   e->unit = l->unit;
   e->granule = e->sb.lost_granule;

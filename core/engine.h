@@ -87,6 +87,17 @@ struct remap_engine {
    * have made durable may be gone, so every later FLUSH and FUA request
    * fails (eng_flush_failed) until the next open (docs/ERRORS.md). */
   atomic_int origin_flush_err, spare_flush_err;
+
+  /* Spare units whose whole copy is known to be zero bytes (extents.c):
+   * bit s set means spare unit s read as zeroes while the spare's write
+   * count (remap_backend_writes) was zc_gen.  Valid only while that count
+   * has not moved: any write to the spare (data, metadata, zero, trim)
+   * makes every bit stale.  zc_bits has zc_nbits bits (the spare's data
+   * units), allocated on first use.  All three under zc_lock. */
+  pthread_mutex_t zc_lock;
+  uint64_t zc_gen;
+  uint64_t *zc_bits;
+  uint64_t zc_nbits;
 };
 
 /* ---- engine.c ---- */

@@ -26,6 +26,23 @@
  * read returns, so the claim is exact; a spare read that fails makes it
  * data.  Units over origin data are never read: they are data.
  *
+ * The zero answer is remembered per spare unit (e->zc_bits), because a
+ * client asks again and again: qemu-img convert asks for one extent at a
+ * time, each remapped unit inside a hole splits the hole in three, and so
+ * a 1 GiB copy with every 100th unit remapped made 5,742 block status
+ * calls, each of which read the spare copies of the candidates of its
+ * run (server CPU 1.8x the file plugin's).  A remembered answer is only
+ * as good as the spare's bytes, so it is tied to the spare backend's
+ * write count (remap_backend_writes), which is raised before anything is
+ * written to the spare: the count is read before the unit is read, and
+ * the answer is kept only if the count has not moved by the time it is
+ * stored, and used only while it still has not moved.  A write that
+ * began before the first look cannot be in flight to the unit then (it
+ * would hold the unit's stripe exclusive, and ours is held shared), and
+ * one that begins after it moves the count.  Any spare write (data,
+ * metadata, zero, trim) forgets every answer: cheap to redo, and no path
+ * that changes the spare can be missed.
+ *
  * Locking.  The disk is walked in runs of RUN_UNITS units aligned to
  * RUN_UNITS (32 stripe groups: with the table's own lock taken under
  * them, a thread holds at most 33 locks, well under the 64 ThreadSanitizer
@@ -103,6 +120,7 @@ struct run {
   uint8_t *ubuf;                /* one unit, read from the spare */
   uint64_t ubuf_unit;           /* the unit in ubuf, or UINT64_MAX */
   int ubuf_err;                 /* its read's result */
+  bool ubuf_zero;               /* ubuf's valid bytes are all zero */
   unsigned nforced;
   uint64_t pos;                 /* next byte the origin should report */
   struct pieces *p;
@@ -179,29 +197,74 @@ find_forced (struct run *rn, unsigned n)
   }
 }
 
+static bool
+all_zero (const uint8_t *p, size_t n)
+{
+  return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
+}
+
+/* Is spare unit s known to read as zeroes (see the top of this file)? */
+static bool
+zc_known (struct remap_engine *e, uint64_t s)
+{
+  bool r = false;
+
+  pthread_mutex_lock (&e->zc_lock);
+  if (e->zc_bits && s < e->zc_nbits
+      && e->zc_gen == remap_backend_writes (e->spare))
+    r = e->zc_bits[s / 64] >> (s % 64) & 1;
+  pthread_mutex_unlock (&e->zc_lock);
+  return r;
+}
+
+/* Spare unit s read as zeroes, read after the spare's write count was
+ * gen: remember it if the count is still gen. */
+static void
+zc_note (struct remap_engine *e, uint64_t s, uint64_t gen)
+{
+  pthread_mutex_lock (&e->zc_lock);
+  uint64_t now = remap_backend_writes (e->spare);
+  if (!e->zc_bits && e->L->spare_units > 0) {
+    e->zc_nbits = e->L->spare_units;
+    e->zc_bits = calloc ((e->zc_nbits + 63) / 64, sizeof *e->zc_bits);
+    e->zc_gen = now;
+  }
+  if (e->zc_bits && e->zc_gen != now) {   /* every answer is stale */
+    memset (e->zc_bits, 0, (e->zc_nbits + 63) / 64 * sizeof *e->zc_bits);
+    e->zc_gen = now;
+  }
+  if (e->zc_bits && gen == now && s < e->zc_nbits)
+    e->zc_bits[s / 64] |= UINT64_C (1) << (s % 64);
+  pthread_mutex_unlock (&e->zc_lock);
+}
+
 /* Is [a, b) of mapped unit u all zero bytes on the spare?  Reads the
- * unit's spare copy once per unit (stripes held shared). */
+ * unit's spare copy once per unit (stripes held shared), unless its
+ * whole copy is known to be zeroes. */
 static bool
 spare_zero (struct run *rn, uint64_t u, uint64_t a, uint64_t b)
 {
   struct remap_engine *e = rn->e;
-  uint64_t start = u * e->unit;
+  uint64_t start = u * e->unit, s = rn->slot[u - rn->u0];
 
   if (rn->ubuf_unit != u) {
+    if (zc_known (e, s))
+      return true;
     if (!rn->ubuf && !(rn->ubuf = eng_alloc_buf (e->unit)))
       return false;
     uint64_t valid = e->origin_size - start < e->unit
       ? e->origin_size - start : e->unit;
+    uint64_t gen = remap_backend_writes (e->spare);
     rn->ubuf_unit = u;
     rn->ubuf_err = remap_backend_pread (e->spare, rn->ubuf, valid,
-                                        rn->slot[u - rn->u0] * e->unit);
+                                        s * e->unit);
+    rn->ubuf_zero = rn->ubuf_err == 0 && all_zero (rn->ubuf, valid);
+    if (rn->ubuf_zero)
+      zc_note (e, s, gen);
   }
   if (rn->ubuf_err)
     return false;
-  for (uint64_t i = a - start; i < b - start; i++)
-    if (rn->ubuf[i])
-      return false;
-  return true;
+  return rn->ubuf_zero || all_zero (rn->ubuf + (a - start), b - a);
 }
 
 /* The type of [a, b) of a unit that is not plainly on the origin, where

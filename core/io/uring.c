@@ -2,7 +2,8 @@
  *
  * A request that the engine splits into pieces (origin runs, spare units)
  * is handed here as one batch.  Pieces whose backend can issue them as they
- * are (ops->raw_fd: buffered files, aligned O_DIRECT) go to the kernel
+ * are (ops->raw_fd: buffered reads of files, aligned O_DIRECT reads and
+ * writes; buffered writes are not, see file_raw_fd) go to the kernel
  * together in one io_uring_submit_and_wait on a ring owned by the calling
  * thread; the rest, and every piece when io_uring is unavailable, run one
  * after another through the backend's own pread/pwrite.  A batch of one
@@ -282,8 +283,10 @@ ring_batch (struct io_uring *ring, struct remap_io *ios, const size_t *idx,
   for (size_t j = 0; j < m; j++) {
     struct remap_io *io = &ios[idx[j]];
     struct io_uring_sqe *sqe = io_uring_get_sqe (ring);
-    if (io->write)
+    if (io->write) {
+      remap_backend_count_write (io->b);        /* before it can land */
       io_uring_prep_write (sqe, fd[j], io->buf, io->len, io->off);
+    }
     else
       io_uring_prep_read (sqe, fd[j], io->buf, io->len, io->off);
     io_uring_sqe_set_data64 (sqe, idx[j]);

@@ -121,6 +121,12 @@ struct remap_backend {
    * "file:..."; "" when the backend cannot tell (then nothing is checked).
    * Filled by the backend's open. */
   char identity[REMAP_IDENTITY_MAX + 1];
+  /* Calls that may have changed its bytes (pwrite, zero, trim, writes
+   * in a batch), counted atomically by the wrappers below and by
+   * remap_backend_submit *before* each is issued: a cache of what the
+   * medium holds (extents.c) is valid only while this has not moved.
+   * Read it with remap_backend_writes. */
+  uint64_t writes;
 };
 
 /* Set b->identity from text, made fit for a superblock's origin_id
@@ -143,6 +149,10 @@ int remap_backend_pread (struct remap_backend *b, void *buf, size_t len,
 int remap_backend_pwrite (struct remap_backend *b, const void *buf,
                           size_t len, uint64_t off);
 int remap_backend_flush (struct remap_backend *b);
+/* b->writes, loaded atomically. */
+uint64_t remap_backend_writes (const struct remap_backend *b);
+/* Count a change of b's bytes about to be issued (b->writes). */
+void remap_backend_count_write (struct remap_backend *b);
 /* Zero [off, off+len): uses ops->zero when present, else writes zeroes in
  * bounded chunks. */
 int remap_backend_zero (struct remap_backend *b, uint64_t len, uint64_t off,

@@ -10,7 +10,11 @@
  *     rules with REMAP_FAULT_EXTENTS fail the call, a crash fails it;
  *   - race: units whose bytes move between origin and spare (remap, zero
  *     the origin under it, unmap = copy back) are never reported as a hole
- *     by a concurrent remap_extents (run it under TSan too).
+ *     by a concurrent remap_extents (run it under TSan too);
+ *   - race: units remapped over origin holes (zero spare copies, whose
+ *     zero answer extents.c remembers) written with data while scanners
+ *     ask: a unit whose write was acknowledged before a call began is
+ *     never reported as zero by that call.
  */
 #include <check.h>
 #include <pthread.h>
@@ -314,6 +318,106 @@ scanner (void *arg)
   return NULL;
 }
 
+/* Units 1..UNITS-1 are remapped over an all-zero origin (mem reports it
+ * as a hole): their spare copies are zeroes, reported ZERO and
+ * remembered.  A writer gives them data one after another, in writes of
+ * one unit and of several (a batch of spare pieces); acked[u] is set once
+ * unit u's write returned.  A scanner notes acked[] before each call:
+ * every unit acked then must be data in the answer. */
+struct zrace {
+  struct remap_engine *e;
+  atomic_bool stop;
+  atomic_bool acked[UNITS];
+  atomic_uint scans, stale_checks;
+  char failure[1024];
+};
+
+static void *
+zwriter (void *arg)
+{
+  struct zrace *r = arg;
+  uint8_t buf[4 * UNIT];
+  uint64_t s = 0x2ace;
+  for (uint64_t u = 1; u < UNITS && !r->failure[0];) {
+    uint64_t n = 1 + tl_below (&s, 4);
+    if (u + n > UNITS)
+      n = UNITS - u;
+    tl_pattern (buf, n * UNIT, u);
+    for (uint64_t i = 0; i < n * UNIT; i += UNIT)
+      buf[i] |= 1;              /* no unit is left all zero */
+    struct remap_error err = { 0 };
+    if (remap_pwrite (r->e, buf, n * UNIT, u * UNIT, 0, &err) != 0) {
+      snprintf (r->failure, sizeof r->failure, "write at %llu: %s",
+                (unsigned long long) u, err.msg);
+      break;
+    }
+    for (uint64_t i = 0; i < n; i++)
+      atomic_store (&r->acked[u + i], true);
+    u += n;
+    struct timespec ts = { 0, 200000 };         /* let the scanners ask */
+    nanosleep (&ts, NULL);
+  }
+  atomic_store (&r->stop, true);
+  return NULL;
+}
+
+static void *
+zscanner (void *arg)
+{
+  struct zrace *r = arg;
+  while (!atomic_load (&r->stop)) {
+    bool before[UNITS];
+    for (unsigned u = 0; u < UNITS; u++)
+      before[u] = atomic_load (&r->acked[u]);
+    struct list l = { .n = 0 };
+    if (remap_extents (r->e, DISK, 0, collect, &l, NULL) != 0) {
+      snprintf (r->failure, sizeof r->failure, "remap_extents failed");
+      break;
+    }
+    for (unsigned u = 1; u < UNITS; u++) {
+      uint32_t t = type_at (&l, (uint64_t) u * UNIT);
+      if (before[u] && t != 0) {
+        snprintf (r->failure, sizeof r->failure, "unit %u reported as "
+                  "type %u after its data was written", u, t);
+        atomic_store (&r->stop, true);
+        break;
+      }
+      if (before[u])
+        atomic_fetch_add (&r->stale_checks, 1);
+    }
+    atomic_fetch_add (&r->scans, 1);
+  }
+  return NULL;
+}
+
+START_TEST (test_written_units_never_zero)
+{
+  struct remap_backend *om = tl_mem (DISK), *sm = tl_mem (1 * MiB);
+  tl_format_ok (om, sm, UNIT, REMAP_STRATEGY_AUTO, 0);
+  struct zrace r = { .e = tl_open_ok (om, sm, NULL) };
+  for (uint64_t u = 1; u < UNITS; u++)
+    ck_assert_int_eq (remap_remap (r.e, u, 0, NULL), 0);
+  struct list l = extents_of (r.e);
+  ck_assert_uint_eq (type_at (&l, 5 * UNIT), REMAP_EXTENT_ZERO);
+  pthread_t tw, ts[3];
+  for (int i = 0; i < 3; i++)
+    pthread_create (&ts[i], NULL, zscanner, &r);
+  pthread_create (&tw, NULL, zwriter, &r);
+  pthread_join (tw, NULL);
+  for (int i = 0; i < 3; i++)
+    pthread_join (ts[i], NULL);
+  ck_assert_msg (!r.failure[0], "%s (after %u scans)", r.failure,
+                 atomic_load (&r.scans));
+  ck_assert_uint_gt (atomic_load (&r.stale_checks), 0);
+  l = extents_of (r.e);
+  for (uint64_t u = 1; u < UNITS; u++)
+    ck_assert_uint_eq (type_at (&l, u * UNIT), 0);
+  remap_close (r.e);
+  remap_backend_close (om);
+  remap_backend_close (sm);
+}
+END_TEST
+
 START_TEST (test_moving_units_never_holes)
 {
   struct remap_backend *om = tl_mem (DISK), *sm = tl_mem (1 * MiB);
@@ -361,6 +465,7 @@ main (void)
   TCase *tr = tcase_create ("race");
   tcase_set_timeout (tr, 600);
   tcase_add_test (tr, test_moving_units_never_holes);
+  tcase_add_test (tr, test_written_units_never_zero);
   suite_add_tcase (s, tr);
   return tl_run (s);
 }

@@ -394,6 +394,52 @@ START_TEST (test_mapped_zero_unit_in_hole_is_zero)
 }
 END_TEST
 
+/* The zero answer is remembered per spare unit, and forgotten when the
+ * spare changes: a one-unit write, a batched write over several mapped
+ * units, and a spare unit given back and reused by another unit with
+ * other bytes (the place a stale answer would show: the new unit lies
+ * over an origin hole too, so only the spare's bytes decide). */
+START_TEST (test_zero_answer_forgotten)
+{
+  struct fx f;
+  fx_open (&f);
+  for (uint64_t u = 1; u <= 6; u++)
+    fx_remap (&f, u, MAP);
+  check (&f, 0, DISK, "six zero units");        /* remembered now */
+  check (&f, 0, DISK, "six zero units, again");
+  fx_fill (&f, 2 * UNIT + 4000, 1, 9);          /* one unit */
+  check (&f, 0, DISK, "unit 2 written");
+  fx_fill (&f, 3 * UNIT + 10, 2 * UNIT, 10);    /* 3, 4, 5 in one write */
+  check (&f, 0, DISK, "units 3-5 written");
+  check (&f, 0, 7 * UNIT, "units 3-5 written, again");
+  /* Unit 6's spare unit is given back, then unit 20 (bytes of its own on
+   * the origin, which says HZ everywhere) is remapped and unmapped until
+   * the allocator (next fit) hands it that spare unit. */
+  tl_pattern (remap_mem_data (f.om) + 20 * UNIT, UNIT, 20);
+  struct remap_mapping mp, m20;
+  ck_assert_int_eq (remap_lookup (f.e, 6, &mp), 0);
+  check (&f, 0, DISK, "before unit 6 is unmapped");
+  ck_assert_int_eq (remap_unmap (f.e, 6, REMAP_UNMAP_DISCARD, NULL), 0);
+  f.forced[6] = false;
+  for (unsigned i = 0;; i++) {
+    ck_assert_uint_lt (i, 1000);
+    fx_remap (&f, 20, MAP);
+    ck_assert_int_eq (remap_lookup (f.e, 20, &m20), 0);
+    if (m20.spare_unit == mp.spare_unit)
+      break;
+    ck_assert_int_eq (remap_unmap (f.e, 20, REMAP_UNMAP_DISCARD, NULL), 0);
+  }
+  ck_assert (!reads_zero (&f, 20 * UNIT, 21 * UNIT));
+  check (&f, 0, DISK, "unit 20 on unit 6's old spare unit");
+  struct list got = { .n = 0 };
+  ck_assert_int_eq (remap_extents (f.e, UNIT, 20 * UNIT, collect, &got,
+                                   NULL), 0);
+  struct list data = { .x = { { 20 * UNIT, UNIT, 0 } }, .n = 1 };
+  same ("unit 20 is data", &got, &data);
+  fx_close (&f);
+}
+END_TEST
+
 /* A hole without ZERO (an NBD server may say so) keeps its type; a unit
  * unmapped again goes back to the origin's type. */
 START_TEST (test_types_pass_through_and_unmap)
@@ -500,6 +546,10 @@ START_TEST (test_random_against_oracle)
           fx_fill (&f, u * UNIT + a, 1 + tl_below (&s, UNIT - a), u + 1);
         }
       }
+      /* Asking between changes fills the remembered zero answers that
+       * the next change must make stale. */
+      if (tl_below (&s, 2))
+        check (&f, 0, DISK, "between changes");
     }
     char what[80];
     snprintf (what, sizeof what, "seed %llu (REMAP_SEED=%llu, round %u)",
@@ -523,6 +573,7 @@ main (void)
   tcase_add_test (tc, test_unaligned_request_and_edges);
   tcase_add_test (tc, test_pending_and_lost_are_data);
   tcase_add_test (tc, test_mapped_zero_unit_in_hole_is_zero);
+  tcase_add_test (tc, test_zero_answer_forgotten);
   tcase_add_test (tc, test_types_pass_through_and_unmap);
   tcase_add_test (tc, test_origin_answers_piecemeal);
   tcase_add_test (tc, test_callback_stops);
