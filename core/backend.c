@@ -78,7 +78,15 @@ remap_backend_writes (const struct remap_backend *b)
 void
 remap_backend_count_write (struct remap_backend *b)
 {
-  __atomic_fetch_add (&b->writes, 1, __ATOMIC_SEQ_CST);
+  if (b->track_writes)
+    __atomic_fetch_add (&b->writes, 1, __ATOMIC_SEQ_CST);
+}
+
+void
+remap_backend_track_writes (struct remap_backend *b)
+{
+  if (valid (b))
+    b->track_writes = true;
 }
 
 int

@@ -1273,7 +1273,7 @@ engine_free (struct remap_engine *e)
     pthread_mutex_destroy (&e->meta_lock);
     pthread_mutex_destroy (&e->zc_lock);
   }
-  free (e->zc_bits);
+  free (e->zc);
   table_destroy (e->t);
   for (uint32_t i = 0; i < REMAP_MAX_COPIES; i++)
     free (e->written[i]);
@@ -1363,6 +1363,7 @@ engine_init (struct remap_engine *e)
   pthread_rwlockattr_destroy (&a);
   pthread_mutex_init (&e->meta_lock, NULL);
   pthread_mutex_init (&e->zc_lock, NULL);
+  remap_backend_track_writes (e->spare);        /* for extents.c's zc */
   e->locks_ready = true;
   e->unit = l->unit;
   e->granule = e->sb.lost_granule;

@@ -89,16 +89,16 @@ struct remap_engine {
   atomic_int origin_flush_err, spare_flush_err;
 
   /* Spare units whose whole copy is known to be zero bytes (extents.c):
-   * bit s set means spare unit s read as zeroes while the spare's write
-   * count (remap_backend_writes) was zc_gen.  Valid only while that count
-   * has not moved: any write to the spare (data, metadata, zero, trim)
-   * makes every bit stale.  zc_bits has zc_nbits bits (the spare's data
-   * units), allocated on first use.  All three under zc_lock. */
+   * ZC_ENTRIES entries, direct-mapped by spare unit, each { spare unit + 1,
+   * the spare's write count (remap_backend_writes) when it was read }.
+   * An entry counts only while that count has not moved: any write to the
+   * spare (data, metadata, zero, trim) makes every entry stale at once,
+   * with nothing to clear.  Allocated on first use; under zc_lock. */
   pthread_mutex_t zc_lock;
-  uint64_t zc_gen;
-  uint64_t *zc_bits;
-  uint64_t zc_nbits;
+  struct zc_entry { uint64_t slot1, gen; } *zc;
 };
+
+#define ZC_ENTRIES 4096u
 
 /* ---- engine.c ---- */
 void eng_log (struct remap_engine *e, enum remap_log_level lvl,

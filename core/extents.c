@@ -26,7 +26,9 @@
  * read returns, so the claim is exact; a spare read that fails makes it
  * data.  Units over origin data are never read: they are data.
  *
- * The zero answer is remembered per spare unit (e->zc_bits), because a
+ * The zero answer is remembered per spare unit (e->zc, a few thousand
+ * entries: a copy walks the disk once, so only the units of the runs it
+ * is in need to be there), because a
  * client asks again and again: qemu-img convert asks for one extent at a
  * time, each remapped unit inside a hole splits the hole in three, and so
  * a 1 GiB copy with every 100th unit remapped made 5,742 block status
@@ -41,7 +43,9 @@
  * would hold the unit's stripe exclusive, and ours is held shared), and
  * one that begins after it moves the count.  Any spare write (data,
  * metadata, zero, trim) forgets every answer: cheap to redo, and no path
- * that changes the spare can be missed.
+ * that changes the spare can be missed.  (Only the spare counts its
+ * writes: the engine asks it to at open, remap_backend_track_writes, so
+ * that the origin's writes pay for no shared atomic.)
  *
  * Locking.  The disk is walked in runs of RUN_UNITS units aligned to
  * RUN_UNITS (32 stripe groups: with the table's own lock taken under
@@ -210,31 +214,25 @@ zc_known (struct remap_engine *e, uint64_t s)
   bool r = false;
 
   pthread_mutex_lock (&e->zc_lock);
-  if (e->zc_bits && s < e->zc_nbits
-      && e->zc_gen == remap_backend_writes (e->spare))
-    r = e->zc_bits[s / 64] >> (s % 64) & 1;
+  if (e->zc) {
+    const struct zc_entry *z = &e->zc[s % ZC_ENTRIES];
+    r = z->slot1 == s + 1 && z->gen == remap_backend_writes (e->spare);
+  }
   pthread_mutex_unlock (&e->zc_lock);
   return r;
 }
 
 /* Spare unit s read as zeroes, read after the spare's write count was
- * gen: remember it if the count is still gen. */
+ * gen: remember it if the count is still gen (whoever held the entry
+ * before is forgotten). */
 static void
 zc_note (struct remap_engine *e, uint64_t s, uint64_t gen)
 {
   pthread_mutex_lock (&e->zc_lock);
-  uint64_t now = remap_backend_writes (e->spare);
-  if (!e->zc_bits && e->L->spare_units > 0) {
-    e->zc_nbits = e->L->spare_units;
-    e->zc_bits = calloc ((e->zc_nbits + 63) / 64, sizeof *e->zc_bits);
-    e->zc_gen = now;
-  }
-  if (e->zc_bits && e->zc_gen != now) {   /* every answer is stale */
-    memset (e->zc_bits, 0, (e->zc_nbits + 63) / 64 * sizeof *e->zc_bits);
-    e->zc_gen = now;
-  }
-  if (e->zc_bits && gen == now && s < e->zc_nbits)
-    e->zc_bits[s / 64] |= UINT64_C (1) << (s % 64);
+  if (!e->zc)
+    e->zc = calloc (ZC_ENTRIES, sizeof *e->zc);
+  if (e->zc && gen == remap_backend_writes (e->spare))
+    e->zc[s % ZC_ENTRIES] = (struct zc_entry) { s + 1, gen };
   pthread_mutex_unlock (&e->zc_lock);
 }
 

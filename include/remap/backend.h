@@ -123,10 +123,11 @@ struct remap_backend {
   char identity[REMAP_IDENTITY_MAX + 1];
   /* Calls that may have changed its bytes (pwrite, zero, trim, writes
    * in a batch), counted atomically by the wrappers below and by
-   * remap_backend_submit *before* each is issued: a cache of what the
-   * medium holds (extents.c) is valid only while this has not moved.
-   * Read it with remap_backend_writes. */
+   * remap_backend_submit *before* each is issued, once track_writes is
+   * set: a cache of what the medium holds (extents.c) is valid only while
+   * this has not moved.  Read it with remap_backend_writes. */
   uint64_t writes;
+  bool track_writes;            /* set before any I/O, never cleared */
 };
 
 /* Set b->identity from text, made fit for a superblock's origin_id
@@ -151,8 +152,12 @@ int remap_backend_pwrite (struct remap_backend *b, const void *buf,
 int remap_backend_flush (struct remap_backend *b);
 /* b->writes, loaded atomically. */
 uint64_t remap_backend_writes (const struct remap_backend *b);
-/* Count a change of b's bytes about to be issued (b->writes). */
+/* Count a change of b's bytes about to be issued (b->writes), if b
+ * tracks its writes. */
 void remap_backend_count_write (struct remap_backend *b);
+/* From now on count b's writes (b->writes).  Call before b is shared
+ * between threads. */
+void remap_backend_track_writes (struct remap_backend *b);
 /* Zero [off, off+len): uses ops->zero when present, else writes zeroes in
  * bounded chunks. */
 int remap_backend_zero (struct remap_backend *b, uint64_t len, uint64_t off,
