@@ -9,8 +9,7 @@
  *   units       |    |    |  M |    |  P |    |    |    |  M |    |    |
  *   reported    |  data  |data| h/z|  data   | data |h/z |data|  h/z   |
  *
- *   M mapped (its bytes are on the spare, whatever the origin holds;
- *     see the exception below for a zero spare copy over a hole),
+ *   M mapped (its bytes are on the spare, whatever the origin holds),
  *   P pending, or with lost granules, or in doubt: data, because nobody
  *   knows that it reads as zeroes (a read may fail, which is not "zero").
  *
@@ -18,26 +17,14 @@
  * origin keeps its type; a unit that is not wholly such a range gets the
  * origin's types piece by piece (an unaligned hole is reported as it is).
  *
- * One exception keeps the remap invisible where it changed nothing: a
- * unit remapped inside one of the origin's holes whose spare copy is the
- * hole's zeroes.  A mapped unit with no lost granule, not in doubt, over
- * a range the origin calls zero, has its spare copy read (once, under the
- * stripe, so no write can change it meanwhile) and the part that is all
- * zero bytes keeps the origin's type (hole and zero, or zero): the disk's
- * map is then the map a healthy origin would give.  The zero claim is
- * exact: those are the bytes a read returns; a spare read that fails
- * makes the unit data, and units over origin data are never read: they
- * are data.  The hole claim hides the spare unit that is reserved for the
- * unit, which a client cannot see or use otherwise (a write there cannot
- * fail for lack of room, which the NBD hole flag allows).
- *
- * Why not report such a unit as allocated zero (ZERO without HOLE), as
- * this file did first: every such unit then splits its hole into three
- * extents, and clients that ask for one extent at a time pay a round trip
- * for each.  Measured (docs/BENCHMARKS.md, 1 GiB half-sparse origin):
- * with every 10th unit remapped, qemu-img convert made about 26,000 block
- * status calls and ran at 0.27x the file plugin's speed with 5.8x its CPU
- * per GiB; at every 100th unit, 5,742 calls and 1.5x the CPU.
+ * One exception makes sparse copies cheap when units were remapped inside
+ * the origin's holes (their spare copies are the hole's zeroes): a mapped
+ * unit with no lost granule, not in doubt, over a range the origin calls
+ * zero, has its spare copy read (once, under the stripe, so no write can
+ * change it meanwhile) and the part that is all zero bytes is reported
+ * ZERO (not HOLE: it is allocated on the spare).  Those are the bytes a
+ * read returns, so the claim is exact; a spare read that fails makes it
+ * data.  Units over origin data are never read: they are data.
  *
  * The zero answer is remembered per spare unit (e->zc, a few thousand
  * entries: a copy walks the disk once, so only the units of the runs it
@@ -285,7 +272,7 @@ forced_type (struct run *rn, uint64_t u, uint64_t a, uint64_t b,
              uint32_t type)
 {
   if ((type & REMAP_EXTENT_ZERO) && zcand (rn, u) && spare_zero (rn, u, a, b))
-    return type;
+    return REMAP_EXTENT_ZERO;
   return 0;
 }
 

@@ -34,8 +34,7 @@
  * .get_ready, serves from .after_fork and is removed in .cleanup.
  * - Extents (block status) come from the engine (core/extents.c), which
  *   merges the origin's holes with the table: a remapped, pending or lost
- *   unit is data, so a sparse copy never skips spare data, unless it is
- *   remapped inside a hole and its spare copy reads as the hole's zeroes.
+ *   unit is always data, so a sparse copy never skips spare data.
  */
 #include <errno.h>
 #include <inttypes.h>

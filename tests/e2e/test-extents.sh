@@ -7,10 +7,10 @@
 # only the spare has the bytes.  Then:
 #   - qemu-img map --output=json (qemu asks with REQ_ONE) and nbdinfo --map
 #     (whole ranges) agree, 4 KiB by 4 KiB, with the truth: allocated where
-#     the origin file has data (SEEK_DATA) or the unit is remapped and was
-#     written; a hole (zero) where the origin has a hole and the unit is
-#     not remapped, or remapped but never written (its spare copy is the
-#     hole's zeroes: the map a healthy origin would give), nowhere else;
+#     the origin file has data (SEEK_DATA) or the unit is remapped; known
+#     zero where the origin has a hole and the unit is not remapped (hole)
+#     or remapped but never written (its spare copy is the hole's zeroes:
+#     allocated zero), nowhere else;
 #   - qemu-img convert and nbdcopy (both skip holes) give the bytes the
 #     client sees, which a copy without extents (nbdcopy --no-extents) and
 #     the origin patched with what was written agree on (cmp);
@@ -60,8 +60,8 @@ import json, os, sys
 path, kind, origin, size, u = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 remapped = {int(x) for x in sys.argv[6].split()}
 written = {int(x) for x in sys.argv[7].split()}
-# Truth, per 4 KiB block: allocated if the origin has data there or it was
-# written (remapped units in holes, then written); else a hole, zero.
+# Truth, per 4 KiB block: allocated if the origin has data there or it is
+# remapped; zero if the origin has a hole there, unless it was written.
 truth = [False] * (size // u)
 fd = os.open(origin, os.O_RDONLY)
 pos = 0
@@ -75,8 +75,9 @@ while pos < size:
         truth[b] = True
     pos = h
 tzero = [not t for t in truth]
-for b in written:
+for b in remapped:
     truth[b] = True
+for b in written:
     tzero[b] = False
 got = [None] * (size // u)
 gzero = [None] * (size // u)
@@ -108,9 +109,9 @@ if bad:
              f"got {[(got[b], gzero[b]) for b in bad[:8]]}, "
              f"truth {[(truth[b], tzero[b]) for b in bad[:8]]}")
 nd = sum(truth)
-nz = sum(1 for b in remapped if not truth[b] and tzero[b])
-print(f"{kind}: {len(ents)} extents, {nd} allocated blocks of {len(truth)}, "
-      f"{nz} remapped units reported as the hole they replaced, all agree")
+nz = sum(1 for b in range(size // u) if truth[b] and tzero[b])
+print(f"{kind}: {len(ents)} extents, {nd} allocated blocks of {len(truth)} "
+      f"({nz} of them remapped zeroes), all agree")
 EOF
 }
 

@@ -319,7 +319,7 @@ scanner (void *arg)
 }
 
 /* Units 1..UNITS-1 are remapped over an all-zero origin (mem reports it
- * as a hole): their spare copies are zeroes, reported as the hole and
+ * as a hole): their spare copies are zeroes, reported ZERO and
  * remembered.  A writer gives them data one after another, in writes of
  * one unit and of several (a batch of spare pieces); acked[u] is set once
  * unit u's write returned.  A scanner notes acked[] before each call:
@@ -398,7 +398,7 @@ START_TEST (test_written_units_never_zero)
   for (uint64_t u = 1; u < UNITS; u++)
     ck_assert_int_eq (remap_remap (r.e, u, 0, NULL), 0);
   struct list l = extents_of (r.e);
-  ck_assert_uint_eq (type_at (&l, 5 * UNIT), HZ);
+  ck_assert_uint_eq (type_at (&l, 5 * UNIT), REMAP_EXTENT_ZERO);
   pthread_t tw, ts[3];
   for (int i = 0; i < 3; i++)
     pthread_create (&ts[i], NULL, zscanner, &r);
