@@ -26,6 +26,20 @@
  * read returns, so the claim is exact; a spare read that fails makes it
  * data.  Units over origin data are never read: they are data.
  *
+ * What this costs, and what was tried instead.  Each such unit splits its
+ * hole in three extents, and clients that ask for one extent at a time
+ * (qemu-img, with REQ_ONE) pay a round trip for each: on a 1 GiB
+ * half-sparse origin with every 10th unit remapped, qemu-img convert made
+ * about 26,000 block status calls and ran at 0.27x nbdkit's file plugin
+ * (docs/BENCHMARKS.md).  Reporting the unit as the hole it replaced (hole
+ * and zero: the map a healthy origin would give, the zero claim still
+ * checked against the spare copy) brought that to 0.81, and was undone:
+ * SPEC 3.7 and issue 12 ask for remapped units to be reported as data
+ * (allocated), and a map that hides the spare's allocation is not what
+ * they ask for.  Reporting the origin's holes around such units as
+ * allocated zero would also merge the extents, at the price of a map
+ * without holes wherever one unit of a run is remapped; not done either.
+ *
  * The zero answer is remembered per spare unit (e->zc, a few thousand
  * entries: a copy walks the disk once, so only the units of the runs it
  * is in need to be there), because a
