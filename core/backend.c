@@ -54,7 +54,10 @@ remap_backend_pread (struct remap_backend *b, void *buf, size_t len,
     return -EINVAL;
   if (len == 0)
     return 0;
-  return b->ops->pread (b, buf, len, off);
+  int r = b->ops->pread (b, buf, len, off);
+  if (r < 0)
+    remap_backend_count_write (b);      /* what it holds is unknown now */
+  return r;
 }
 
 int
@@ -96,7 +99,12 @@ remap_backend_flush (struct remap_backend *b)
     return -EINVAL;
   if (b->ops->flush == NULL)
     return 0;
-  return b->ops->flush (b);
+  int r = b->ops->flush (b);
+  /* Writes it should have made durable may be gone (docs/ERRORS.md):
+   * what it reads back may change without another write. */
+  if (r < 0)
+    remap_backend_count_write (b);
+  return r;
 }
 
 static int

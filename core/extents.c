@@ -57,7 +57,16 @@
  * would hold the unit's stripe exclusive, and ours is held shared), and
  * one that begins after it moves the count.  Any spare write (data,
  * metadata, zero, trim) forgets every answer: cheap to redo, and no path
- * that changes the spare can be missed.  (Only the spare counts its
+ * that changes the spare can be missed.  So do the spare's changes that
+ * are no write of ours (backend.h, remap_backend_writes): a read of it
+ * that failed (the unit may be the one that no longer reads: such a unit
+ * is data, as above), a failed flush (writes it should have made durable
+ * may be gone, and the old bytes read back), an NBD spare's lost
+ * connection and new ones (the server may have lost acknowledged writes).
+ * What is not seen is not forgotten: a unit that turns unreadable, or a
+ * server that restarts, unnoticed by any request yet keeps its answer
+ * until a request meets it, as it would had it changed just after this
+ * call.  (Only the spare counts its
  * writes: the engine asks it to at open, remap_backend_track_writes, so
  * that the origin's writes pay for no shared atomic.)
  *

@@ -215,8 +215,11 @@ take_cqe (struct remap_io *ios, const struct io_uring_cqe *cqe)
   int res = cqe->res;
   if (res == -ECANCELED || res == -EINTR || res == -EAGAIN)
     io->result = 1;
-  else if (res < 0)
+  else if (res < 0) {
     io->result = media (res);
+    if (!io->write)             /* as remap_backend_pread: its bytes are */
+      remap_backend_count_write (io->b);        /* unknown now */
+  }
   else if ((size_t) res < io->len) {
     /* Finish a short transfer the ordinary way. */
     struct remap_io rest = *io;

@@ -124,8 +124,13 @@ struct remap_backend {
   /* Calls that may have changed its bytes (pwrite, zero, trim, writes
    * in a batch), counted atomically by the wrappers below and by
    * remap_backend_submit *before* each is issued, once track_writes is
-   * set: a cache of what the medium holds (extents.c) is valid only while
-   * this has not moved.  Read it with remap_backend_writes. */
+   * set; and events after which what it reads back is not known to be
+   * what was last read, with no write of ours: a failed read (the medium
+   * failing) or flush (the writes it should have made durable may be
+   * gone), a lost connection and a new one (nbd.c: the server may have
+   * lost acknowledged writes, or be another one).  A cache of what the
+   * medium holds (extents.c) is valid only while this has not moved.
+   * Read it with remap_backend_writes. */
   uint64_t writes;
   bool track_writes;            /* set before any I/O, never cleared */
 };
@@ -152,8 +157,8 @@ int remap_backend_pwrite (struct remap_backend *b, const void *buf,
 int remap_backend_flush (struct remap_backend *b);
 /* b->writes, loaded atomically. */
 uint64_t remap_backend_writes (const struct remap_backend *b);
-/* Count a change of b's bytes about to be issued (b->writes), if b
- * tracks its writes. */
+/* Count a change of b's bytes about to be issued, or an event after
+ * which they are not known (b->writes), if b tracks its writes. */
 void remap_backend_count_write (struct remap_backend *b);
 /* From now on count b's writes (b->writes).  Call before b is shared
  * between threads. */
