@@ -266,6 +266,10 @@ lost_locked (struct nbd *n, unsigned i, const char *why)
   uint64_t t = now_ms ();
   n->down = true;
   n->epoch++;
+  /* The server may come back without writes it acknowledged, or be
+   * another one serving the same size: what the export holds is unknown
+   * from now on (remap_backend_writes: caches of its bytes are stale). */
+  remap_backend_count_write (&n->base);
   n->down_since = t;
   n->attempts = 0;
   /* A connection that lived less than STABLE_MS: the server flaps, and
@@ -309,6 +313,9 @@ connect_slot (struct nbd *n, unsigned i, bool recovering)
   if (h) {
     n->h[i] = h;
     n->epoch_of[i] = n->epoch;
+    /* A new connection may reach a server that restarted unseen by the
+     * other slots (see lost_locked). */
+    remap_backend_count_write (&n->base);
     if (!n->pool_sized) {
       n->n = nbd_can_multi_conn (h) == 1 ? POOL : 1;
       n->pool_sized = true;
