@@ -484,15 +484,6 @@ alloc_locked (struct remap_engine *e, uint64_t *slot, struct remap_error *err)
 
 /* ---- format ---------------------------------------------------------- */
 
-static bool
-uuid_zero (const uint8_t u[16])
-{
-  for (int i = 0; i < 16; i++)
-    if (u[i])
-      return false;
-  return true;
-}
-
 /* Format, step 2: the map units of every copy, every bit clear ("no table
  * block was ever written": the table is empty without one block written),
  * then one flush.  That is all format writes besides the superblocks: its
@@ -581,7 +572,7 @@ remap_format (struct remap_backend *origin, struct remap_backend *spare,
   struct remap_sb sb = { 0 };
   int r;
 
-  if (uuid_zero (o->uuid))
+  if (remap_all_zero (o->uuid, sizeof o->uuid))
     return remap_set_error (err, -EINVAL, "format: no uuid given "
                             "(call remap_format_opts_init first)");
   if (origin->size == 0)

@@ -224,12 +224,6 @@ find_forced (struct run *rn, unsigned n)
   }
 }
 
-static bool
-all_zero (const uint8_t *p, size_t n)
-{
-  return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
-}
-
 /* Is spare unit s known to read as zeroes (see the top of this file)? */
 static bool
 zc_known (struct remap_engine *e, uint64_t s)
@@ -279,13 +273,13 @@ spare_zero (struct run *rn, uint64_t u, uint64_t a, uint64_t b)
     rn->ubuf_unit = u;
     rn->ubuf_err = remap_backend_pread (e->spare, rn->ubuf, valid,
                                         s * e->unit);
-    rn->ubuf_zero = rn->ubuf_err == 0 && all_zero (rn->ubuf, valid);
+    rn->ubuf_zero = rn->ubuf_err == 0 && remap_all_zero (rn->ubuf, valid);
     if (rn->ubuf_zero)
       zc_note (e, s, gen);
   }
   if (rn->ubuf_err)
     return false;
-  return rn->ubuf_zero || all_zero (rn->ubuf + (a - start), b - a);
+  return rn->ubuf_zero || remap_all_zero (rn->ubuf + (a - start), b - a);
 }
 
 /* The type of [a, b) of a unit that is not plainly on the origin, where

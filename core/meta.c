@@ -54,13 +54,11 @@ get64 (const uint8_t *p)
 #define SB(field) offsetof (struct remap_sb_disk, field)
 #define TB(field) offsetof (struct remap_tb_disk, field)
 
-static bool
-all_zero (const uint8_t *p, size_t n)
+bool
+remap_all_zero (const void *buf, size_t n)
 {
-  for (size_t i = 0; i < n; i++)
-    if (p[i])
-      return false;
-  return true;
+  const uint8_t *p = buf;
+  return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
 }
 
 uint32_t
@@ -184,21 +182,21 @@ remap_sb_decode (const uint8_t *buf, size_t len, struct remap_sb *sb,
     return sb_bad (err, "zero generation");
   if (sb->sb_generation > REMAP_MAX_GENERATION)
     return sb_bad (err, "implausible generation (above 2^63 - 1)");
-  if (!all_zero (buf + SB (reserved), sizeof ((struct remap_sb_disk *) 0)
+  if (!remap_all_zero (buf + SB (reserved), sizeof ((struct remap_sb_disk *) 0)
                  ->reserved))
     return sb_bad (err, "reserved bytes are not zero");
   if (sb->version == REMAP_SB_VERSION_1
-      && !all_zero (buf + SB (map_units), SB (reserved) - SB (map_units)))
+      && !remap_all_zero (buf + SB (map_units), SB (reserved) - SB (map_units)))
     return sb_bad (err, "version 1 superblock with version 2 fields");
   size_t il = strnlen ((const char *) buf + SB (origin_id),
                        REMAP_ORIGIN_ID_SIZE);
-  if (!all_zero (buf + SB (origin_id) + il, REMAP_ORIGIN_ID_SIZE - il))
+  if (!remap_all_zero (buf + SB (origin_id) + il, REMAP_ORIGIN_ID_SIZE - il))
     return sb_bad (err, "origin identity is not NUL-padded");
   memcpy (sb->origin_id, buf + SB (origin_id), REMAP_ORIGIN_ID_SIZE);
   sb->origin_id[REMAP_ORIGIN_ID_SIZE] = '\0';
   size_t ll = strnlen ((const char *) buf + SB (origin_label),
                        REMAP_LABEL_SIZE);
-  if (!all_zero (buf + SB (origin_label) + ll, REMAP_LABEL_SIZE - ll))
+  if (!remap_all_zero (buf + SB (origin_label) + ll, REMAP_LABEL_SIZE - ll))
     return sb_bad (err, "origin label is not NUL-padded");
 
   struct remap_layout *l = &sb->layout;
@@ -342,7 +340,7 @@ remap_tb_decode (const struct remap_sb *sb, const uint8_t *buf, size_t len,
     return tb_bad (err, k, "allocation cursor out of range", UINT64_MAX);
   if (get32 (buf + TB (entries)) != l->entries_per_block)
     return tb_bad (err, k, "entry count mismatch", UINT64_MAX);
-  if (!all_zero (buf + TB (reserved), 12))
+  if (!remap_all_zero (buf + TB (reserved), 12))
     return tb_bad (err, k, "reserved bytes are not zero", UINT64_MAX);
 
   for (uint32_t j = 0; j < l->entries_per_block; j++) {
@@ -362,7 +360,7 @@ remap_tb_decode (const struct remap_sb *sb, const uint8_t *buf, size_t len,
    * robustness should the entry size change). */
   size_t used = REMAP_TB_HEADER_SIZE
     + (size_t) l->entries_per_block * REMAP_ENTRY_SIZE;
-  if (!all_zero (buf + used, l->unit - used))
+  if (!remap_all_zero (buf + used, l->unit - used))
     return tb_bad (err, k, "trailing bytes are not zero", UINT64_MAX);
   return 0;
 }
@@ -434,12 +432,12 @@ remap_map_decode (const struct remap_sb *sb, const uint8_t *buf, size_t len,
   uint64_t n = map_blocks (l, m);
   if (get64 (buf + MP (blocks)) != n)
     return map_bad (err, m, "block count mismatch");
-  if (!all_zero (buf + MP (reserved), 16))
+  if (!remap_all_zero (buf + MP (reserved), 16))
     return map_bad (err, m, "reserved bytes are not zero");
   const uint8_t *b = buf + REMAP_MAP_HEADER_SIZE;
   size_t nb = (size_t) (n + 7) / 8;
   if ((n % 8 && (b[n / 8] >> (n % 8)) != 0)
-      || !all_zero (b + nb, l->unit - REMAP_MAP_HEADER_SIZE - nb))
+      || !remap_all_zero (b + nb, l->unit - REMAP_MAP_HEADER_SIZE - nb))
     return map_bad (err, m, "bits set past the last block");
   memcpy (bits, b, nb);
   return 0;

@@ -8,6 +8,7 @@
 #ifndef REMAP_META_H
 #define REMAP_META_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,9 @@ extern "C" {
 /* CRC32C (Castagnoli, reflected, init ~0, final ~0).  Chain with
  * crc = remap_crc32c (crc, ...) starting from 0. */
 uint32_t remap_crc32c (uint32_t crc, const void *buf, size_t len);
+
+/* True if the n bytes at buf are all zero (n == 0: true). */
+bool remap_all_zero (const void *buf, size_t n);
 
 /* The superblock in host form. */
 struct remap_sb {
